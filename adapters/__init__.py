@@ -1,0 +1,30 @@
+"""Platform adapters, one module each, in one registry: adding a platform is one module and one line here."""
+
+from adapters.base import (
+    Adapter,
+    Command,
+    Delivery,
+    Intake,
+    NotReady,
+    OrderLookup,
+    SignatureError,
+    SourceOptions,
+    Translation,
+    TranslationError,
+)
+
+REGISTRY: dict[str, type[Adapter]] = {}
+
+__all__ = [
+    "REGISTRY",
+    "Adapter",
+    "Command",
+    "Delivery",
+    "Intake",
+    "NotReady",
+    "OrderLookup",
+    "SignatureError",
+    "SourceOptions",
+    "Translation",
+    "TranslationError",
+]

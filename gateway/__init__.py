@@ -1,0 +1,1 @@
+"""The running service: HTTP app, ingest committer, worker, engine orchestration, config and CLI."""

@@ -1,0 +1,326 @@
+"""The HTTP app: Push Order API, webhook intake, read API, health. Every error leaves through `error_body`."""
+
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters import Adapter, Delivery, SignatureError
+from gateway import errors
+from gateway.auth import ApiKeys
+from gateway.config import Config
+from gateway.engine import Engine
+from gateway.ingest import Committer
+from gateway.worker import Worker, now_us
+from normalizer import PushOrder
+from normalizer.timefmt import format_instant_us, utcnow
+from store import events, ledger, queue, subscribers
+from store.db import StoreUnavailable, connect, transaction
+from store.schema import migrate
+
+log = logging.getLogger("gateway.app")
+_DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+class Gateway:
+    """Everything one running app holds: config, adapters, engine, the committer and the in-process worker."""
+
+    def __init__(self, config: Config, adapters: Mapping[str, Adapter], api_keys: list[str], run_worker: bool) -> None:
+        self.config = config
+        self.adapters = adapters
+        self.keys = ApiKeys(api_keys)
+        self.engine = Engine(config.currency, config.fx_rates)
+        self.worker = Worker(config, adapters, self.engine) if run_worker else None
+        self.committer = Committer(
+            config.database, config.durability, on_commit=self.worker.wake.set if self.worker else None
+        )
+        self._stop = threading.Event()
+        self._worker_thread: threading.Thread | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    @property
+    def reader(self) -> sqlite3.Connection:
+        assert self._reader is not None, "the app is not started"
+        return self._reader
+
+    def start(self) -> None:
+        conn = connect(self.config.database, self.config.durability)
+        migrate(conn)
+        conn.close()
+        self._reader = connect(self.config.database, self.config.durability)
+        self.committer.start()
+        if self.worker is not None:
+            self._worker_thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="worker")
+            self._worker_thread.start()
+
+    def stop(self) -> None:
+        self.committer.stop()
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.wake.set()
+        if self._worker_thread is not None:
+            self._worker_thread.join()
+        if self._reader is not None:
+            self._reader.close()
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_order(body: bytes) -> PushOrder:
+    try:
+        return PushOrder.model_validate_json(body)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False)
+        if any(p["type"] == "json_invalid" for p in problems):
+            raise errors.InvalidJson("The request body is not valid JSON.") from None
+        if any(p["type"] == "model_type" and not p["loc"] for p in problems):
+            raise errors.InvalidJson("The request body must be a JSON object.") from None
+        raise errors.ValidationFailed(
+            f"The order has {len(problems)} problem{'s' if len(problems) > 1 else ''}; see details.",
+            errors.validation_details(exc),
+        ) from None
+
+
+async def _commit(gateway: Gateway, job: queue.NewJob) -> bool:
+    try:
+        return await gateway.committer.submit(job)
+    except StoreUnavailable:
+        raise errors.Unavailable() from None
+
+
+async def push_order(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    body = await _body(request, gateway.config.max_body_bytes)
+    order = _parse_order(body)
+    job_id = f"commerce-order-{secrets.token_hex(8)}"
+    # Stored normalised and with only the fields the client gave: a field left out must not overwrite what
+    # the ledger knows (a refund without items keeps the order's items).
+    stored = order.model_dump_json(exclude_unset=True).encode()
+    await _commit(gateway, queue.NewJob(job_id, "order", "api", stored, now_us()))
+    return JSONResponse(
+        {"success": True, "queued": True, "jobId": job_id, "orderId": order.orderId, "status": order.status},
+        status_code=202,
+    )
+
+
+async def webhook(request: Request) -> Response:
+    gateway = _gateway(request)
+    source = request.path_params["source"]
+    adapter = gateway.adapters.get(source)
+    if adapter is None:
+        raise errors.NotFound(f"No source named '{source}' is configured.")
+    body = await _body(request, gateway.config.max_body_bytes)
+    headers = {k: v for k, v in request.headers.items() if k not in _DROPPED_HEADERS}
+    delivery = Delivery(source=source, headers=headers, body=body, received_at=utcnow())
+    try:
+        adapter.verify(delivery)
+    except SignatureError as exc:
+        log.warning("webhook signature rejected", extra={"source": source, "reason": str(exc)})
+        raise errors.BadSignature() from None
+    intake = adapter.intake(delivery)
+    if intake.action == "ignore":
+        return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})
+    job_id = f"commerce-webhook-{secrets.token_hex(8)}"
+    job = queue.NewJob(
+        job_id=job_id,
+        kind="webhook",
+        source=source,
+        body=body,
+        received_at=now_us(),
+        dedup_key=intake.dedup_key,
+        topic=intake.topic,
+        headers=json.dumps(headers),
+        status="queued" if intake.action == "queue" else "done",
+        warnings=json.dumps([intake.reason]) if intake.action == "record" and intake.reason else None,
+    )
+    if not await _commit(gateway, job):
+        return JSONResponse({"success": True, "duplicate": True})
+    if intake.action == "record":
+        return JSONResponse({"success": True, "recorded": True, "jobId": job_id, "reason": intake.reason})
+    return JSONResponse({"success": True, "queued": True, "jobId": job_id})
+
+
+async def get_job(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    job = queue.get(gateway.reader, request.path_params["job_id"])
+    if job is None:
+        raise errors.NotFound("No job with this id.")
+    return JSONResponse(job)
+
+
+async def replay_job(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    job_id = request.path_params["job_id"]
+    if queue.get(gateway.reader, job_id) is None:
+        raise errors.NotFound("No job with this id.")
+    with transaction(gateway.reader) as conn:
+        replayed = queue.replay(conn, job_id, now_us())
+    if not replayed:
+        raise errors.Conflict("Only dead or failed jobs can be replayed.")
+    if gateway.worker is not None:
+        gateway.worker.wake.set()
+    return JSONResponse({"success": True, "queued": True, "jobId": job_id}, status_code=202)
+
+
+async def get_order(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    source = request.query_params.get("source", "api")
+    row = ledger.get(gateway.reader, source, request.path_params["order_id"])
+    if row is None:
+        raise errors.NotFound(f"No order with this id from source '{source}'.")
+    return JSONResponse(ledger.as_api(row))
+
+
+def _subscriber(gateway: Gateway, email: str) -> dict[str, Any]:
+    row = subscribers.get(gateway.reader, email.strip().lower())
+    if row is None:
+        raise errors.NotFound("No subscriber with this email.")
+    return row
+
+
+async def get_subscriber(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    row = _subscriber(gateway, request.path_params["email"])
+    attributes = {
+        **row["attributes"],
+        **gateway.engine.revenue_attributes(row["ordersCount"], row["totalSpentCents"]),
+    }
+    return JSONResponse(
+        {
+            "email": row["email"],
+            "externalId": row["externalId"],
+            "firstName": row["firstName"],
+            "lastName": row["lastName"],
+            "attributes": attributes,
+            "createdAt": _iso(row["createdAt"]),
+            "updatedAt": _iso(row["updatedAt"]),
+        }
+    )
+
+
+async def get_events(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    row = _subscriber(gateway, request.path_params["email"])
+    try:
+        after = int(request.query_params.get("after", "0"))
+        limit = min(int(request.query_params.get("limit", "1000")), 1000)
+    except ValueError:
+        raise errors.ValidationFailed("after and limit must be integers.") from None
+    found = events.for_subscriber(gateway.reader, row["id"], after, limit)
+    return JSONResponse(
+        {
+            "events": [
+                {"id": event_id, "name": name, "properties": json.loads(props), "occurredAt": _iso(at)}
+                for event_id, name, props, at in found
+            ]
+        }
+    )
+
+
+async def healthz(request: Request) -> Response:
+    gateway = _gateway(request)
+    try:
+        gateway.reader.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+    except sqlite3.Error:
+        raise errors.Unavailable("The database cannot be read.") from None
+    return JSONResponse({"status": "ok"})
+
+
+def _iso(micros: int) -> str:
+    return format_instant_us(micros)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.GatewayError)
+    return JSONResponse(errors.error_body(exc), status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    mapped: errors.GatewayError
+    if exc.status_code == 404:
+        mapped = errors.NotFound()
+    elif exc.status_code == 405:
+        mapped = errors.MethodNotAllowed()
+    else:
+        mapped = errors.GatewayError(str(exc.detail))
+        mapped.status = exc.status_code
+    return await _gateway_error(request, mapped)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, StoreUnavailable | sqlite3.OperationalError):
+        return await _gateway_error(request, errors.Unavailable())
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return await _gateway_error(request, errors.GatewayError())
+
+
+def create_app(
+    config: Config, adapters: Mapping[str, Adapter], api_keys: list[str], run_worker: bool = True
+) -> Starlette:
+    gateway = Gateway(config, adapters, api_keys, run_worker)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway.start()
+        log.info("gateway started", extra={"sources": sorted(adapters), "worker": run_worker})
+        try:
+            yield
+        finally:
+            gateway.stop()
+            log.info("gateway stopped")
+
+    app = Starlette(
+        routes=[
+            Route("/api/v1/orders", push_order, methods=["POST"]),
+            Route("/api/v1/orders/{order_id:path}", get_order, methods=["GET"]),
+            Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
+            Route("/api/v1/jobs/{job_id}/replay", replay_job, methods=["POST"]),
+            Route("/api/v1/subscribers/{email}/events", get_events, methods=["GET"]),
+            Route("/api/v1/subscribers/{email}", get_subscriber, methods=["GET"]),
+            Route("/webhooks/{source}", webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        exception_handlers={
+            errors.GatewayError: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,24 @@
+"""Bearer API keys, compared in constant time against every configured key."""
+
+import hmac
+
+from starlette.requests import Request
+
+from gateway.errors import Unauthorized
+
+
+class ApiKeys:
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [key.encode() for key in keys]
+
+    def check(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized()
+        given = token.strip().encode()
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(given, key)
+        if not matched:
+            raise Unauthorized()

@@ -1,0 +1,121 @@
+"""The `commerce-gateway` command: serve (default), worker, replay, check-config."""
+
+import argparse
+import logging
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+
+from adapters import Adapter
+from gateway import logs
+from gateway.config import Config, ConfigError, build_adapters, load
+from gateway.engine import Engine
+from gateway.worker import Worker, now_us
+from store import queue
+from store.db import connect, transaction
+from store.schema import migrate
+
+log = logging.getLogger("gateway.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="commerce-gateway", description="Commerce webhook gateway.")
+    parser.add_argument("--config", default="config.yaml", help="path to config.yaml (default: ./config.yaml)")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="HTTP server and worker in one process (the default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="accept only; leave processing to `worker`")
+    commands.add_parser("worker", help="process queued jobs only")
+    replay = commands.add_parser("replay", help="re-queue one job, or every dead job")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("job_id", nargs="?", help="the jobId to re-queue (dead or failed)")
+    which.add_argument("--all-dead", action="store_true", help="re-queue every dead job")
+    commands.add_parser("check-config", help="validate the config file and exit")
+    for sub in commands.choices.values():
+        sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
+    return parser
+
+
+def api_keys(config: Config) -> list[str]:
+    """The configured keys; with none, a generated key kept in the data folder and printed the first time."""
+    if config.api_keys:
+        return list(config.api_keys)
+    path = config.database.parent / "api-key"
+    if path.exists():
+        return [path.read_text().strip()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = f"cg_{secrets.token_urlsafe(32)}"
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    print(
+        f"No api_keys configured: generated an API key and stored it in {path}.\n"
+        f"It is shown only this once:\n\n    {key}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+    return [key]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "serve"
+    try:
+        config = load(args.config)
+        adapters = build_adapters(config)
+    except ConfigError as exc:
+        print(f"commerce-gateway: config error: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(config.log_level)
+    if command == "check-config":
+        print(f"{args.config}: OK ({len(adapters)} source(s), database {config.database})")
+        return 0
+    conn = connect(config.database, config.durability)
+    migrate(conn)
+    if command == "replay":
+        with transaction(conn):
+            replayed = queue.replay(conn, None if args.all_dead else args.job_id, now_us())
+        conn.close()
+        if not replayed:
+            print("nothing to replay" + (f": {args.job_id} is not dead or failed" if args.job_id else ""))
+            return 1 if args.job_id else 0
+        print(f"re-queued {len(replayed)} job(s)")
+        return 0
+    conn.close()
+    if command == "worker":
+        return _run_worker(config, adapters)
+    return _serve(
+        config,
+        adapters,
+        args.host if command == "serve" else "127.0.0.1",
+        args.port if command == "serve" else 8000,
+        not getattr(args, "no_worker", False),
+    )
+
+
+def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    worker = Worker(config, adapters, Engine(config.currency, config.fx_rates))
+    log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
+    worker.run(stop)
+    log.info("worker stopped")
+    return 0
+
+
+def _serve(config: Config, adapters: Mapping[str, Adapter], host: str, port: int, run_worker: bool) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    keys = api_keys(config)
+    app = create_app(config, adapters, keys, run_worker=run_worker)
+    uvicorn.run(app, host=host, port=port, log_config=logs.UVICORN_LOG_CONFIG, access_log=False, server_header=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""config.yaml: read once at start, `${ENV}` references resolved, validated strictly, errors naming the key."""
+
+import os
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from adapters import REGISTRY, Adapter, SourceOptions
+from normalizer.money import MoneyError, normalise_currency
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what is wrong."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkerConfig(_Strict):
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    lease_seconds: float = Field(default=30, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=2, gt=0)
+    retry_max_seconds: float = Field(default=3600, gt=0)
+    poll_seconds: float = Field(default=0.2, gt=0)
+
+
+class Config(_Strict):
+    database: Path = Path("./data/gateway.db")
+    currency: str = "USD"
+    fx_rates: dict[str, Decimal] = Field(default_factory=dict)
+    api_keys: list[str] = Field(default_factory=list)
+    sources: dict[str, SourceOptions] = Field(default_factory=dict)
+    durability: Literal["normal", "full"] = "normal"
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        try:
+            return normalise_currency(value)
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("fx_rates", mode="before")
+    @classmethod
+    def _fx_rates(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        rates = {}
+        for code, rate in value.items():
+            try:
+                code = normalise_currency(str(code))
+            except MoneyError as exc:
+                raise ValueError(str(exc)) from None
+            if isinstance(rate, bool) or not isinstance(rate, int | float | str):
+                raise ValueError(f"{code}: rate must be a number")
+            # YAML gives 1.08 as a float; its shortest repr is the number the merchant wrote.
+            rates[code] = Decimal(str(rate))
+            if not rates[code] > 0:
+                raise ValueError(f"{code}: rate must be greater than 0")
+        return rates
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            if len(key) < 16:
+                raise ValueError("each API key must be at least 16 characters")
+        return value
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        parsed = {}
+        for name, block in value.items():
+            if not isinstance(name, str) or not _SOURCE_NAME.match(name) or name == "api":
+                raise ValueError(f"source name {name!r} must be letters, digits, '-', '_' or '.' (and not 'api')")
+            if not isinstance(block, dict):
+                raise ValueError(f"{name}: must be a mapping with at least `type` and `secrets`")
+            kind = block.get("type")
+            if kind not in REGISTRY:
+                known = ", ".join(sorted(REGISTRY)) or "none installed"
+                raise ValueError(f"{name}.type: {kind!r} is not a known source type ({known})")
+            try:
+                parsed[name] = REGISTRY[kind].Options.model_validate(block)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                where = ".".join(str(p) for p in (name, *first["loc"]))
+                raise ValueError(f"{where}: {first['msg']}") from None
+        return parsed
+
+
+def _resolve_env(node: Any, path: str, env: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {key: _resolve_env(value, f"{path}.{key}" if path else str(key), env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env(value, f"{path}[{i}]", env) for i, value in enumerate(node)]
+    if isinstance(node, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            value = env.get(name)
+            if value is None or value == "":
+                raise ConfigError(f"{path}: environment variable {name} is not set")
+            return value
+
+        return _ENV.sub(substitute, node)
+    return node
+
+
+def load(path: str | Path, env: dict[str, str] | None = None) -> Config:
+    """Read, resolve and validate a config file; relative paths in it are relative to the file's folder."""
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {file} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {file} must be a mapping of keys")
+    resolved = _resolve_env(raw, "", dict(os.environ) if env is None else env)
+    try:
+        config = Config.model_validate(resolved)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{where}: {message}") from None
+    if not config.database.is_absolute():
+        config = config.model_copy(update={"database": (file.parent / config.database).resolve()})
+    return config
+
+
+def build_adapters(config: Config) -> dict[str, Adapter]:
+    """One adapter per source; an adapter refusing its options (a malformed secret) fails the start."""
+    adapters = {}
+    for name, options in config.sources.items():
+        try:
+            adapters[name] = REGISTRY[options.type](name, options)
+        except ValueError as exc:
+            raise ConfigError(f"sources.{name}: {exc}") from None
+    return adapters

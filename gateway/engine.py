@@ -1,0 +1,208 @@
+"""The core engine (SPEC §4): one canonical order in, all of its effects applied in the caller's transaction.
+
+Ledger merge (§4.1), subscriber upsert (§4.2), events (§4.3), revenue attributes recomputed from the ledger
+(§4.4). Lifecycle automations and segments plug in later as `hooks`, called with every applied order.
+"""
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from adapters import Command, TranslationError
+from normalizer import RESERVED_ATTRIBUTES, CanonicalOrder, Customer, PushOrder
+from normalizer.money import convert, to_major
+from normalizer.timefmt import format_instant, format_instant_us, parse_instant
+from store import events, ledger, subscribers
+from store.ledger import LedgerOrder
+
+
+@dataclass(slots=True)
+class Applied:
+    """What one order event did; handed to hooks (automations, segments) in the same transaction."""
+
+    source: str
+    order: PushOrder
+    before: LedgerOrder | None
+    after: LedgerOrder
+    subscriber_id: int | None
+    event_id: int | None
+    warnings: list[str] = field(default_factory=list)
+
+
+Hook = Callable[[sqlite3.Connection, Applied, int], None]
+CommandHandler = Callable[[sqlite3.Connection, str, Command, int], list[str]]
+
+
+def event_dedup_key(source: str, order: PushOrder) -> str:
+    key = f"{source}\x1f{order.orderId}\x1f{order.status}"
+    return f"{key}\x1f{order.refunded_cents}" if order.status == "refunded" else key
+
+
+class Engine:
+    def __init__(self, currency: str, fx_rates: dict[str, Decimal]) -> None:
+        self.currency = currency
+        self.fx_rates = fx_rates
+        self.hooks: list[Hook] = []
+        self.commands: dict[str, CommandHandler] = {}
+
+    def apply(
+        self,
+        conn: sqlite3.Connection,
+        source: str,
+        provider: str,
+        order: PushOrder,
+        version: int,
+        now: int,
+        job_id: str | None = None,
+    ) -> list[str]:
+        """Apply one order event; returns the warnings it produced."""
+        warnings = list(order.warnings) if isinstance(order, CanonicalOrder) else []
+        before, after = ledger.merge(conn, source, provider, order, version, now, format_instant_us(version))
+        if convert(0, after.currency, self.currency, self.fx_rates) is None:
+            warnings.append(
+                f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"
+                " kept in the ledger, left out of revenue totals"
+            )
+        subscriber_id = None
+        customer: Customer | None = order.customer  # None only from adapters (CanonicalOrder)
+        if customer is not None:
+            subscriber_id = subscribers.upsert(conn, customer, self._custom_attributes(customer, warnings), now)
+        elif after.email:
+            subscriber_id = subscribers.find_id(conn, after.email)
+        event_id = None
+        if subscriber_id is not None:
+            event_id = events.record(
+                conn,
+                subscriber_id,
+                f"ecommerce.order_{order.status}",
+                self._event_properties(source, provider, order, after),
+                now,
+                event_dedup_key(source, order),
+                source,
+                order.orderId,
+                job_id,
+            )
+        else:
+            warnings.append(f"order {order.orderId} has no customer email: recorded in the ledger, no subscriber")
+        for email in {e for e in (after.email, before.email if before else None) if e}:
+            self.recompute(conn, email, now, order if email == after.email else None, warnings)
+        applied = Applied(source, order, before, after, subscriber_id, event_id, warnings)
+        for hook in self.hooks:
+            hook(conn, applied, now)
+        return warnings
+
+    def run_command(self, conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
+        handler = self.commands.get(command.name)
+        if handler is None:
+            raise TranslationError(f"no handler for command {command.name!r}")
+        return handler(conn, source, command, now)
+
+    def _custom_attributes(self, customer: Customer, warnings: list[str]) -> dict[str, Any]:
+        reserved = RESERVED_ATTRIBUTES.intersection(customer.attributes)
+        if not reserved:
+            return customer.attributes
+        warnings.append(
+            f"customer.attributes {', '.join(sorted(reserved))} ignored: revenue attributes are computed from orders"
+        )
+        return {k: v for k, v in customer.attributes.items() if k not in reserved}
+
+    def _event_properties(self, source: str, provider: str, order: PushOrder, after: LedgerOrder) -> dict[str, Any]:
+        """The event's own facts; what it left out (a bare refund has no items) comes from the ledger."""
+        given = order.model_fields_set
+        reserved: dict[str, Any] = {
+            "provider": provider,
+            "source": source,
+            "orderId": order.orderId,
+            "orderNumber": order.orderNumber if "orderNumber" in given else after.order_number,
+            "status": order.status,
+            "totalCents": order.totalCents,
+            "currency": order.currency,
+            "orderedAt": format_instant(order.orderedAt) if order.orderedAt else after.ordered_at,
+            "lineItems": [item.model_dump(exclude_none=True) for item in order.items]
+            if "items" in given
+            else after.items,
+        }
+        if order.status == "refunded":
+            reserved["refundAmountCents"] = order.refunded_cents
+        return {**order.properties, **reserved}
+
+    def ledger_totals(self, conn: sqlite3.Connection, email: str) -> tuple[int, int]:
+        """(orders counted, spend in base minor units) from the ledger alone; orders without a rate left out."""
+        count = cents = 0
+        for total, currency, cancelled, refunded in ledger.for_email(conn, email):
+            contribution = 0 if cancelled else total - min(refunded, total)
+            converted = convert(contribution, currency, self.currency, self.fx_rates)
+            if converted is None:
+                continue
+            count += 0 if cancelled else 1
+            cents += converted
+        return count, cents
+
+    def recompute(
+        self, conn: sqlite3.Connection, email: str, now: int, order: PushOrder | None, warnings: list[str]
+    ) -> None:
+        """Revenue attributes from the ledger; `order.customerTotals`, when given, becomes the new baseline:
+        totals = baseline + (ledger now - ledger at baseline)."""
+        subscriber_id = subscribers.find_id(conn, email)
+        if subscriber_id is None:
+            return
+        count, cents = self.ledger_totals(conn, email)
+        base = subscribers.baseline(conn, subscriber_id)
+        platform = order.customerTotals if order is not None else None
+        if platform is not None and order is not None:
+            spent = convert(platform.totalSpentCents, order.currency, self.currency, self.fx_rates)
+            if spent is None:
+                warnings.append(f"customerTotals in {order.currency} ignored: no fx_rates entry for it")
+            else:
+                base = {
+                    "ordersCount": platform.ordersCount,
+                    "totalSpentCents": spent,
+                    "ledgerOrders": count,
+                    "ledgerCents": cents,
+                }
+                subscribers.set_baseline(conn, subscriber_id, base)
+        if base is not None:
+            count = max(0, base["ordersCount"] + count - base["ledgerOrders"])
+            cents = max(0, base["totalSpentCents"] + cents - base["ledgerCents"])
+        subscribers.set_totals(conn, subscriber_id, subscribers.Totals(count, cents), now)
+
+    def revenue_attributes(self, orders_count: int, total_spent_cents: int) -> dict[str, Any]:
+        total = to_major(total_spent_cents, self.currency)
+        aov = 0.0
+        if orders_count:
+            per_order = (Decimal(total_spent_cents) / orders_count).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+            aov = to_major(int(per_order), self.currency)
+        return {"ltv": total, "totalSpent": total, "ordersCount": orders_count, "aov": aov}
+
+
+def stored_as_canonical(row: LedgerOrder) -> CanonicalOrder:
+    """A ledger row as the canonical order an adapter may build on (e.g. a refund joined to its order)."""
+    customer = None
+    if row.email:
+        customer = Customer(email=row.email, **row.customer)
+    return CanonicalOrder(
+        orderId=row.order_id,
+        orderNumber=row.order_number,
+        status=row.status,  # type: ignore[arg-type]
+        totalCents=row.total_cents,
+        currency=row.currency,
+        orderedAt=parse_instant(row.ordered_at),
+        customer=customer,
+        items=row.items,  # type: ignore[arg-type]
+        refundAmountCents=min(row.refunded_cents, row.total_cents) or None,
+        refunds=row.refunds,
+    )
+
+
+class LedgerLookup:
+    """The `OrderLookup` adapters get: reads through the worker's connection, so it sees the open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, source: str) -> None:
+        self.conn = conn
+        self.source = source
+
+    def order(self, order_id: str) -> CanonicalOrder | None:
+        row = ledger.get(self.conn, self.source, order_id)
+        return stored_as_canonical(row) if row else None

@@ -1,0 +1,88 @@
+"""One error hierarchy and the one function that builds every JSON error body (SPEC §2)."""
+
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal_error"
+    message = "The gateway hit an unexpected error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details or []
+        self.headers = headers or {}
+
+
+class Unauthorized(GatewayError):
+    status, code, message = 401, "unauthorized", "A valid API key is required (Authorization: Bearer <key>)."
+
+
+class BadSignature(GatewayError):
+    status, code, message = (
+        401,
+        "unauthorized",
+        "The webhook signature does not match any secret of this source.",
+    )
+
+
+class InvalidJson(GatewayError):
+    status, code, message = 400, "invalid_json", "The request body must be a JSON object."
+
+
+class NotFound(GatewayError):
+    status, code, message = 404, "not_found", "Nothing exists at this address."
+
+
+class MethodNotAllowed(GatewayError):
+    status, code, message = 405, "method_not_allowed", "This method is not allowed here."
+
+
+class Conflict(GatewayError):
+    status, code, message = 409, "conflict", "The resource is not in a state that allows this."
+
+
+class PayloadTooLarge(GatewayError):
+    status, code, message = 413, "payload_too_large", "The request body is over the configured limit."
+
+
+class ValidationFailed(GatewayError):
+    status, code, message = 422, "validation_error", "The order does not follow the Push Order schema."
+
+
+class Unavailable(GatewayError):
+    status, code, message = 503, "unavailable", "The database cannot take writes right now; retry shortly."
+
+    def __init__(self, message: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def validation_details(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    details = []
+    for item in error.errors(include_url=False):
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "Unknown field (not part of the schema)"
+        elif item["type"] == "missing" and message == "Field required":
+            message = "Field is required"
+        details.append({"field": field_path((*prefix, *item["loc"])), "message": message})
+    return details
+
+
+def error_body(error: GatewayError) -> dict[str, Any]:
+    return {
+        "success": False,
+        "error": {"code": error.code, "message": error.message, "details": error.details},
+    }

@@ -1,0 +1,143 @@
+"""The worker: leases jobs, turns each into canonical orders, applies them with the engine, and marks the job
+done in the same transaction (SPEC §6). Safe to run in several threads or processes on one database."""
+
+import logging
+import random
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from adapters import Adapter, Delivery, NotReady, TranslationError
+from gateway.config import Config
+from gateway.engine import Engine, LedgerLookup
+from normalizer import PushOrder
+from normalizer.timefmt import to_micros
+from store import queue
+from store.db import StoreUnavailable, connect, savepoint, transaction
+
+log = logging.getLogger("gateway.worker")
+_CHUNK_SECONDS = 0.01  # commit at least this often so ingest never waits long on the write lock
+
+
+class Permanent(Exception):
+    """Retrying cannot help (unknown source, invalid canonical order): the job goes dead at once."""
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Worker:
+    def __init__(self, config: Config, adapters: Mapping[str, Adapter], engine: Engine) -> None:
+        self.config = config
+        self.adapters = adapters
+        self.engine = engine
+        self.owner = f"{secrets.token_hex(4)}"
+        self.wake = threading.Event()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.config.database, self.config.durability)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                processed = self.run_once()
+            except StoreUnavailable as exc:
+                log.warning("worker cannot reach the database", extra={"error": str(exc)})
+                processed = 0
+            if processed == 0:
+                self.wake.wait(self.config.worker.poll_seconds)
+                self.wake.clear()
+        self.close()
+
+    def run_once(self) -> int:
+        """Lease one batch and process it; returns how many jobs were leased."""
+        settings = self.config.worker
+        with transaction(self.conn) as conn:
+            jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
+        start = 0
+        while start < len(jobs):
+            with transaction(self.conn) as conn:
+                deadline = time.monotonic() + _CHUNK_SECONDS
+                while start < len(jobs) and (time.monotonic() < deadline):
+                    self._process(conn, jobs[start])
+                    start += 1
+        return len(jobs)
+
+    def _process(self, conn: sqlite3.Connection, job: queue.Job) -> None:
+        if not queue.still_leased(conn, job, self.owner):
+            return  # our lease expired and another worker took the job over
+        now = now_us()
+        try:
+            with savepoint(conn):
+                warnings = self._apply(conn, job, now)
+                queue.complete(conn, job, now, warnings)
+            return
+        except sqlite3.Error:
+            raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again
+        except (Permanent, TranslationError, ValidationError) as exc:
+            error, retry = _describe(exc), False
+        except NotReady as exc:
+            error, retry = f"waiting: {exc}", True
+        except Exception as exc:
+            log.exception("job failed", extra={"job": job.job_id, "source": job.source})
+            error, retry = _describe(exc), True
+        retry_at = self._retry_at(job, now) if retry else None
+        queue.fail(conn, job, error, retry_at, now)
+        log.warning(
+            "job dead" if retry_at is None else "job failed, will retry",
+            extra={"job": job.job_id, "source": job.source, "attempts": job.attempts, "error": error},
+        )
+
+    def _retry_at(self, job: queue.Job, now: int) -> int | None:
+        settings = self.config.worker
+        if job.attempts >= settings.max_attempts:
+            return None
+        delay = min(settings.retry_base_seconds * 4 ** (job.attempts - 1), settings.retry_max_seconds)
+        return now + int(delay * random.uniform(0.8, 1.2) * 1e6)
+
+    def _apply(self, conn: sqlite3.Connection, job: queue.Job, now: int) -> list[str]:
+        if job.kind == "order":
+            order = PushOrder.model_validate_json(job.body)
+            return self.engine.apply(conn, job.source, "api", order, job.received_at, now, job.job_id)
+        adapter = self.adapters.get(job.source)
+        if adapter is None:
+            raise Permanent(f"source {job.source!r} is no longer configured")
+        delivery = Delivery(
+            source=job.source,
+            headers=job.headers,
+            body=job.body,
+            received_at=datetime.fromtimestamp(job.received_at / 1e6, UTC),
+        )
+        translation = adapter.translate(delivery, LedgerLookup(conn, job.source))
+        warnings = list(translation.warnings)
+        for command in translation.commands:
+            warnings += self.engine.run_command(conn, job.source, command, now)
+        provider = adapter.provider
+        for order in translation.orders:
+            version = to_micros(order.updatedAt) if order.updatedAt else job.received_at
+            warnings += self.engine.apply(conn, job.source, provider, order, version, now, job.job_id)
+        return warnings
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in exc.errors(include_url=False)
+        )
+        return f"invalid canonical order: {problems}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,164 @@
+"""The canonical order (SPEC §2): the one model adapters produce and the engine consumes.
+
+`PushOrder` is exactly what `POST /api/v1/orders` accepts. `CanonicalOrder` adds what only adapters know
+(the platform's update time, refunds keyed by their platform id); the engine takes either.
+
+Input rules, chosen once and documented in docs/api.md:
+- unknown fields are rejected everywhere (a typo must not silently drop data);
+- cents and quantities are JSON integers: strings, floats and booleans are rejected;
+- identifiers (orderId, orderNumber, externalId, productId, variantId, sku) are strings; integers are accepted and
+  turned into their decimal string; empty strings count as absent, except orderId, productId which are required.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from normalizer.emails import normalise_email
+from normalizer.money import MoneyError, normalise_currency
+from normalizer.timefmt import parse_instant
+
+STATUSES = ("placed", "cancelled", "fulfilled", "refunded")
+Status = Literal["placed", "cancelled", "fulfilled", "refunded"]
+RESERVED_ATTRIBUTES = frozenset({"ltv", "totalSpent", "ordersCount", "aov"})
+
+
+def _identifier(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _required_identifier(value: Any) -> Any:
+    value = _identifier(value)
+    if value is None:
+        raise PydanticCustomError("missing", "must be a non-empty string")
+    return value
+
+
+def _instant(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "must be an ISO 8601 timestamp string")
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise PydanticCustomError("datetime_parsing", str(exc)) from None
+
+
+Id = Annotated[str | None, BeforeValidator(_identifier), Field(default=None, max_length=255)]
+RequiredId = Annotated[str, BeforeValidator(_required_identifier), Field(max_length=255)]
+Cents = Annotated[StrictInt, Field(ge=0, le=2**62)]
+Instant = Annotated[datetime, BeforeValidator(_instant)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Customer(_Strict):
+    email: str
+    externalId: Id = None
+    firstName: str | None = Field(default=None, max_length=255)
+    lastName: str | None = Field(default=None, max_length=255)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "must be a string")
+        try:
+            return normalise_email(value)
+        except ValueError as exc:
+            raise PydanticCustomError("value_error", str(exc)) from None
+
+    @field_validator("firstName", "lastName", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        return value.strip() or None if isinstance(value, str) else value
+
+
+class Item(_Strict):
+    productId: RequiredId
+    title: str = Field(min_length=1, max_length=1000)
+    quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+    variantId: Id = None
+    sku: Id = None
+    variantTitle: str | None = Field(default=None, max_length=1000)
+    priceCents: Cents | None = None
+
+
+class CustomerTotals(_Strict):
+    ordersCount: Annotated[StrictInt, Field(ge=0)]
+    totalSpentCents: Cents
+
+
+class PushOrder(_Strict):
+    orderId: RequiredId
+    orderNumber: Id = None
+    status: Status = "placed"
+    totalCents: Cents
+    currency: str
+    orderedAt: Instant | None = None  # absent: the time the gateway accepted the order
+    customer: Customer
+    items: list[Item] = Field(default_factory=list, max_length=10_000)
+    refundAmountCents: Cents | None = None
+    customerTotals: CustomerTotals | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "must be an ISO 4217 currency code string")
+        try:
+            return normalise_currency(value)
+        except MoneyError as exc:
+            raise PydanticCustomError("currency", str(exc)) from None
+
+    @field_validator("refundAmountCents")
+    @classmethod
+    def _refund_within_total(cls, value: int | None, info: ValidationInfo) -> int | None:
+        total = info.data.get("totalCents")
+        if value is not None and total is not None and value > total:
+            raise PydanticCustomError(
+                "refund_exceeds_total",
+                "must not exceed totalCents ({total})",
+                {"total": total},
+            )
+        return value
+
+    @property
+    def refunded_cents(self) -> int:
+        """Refunded amount this event states; a `refunded` event without an amount is a full refund."""
+        if self.refundAmountCents is not None:
+            return self.refundAmountCents
+        return self.totalCents if self.status == "refunded" else 0
+
+
+class CanonicalOrder(PushOrder):
+    """A canonical order from an adapter; `customer` is None when the platform gave no email (POS, guests)."""
+
+    customer: Customer | None  # type: ignore[assignment]
+    updatedAt: Instant | None = None
+    refunds: dict[str, Cents] = Field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def refunded_cents(self) -> int:
+        return max(super().refunded_cents, sum(self.refunds.values()))

@@ -1,0 +1,36 @@
+"""Subscriber events (SPEC §4.3): stored once per dedup key, read oldest first. Automations and segments read
+this table in id order."""
+
+import json
+import sqlite3
+from typing import Any
+
+
+def record(
+    conn: sqlite3.Connection,
+    subscriber_id: int,
+    name: str,
+    properties: dict[str, Any],
+    occurred_at: int,
+    dedup_key: str,
+    source: str | None = None,
+    order_id: str | None = None,
+    job_id: str | None = None,
+) -> int | None:
+    """Store an event unless its dedup key is already stored; returns the new event id, or None if a repeat."""
+    row = conn.execute(
+        "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        (subscriber_id, name, json.dumps(properties), occurred_at, dedup_key, source, order_id, job_id),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def for_subscriber(
+    conn: sqlite3.Connection, subscriber_id: int, after_id: int = 0, limit: int = 1000
+) -> list[tuple[int, str, str, int]]:
+    """(id, name, properties JSON, occurred_at µs), oldest first."""
+    return conn.execute(
+        "SELECT id, name, properties, occurred_at FROM events WHERE subscriber_id = ? AND id > ? ORDER BY id LIMIT ?",
+        (subscriber_id, after_id, limit),
+    ).fetchall()

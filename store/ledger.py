@@ -1,0 +1,215 @@
+"""The order ledger (SPEC §4.1): one row per (source, orderId), merging the facts of every event of that order.
+
+Monotone facts (statuses seen, cancelled, fulfilled, the largest refund, refunds by id) merge whatever the
+order of arrival; the latest-state facts (total, currency, items, number, time, customer) come from the event
+with the highest version, so an older platform update never overwrites a newer one.
+"""
+
+import json
+import sqlite3
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from normalizer import STATUSES, CanonicalOrder, PushOrder
+from normalizer.timefmt import format_instant
+
+
+@dataclass(slots=True)
+class LedgerOrder:
+    source: str
+    order_id: str
+    provider: str
+    order_number: str | None
+    email: str | None
+    customer: dict[str, Any]
+    total_cents: int
+    currency: str
+    items: list[dict[str, Any]]
+    ordered_at: str
+    statuses: list[str]
+    cancelled: bool
+    fulfilled: bool
+    refunded_cents: int
+    refunds: dict[str, int] = field(default_factory=dict)
+    version: int = 0
+    id: int | None = None
+
+    @property
+    def status(self) -> str:
+        if self.cancelled:
+            return "cancelled"
+        if self.refunded_cents > 0:
+            return "refunded"
+        return "fulfilled" if self.fulfilled else "placed"
+
+    @property
+    def contribution_cents(self) -> int:
+        """What the order adds to the customer's spend, in its own currency (SPEC §4.4)."""
+        if self.cancelled:
+            return 0
+        return self.total_cents - min(self.refunded_cents, self.total_cents)
+
+
+_COLUMNS = (
+    "id, source, order_id, provider, order_number, email, customer, total_cents, currency, items, ordered_at,"
+    " statuses, cancelled, fulfilled, refunded_cents, refunds, version"
+)
+
+
+def _row(row: tuple[Any, ...]) -> LedgerOrder:
+    return LedgerOrder(
+        id=row[0],
+        source=row[1],
+        order_id=row[2],
+        provider=row[3],
+        order_number=row[4],
+        email=row[5],
+        customer=json.loads(row[6]) if row[6] else {},
+        total_cents=row[7],
+        currency=row[8],
+        items=json.loads(row[9]) if row[9] else [],
+        ordered_at=row[10],
+        statuses=json.loads(row[11]),
+        cancelled=bool(row[12]),
+        fulfilled=bool(row[13]),
+        refunded_cents=row[14],
+        refunds=json.loads(row[15]) if row[15] else {},
+        version=row[16],
+    )
+
+
+def get(conn: sqlite3.Connection, source: str, order_id: str) -> LedgerOrder | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM orders WHERE source = ? AND order_id = ?", (source, order_id)
+    ).fetchone()
+    return _row(row) if row else None
+
+
+def for_email(conn: sqlite3.Connection, email: str) -> list[tuple[int, str, int, int]]:
+    """(total_cents, currency, cancelled, refunded_cents) of every order of one customer."""
+    return conn.execute(
+        "SELECT total_cents, currency, cancelled, refunded_cents FROM orders WHERE email = ?", (email,)
+    ).fetchall()
+
+
+def _latest_facts(order: PushOrder, default_time: str) -> dict[str, Any]:
+    """The latest-state facts this event states; fields the event left out keep what the ledger knows."""
+    given = order.model_fields_set
+    facts: dict[str, Any] = {"total_cents": order.totalCents, "currency": order.currency}
+    if "orderNumber" in given:
+        facts["order_number"] = order.orderNumber
+    if "items" in given:
+        facts["items"] = [item.model_dump(exclude_none=True) for item in order.items]
+    if order.orderedAt is not None:
+        facts["ordered_at"] = format_instant(order.orderedAt)
+    customer = order.customer
+    if customer is not None:
+        facts["email"] = customer.email
+        facts["customer"] = {
+            key: value
+            for key, value in (
+                ("externalId", customer.externalId),
+                ("firstName", customer.firstName),
+                ("lastName", customer.lastName),
+            )
+            if value
+        }
+    return (
+        {"order_number": None, "items": [], "ordered_at": default_time, "email": None, "customer": {}} | facts
+        if default_time
+        else facts
+    )
+
+
+def merge(
+    conn: sqlite3.Connection,
+    source: str,
+    provider: str,
+    order: PushOrder,
+    version: int,
+    now: int,
+    accepted_at: str,
+) -> tuple[LedgerOrder | None, LedgerOrder]:
+    """Merge one order event into the ledger; returns the row before (None if new) and after.
+    `accepted_at` stands in for orderedAt when the first event of an order gives none."""
+    before = get(conn, source, order.orderId)
+    refunds = order.refunds if isinstance(order, CanonicalOrder) else {}
+    if before is None:
+        facts = _latest_facts(order, accepted_at)
+        after = LedgerOrder(
+            source=source,
+            order_id=order.orderId,
+            provider=provider,
+            statuses=[order.status],
+            cancelled=order.status == "cancelled",
+            fulfilled=order.status == "fulfilled",
+            refunded_cents=order.refunded_cents,
+            refunds=dict(refunds),
+            version=version,
+            **facts,
+        )
+    else:
+        after = replace(before)
+        after.statuses = [s for s in STATUSES if s in before.statuses or s == order.status]
+        after.cancelled = before.cancelled or order.status == "cancelled"
+        after.fulfilled = before.fulfilled or order.status == "fulfilled"
+        after.refunds = {**before.refunds, **refunds}
+        after.refunded_cents = max(before.refunded_cents, order.refunded_cents, sum(after.refunds.values()))
+        if version >= before.version:
+            facts = _latest_facts(order, "")
+            for key, value in facts.items():
+                setattr(after, key, value)
+            after.version = version
+    _write(conn, after, now)
+    return before, after
+
+
+def _write(conn: sqlite3.Connection, row: LedgerOrder, now: int) -> None:
+    values = (
+        row.provider,
+        row.order_number,
+        row.email,
+        json.dumps(row.customer),
+        row.total_cents,
+        row.currency,
+        json.dumps(row.items),
+        row.ordered_at,
+        json.dumps(row.statuses),
+        int(row.cancelled),
+        int(row.fulfilled),
+        row.refunded_cents,
+        json.dumps(row.refunds) if row.refunds else None,
+        row.version,
+        now,
+    )
+    if row.id is None:
+        row.id = conn.execute(
+            "INSERT INTO orders (provider, order_number, email, customer, total_cents, currency, items, ordered_at,"
+            " statuses, cancelled, fulfilled, refunded_cents, refunds, version, updated_at, source, order_id,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (*values, row.source, row.order_id, now),
+        ).fetchone()[0]
+    else:
+        conn.execute(
+            "UPDATE orders SET provider = ?, order_number = ?, email = ?, customer = ?, total_cents = ?,"
+            " currency = ?, items = ?, ordered_at = ?, statuses = ?, cancelled = ?, fulfilled = ?,"
+            " refunded_cents = ?, refunds = ?, version = ?, updated_at = ? WHERE id = ?",
+            (*values, row.id),
+        )
+
+
+def as_api(row: LedgerOrder) -> dict[str, Any]:
+    return {
+        "source": row.source,
+        "orderId": row.order_id,
+        "orderNumber": row.order_number,
+        "status": row.status,
+        "totalCents": row.total_cents,
+        "refundedCents": row.refunded_cents,
+        "currency": row.currency,
+        "cancelled": row.cancelled,
+        "fulfilled": row.fulfilled,
+        "email": row.email,
+        "items": row.items,
+        "orderedAt": row.ordered_at,
+    }

@@ -1,0 +1,170 @@
+"""The durable job queue: insert (with delivery dedup), lease, finish, retry, dead, replay."""
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    job_id: str
+    kind: str
+    source: str
+    body: bytes
+    received_at: int
+    dedup_key: str | None = None
+    topic: str | None = None
+    headers: str | None = None
+    status: str = "queued"  # "done" records a delivery that needs no processing (a test notification, a ping)
+    warnings: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    job_id: str
+    kind: str
+    source: str
+    topic: str | None
+    headers: dict[str, str]
+    body: bytes
+    received_at: int
+    attempts: int
+
+
+_INSERT = """
+INSERT INTO jobs (job_id, kind, source, dedup_key, topic, headers, body, received_at, status, attempts, run_at,
+                  warnings, finished_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, CASE WHEN ? = 'done' THEN ? END)
+ON CONFLICT DO NOTHING
+"""
+
+
+def insert(conn: sqlite3.Connection, job: NewJob) -> bool:
+    """Insert one job inside the caller's transaction; False when its delivery key was already recorded."""
+    cursor = conn.execute(
+        _INSERT,
+        (
+            job.job_id,
+            job.kind,
+            job.source,
+            job.dedup_key,
+            job.topic,
+            job.headers,
+            job.body,
+            job.received_at,
+            job.status,
+            job.received_at,
+            job.warnings,
+            job.status,
+            job.received_at,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
+def existing_job_id(conn: sqlite3.Connection, source: str, dedup_key: str) -> str | None:
+    row = conn.execute("SELECT job_id FROM jobs WHERE source = ? AND dedup_key = ?", (source, dedup_key)).fetchone()
+    return row[0] if row else None
+
+
+_CLAIM = """
+UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM jobs WHERE status IN ('queued', 'failed') AND run_at <= :now
+    UNION ALL
+    SELECT id FROM jobs WHERE status = 'processing' AND lease_expires < :now
+    ORDER BY id LIMIT :limit
+)
+RETURNING id, job_id, kind, source, topic, headers, body, received_at, attempts
+"""
+
+
+def claim(conn: sqlite3.Connection, owner: str, now: int, lease_us: int, limit: int) -> list[Job]:
+    """Lease up to `limit` runnable jobs (queued, due retries, expired leases) in the caller's transaction."""
+    rows = conn.execute(_CLAIM, {"owner": owner, "expires": now + lease_us, "now": now, "limit": limit}).fetchall()
+    jobs = [
+        Job(
+            id=row[0],
+            job_id=row[1],
+            kind=row[2],
+            source=row[3],
+            topic=row[4],
+            headers=json.loads(row[5]) if row[5] else {},
+            body=row[6],
+            received_at=row[7],
+            attempts=row[8],
+        )
+        for row in rows
+    ]
+    jobs.sort(key=lambda job: job.id)
+    return jobs
+
+
+def still_leased(conn: sqlite3.Connection, job: Job, owner: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM jobs WHERE id = ? AND status = 'processing' AND lease_owner = ?", (job.id, owner)
+    ).fetchone()
+    return row is not None
+
+
+def complete(conn: sqlite3.Connection, job: Job, now: int, warnings: list[str]) -> None:
+    conn.execute(
+        "UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires = NULL, error = NULL, warnings = ?,"
+        " finished_at = ? WHERE id = ?",
+        (json.dumps(warnings) if warnings else None, now, job.id),
+    )
+
+
+def fail(conn: sqlite3.Connection, job: Job, error: str, retry_at: int | None, now: int) -> None:
+    """A failed attempt: `failed` until `retry_at`, or `dead` (kept with its error) when retry_at is None."""
+    if retry_at is None:
+        conn.execute(
+            "UPDATE jobs SET status = 'dead', lease_owner = NULL, lease_expires = NULL, error = ?, finished_at = ?"
+            " WHERE id = ?",
+            (error, now, job.id),
+        )
+    else:
+        conn.execute(
+            "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires = NULL, error = ?, run_at = ?"
+            " WHERE id = ?",
+            (error, retry_at, job.id),
+        )
+
+
+def replay(conn: sqlite3.Connection, job_id: str | None, now: int) -> list[str]:
+    """Re-queue one job (dead or failed) or, with job_id None, every dead job; returns the re-queued ids."""
+    where = "job_id = ? AND status IN ('dead', 'failed')" if job_id else "status = 'dead'"
+    rows = conn.execute(
+        f"UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, error = NULL, finished_at = NULL"
+        f" WHERE {where} RETURNING job_id",
+        (now, job_id) if job_id else (now,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def get(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT job_id, status, attempts, error, warnings, kind, source, topic FROM jobs WHERE job_id = ?",
+        (job_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "jobId": row[0],
+        "status": row[1],
+        "attempts": row[2],
+        "error": row[3],
+        "warnings": json.loads(row[4]) if row[4] else [],
+        "kind": row[5],
+        "source": row[6],
+        "topic": row[7],
+    }
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    result = dict.fromkeys(("queued", "processing", "failed", "dead"), 0)
+    for status in result:
+        result[status] = conn.execute("SELECT count(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
+    return result

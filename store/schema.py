@@ -1,0 +1,125 @@
+"""Schema and migrations, numbered by PRAGMA user_version; sqlite-utils builds the tables."""
+
+import sqlite3
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("jobs").create(
+        {
+            "id": int,
+            "job_id": str,  # public id: commerce-order-… / commerce-webhook-…
+            "kind": str,  # order (canonical post) | webhook (raw platform delivery)
+            "source": str,
+            "dedup_key": str,  # webhooks: the delivery key; NULL for canonical posts
+            "topic": str,
+            "headers": str,  # JSON object of the delivery's headers (never Authorization or cookies)
+            "body": bytes,  # canonical JSON, or the raw delivery body exactly as received
+            "received_at": int,  # µs since the epoch, like every *_at integer here
+            "status": str,  # queued | processing | done | failed | dead
+            "attempts": int,
+            "run_at": int,
+            "lease_owner": str,
+            "lease_expires": int,
+            "error": str,
+            "warnings": str,  # JSON list
+            "finished_at": int,
+        },
+        pk="id",
+        not_null={"job_id", "kind", "source", "body", "received_at", "status", "attempts", "run_at"},
+        defaults={"attempts": 0},
+    )
+    db.table("orders").create(
+        {
+            "id": int,
+            "source": str,
+            "order_id": str,
+            "provider": str,
+            "order_number": str,
+            "email": str,
+            "customer": str,  # JSON: externalId, firstName, lastName
+            "total_cents": int,
+            "currency": str,
+            "items": str,  # JSON list of canonical items
+            "ordered_at": str,
+            "statuses": str,  # JSON list of every status seen
+            "cancelled": int,
+            "fulfilled": int,
+            "refunded_cents": int,
+            "refunds": str,  # JSON object: platform refund id -> cents
+            "version": int,  # ordering of facts: the platform's update time, or arrival for canonical posts
+            "created_at": int,
+            "updated_at": int,
+        },
+        pk="id",
+        not_null={"source", "order_id", "provider", "total_cents", "currency", "version"},
+    )
+    db.table("subscribers").create(
+        {
+            "id": int,
+            "email": str,
+            "external_id": str,
+            "first_name": str,
+            "last_name": str,
+            "attributes": str,  # JSON object of custom attributes
+            "orders_count": int,
+            "total_spent_cents": int,  # base currency
+            "baseline": str,  # JSON: platform customerTotals and the ledger figures at that moment
+            "created_at": int,
+            "updated_at": int,
+        },
+        pk="id",
+        not_null={"email", "orders_count", "total_spent_cents", "created_at", "updated_at"},
+        defaults={"orders_count": 0, "total_spent_cents": 0, "attributes": "{}"},
+    )
+    db.table("events").create(
+        {
+            "id": int,
+            "subscriber_id": int,
+            "name": str,
+            "properties": str,
+            "occurred_at": int,
+            "source": str,
+            "order_id": str,
+            "dedup_key": str,
+            "job_id": str,
+        },
+        pk="id",
+        not_null={"subscriber_id", "name", "properties", "occurred_at", "dedup_key"},
+        foreign_keys=[("subscriber_id", "subscribers", "id")],
+    )
+    db.executescript(
+        """
+        CREATE UNIQUE INDEX jobs_job_id ON jobs(job_id);
+        CREATE UNIQUE INDEX jobs_dedup ON jobs(source, dedup_key) WHERE dedup_key IS NOT NULL;
+        CREATE INDEX jobs_ready ON jobs(run_at) WHERE status IN ('queued', 'failed');
+        CREATE INDEX jobs_leased ON jobs(lease_expires) WHERE status = 'processing';
+        CREATE INDEX jobs_dead ON jobs(id) WHERE status = 'dead';
+        CREATE UNIQUE INDEX orders_key ON orders(source, order_id);
+        CREATE INDEX orders_email ON orders(email);
+        CREATE UNIQUE INDEX subscribers_email ON subscribers(email);
+        CREATE UNIQUE INDEX events_dedup ON events(dedup_key);
+        CREATE INDEX events_subscriber ON events(subscriber_id, id);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the newest schema; safe to run from several processes at once."""
+    db = sqlite_utils.Database(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            step(db)
+            conn.execute(f"PRAGMA user_version={number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)

@@ -1,0 +1,106 @@
+"""Subscribers (SPEC §4.2) and their revenue attributes (§4.4), keyed by email."""
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from normalizer import Customer
+
+
+@dataclass(slots=True)
+class Totals:
+    orders_count: int
+    total_spent_cents: int
+
+
+def upsert(conn: sqlite3.Connection, customer: Customer, attributes: dict[str, Any], now: int) -> int:
+    """Create or update a subscriber: names and externalId when given non-empty, attributes merged shallowly
+    (a key whose value is JSON null is removed). Returns the subscriber id."""
+    row = conn.execute(
+        "SELECT id, external_id, first_name, last_name, attributes FROM subscribers WHERE email = ?",
+        (customer.email,),
+    ).fetchone()
+    if row is None:
+        kept = {k: v for k, v in attributes.items() if v is not None}
+        return int(
+            conn.execute(
+                "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
+                " total_spent_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?) RETURNING id",
+                (
+                    customer.email,
+                    customer.externalId,
+                    customer.firstName,
+                    customer.lastName,
+                    json.dumps(kept),
+                    now,
+                    now,
+                ),
+            ).fetchone()[0]
+        )
+    subscriber_id, external_id, first_name, last_name, stored = row
+    merged = json.loads(stored) if stored else {}
+    for key, value in attributes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    conn.execute(
+        "UPDATE subscribers SET external_id = ?, first_name = ?, last_name = ?, attributes = ?, updated_at = ?"
+        " WHERE id = ?",
+        (
+            customer.externalId or external_id,
+            customer.firstName or first_name,
+            customer.lastName or last_name,
+            json.dumps(merged),
+            now,
+            subscriber_id,
+        ),
+    )
+    return int(subscriber_id)
+
+
+def find_id(conn: sqlite3.Connection, email: str) -> int | None:
+    row = conn.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def baseline(conn: sqlite3.Connection, subscriber_id: int) -> dict[str, int] | None:
+    row = conn.execute("SELECT baseline FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    return json.loads(row[0]) if row and row[0] else None
+
+
+def set_baseline(conn: sqlite3.Connection, subscriber_id: int, value: dict[str, int]) -> None:
+    conn.execute("UPDATE subscribers SET baseline = ? WHERE id = ?", (json.dumps(value), subscriber_id))
+
+
+def set_totals(conn: sqlite3.Connection, subscriber_id: int, totals: Totals, now: int) -> None:
+    conn.execute(
+        "UPDATE subscribers SET orders_count = ?, total_spent_cents = ?, updated_at = ? WHERE id = ?",
+        (totals.orders_count, totals.total_spent_cents, now, subscriber_id),
+    )
+
+
+def get(conn: sqlite3.Connection, email: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        "SELECT id, email, external_id, first_name, last_name, attributes, orders_count, total_spent_cents,"
+        " created_at, updated_at FROM subscribers WHERE email = ?",
+        (email,),
+    ).fetchone()
+    if row is None:
+        return None
+    keys = (
+        "id",
+        "email",
+        "externalId",
+        "firstName",
+        "lastName",
+        "attributes",
+        "ordersCount",
+        "totalSpentCents",
+        "createdAt",
+        "updatedAt",
+    )
+    result = dict(zip(keys, row, strict=True))
+    result["attributes"] = json.loads(result["attributes"] or "{}")
+    return result

@@ -1,0 +1,133 @@
+"""Test harness: the real app (Starlette TestClient, lifespan run), a real SQLite file in a temp folder, and a
+worker drained synchronously so every test sees its jobs processed before it asserts."""
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.config import Config, build_adapters, load
+from gateway.engine import Engine
+from gateway.worker import Worker
+
+API_KEY = "test-key-0123456789abcdef"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def write_config(folder: Path, **overrides: Any) -> Path:
+    settings: dict[str, Any] = {
+        "database": str(folder / "data" / "gateway.db"),
+        "currency": "USD",
+        "fx_rates": {"EUR": 1.08},
+        "api_keys": [API_KEY],
+        "sources": {},
+    }
+    settings.update(overrides)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+class Harness:
+    def __init__(self, client: TestClient, config: Config) -> None:
+        self.client = client
+        self.config = config
+        self.worker = Worker(config, client.app.state.gateway.adapters, Engine(config.currency, config.fx_rates))
+        self.headers = {"Authorization": f"Bearer {API_KEY}"}
+
+    def post_order(self, body: Any, **kwargs: Any) -> Any:
+        if isinstance(body, dict | list):
+            body = json.dumps(body)
+        return self.client.post("/api/v1/orders", content=body, headers={**self.headers, **kwargs})
+
+    def drain(self) -> int:
+        """Process every runnable job; returns how many were leased."""
+        total = 0
+        while processed := self.worker.run_once():
+            total += processed
+        return total
+
+    def make_retries_due(self) -> None:
+        with self.db() as conn:
+            conn.execute("UPDATE jobs SET run_at = 0 WHERE status = 'failed'")
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(path, headers=self.headers, params=params)
+
+    def subscriber(self, email: str) -> dict[str, Any]:
+        response = self.get(f"/api/v1/subscribers/{email}")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def attributes(self, email: str) -> dict[str, Any]:
+        attributes: dict[str, Any] = self.subscriber(email)["attributes"]
+        return attributes
+
+    def events(self, email: str) -> list[dict[str, Any]]:
+        response = self.get(f"/api/v1/subscribers/{email}/events")
+        assert response.status_code == 200, response.text
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = self.get(f"/api/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.config.database)
+
+
+@pytest.fixture
+def make_harness(tmp_path: Path) -> Iterator[Any]:
+    """Build a harness with config overrides (sources, fx_rates, …); closed at the end of the test."""
+    stack: list[TestClient] = []
+
+    def build(**overrides: Any) -> Harness:
+        config = load(write_config(tmp_path, **overrides))
+        app = create_app(config, build_adapters(config), list(config.api_keys), run_worker=False)
+        client = TestClient(app)
+        client.__enter__()
+        stack.append(client)
+        return Harness(client, config)
+
+    yield build
+    for client in stack:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def harness(make_harness: Any) -> Harness:
+    built: Harness = make_harness()
+    return built
+
+
+def order(order_id: str = "order-1001", **fields: Any) -> dict[str, Any]:
+    """The seed's Push Order example, with any field replaced."""
+    body: dict[str, Any] = {
+        "orderId": order_id,
+        "totalCents": 8850,
+        "currency": "USD",
+        "orderedAt": "2026-06-01T12:00:00.000Z",
+        "customer": {"email": "buyer@example.com", "firstName": "Jane", "attributes": {"acquisitionChannel": "tiktok"}},
+        "items": [
+            {
+                "productId": "SKU-PROTEIN-1KG",
+                "variantId": "SKU-PROTEIN-1KG-VANILLA",
+                "title": "Protein Powder",
+                "variantTitle": "Vanilla",
+                "quantity": 2,
+                "priceCents": 4425,
+            }
+        ],
+    }
+    body.update(fields)
+    return body
