@@ -14,18 +14,32 @@ def test_seed_example_then_full_refund(harness: Harness) -> None:
 
     harness.drain()
     assert harness.job(body["jobId"]) == {
-        "jobId": body["jobId"], "status": "done", "attempts": 1, "error": None, "warnings": [],
-        "kind": "order", "source": "api", "topic": None,
+        "jobId": body["jobId"],
+        "status": "done",
+        "attempts": 1,
+        "error": None,
+        "warnings": [],
+        "kind": "order",
+        "source": "api",
+        "topic": None,
     }
     subscriber = harness.subscriber("buyer@example.com")
     assert subscriber["firstName"] == "Jane"
     assert subscriber["attributes"] == {
-        "acquisitionChannel": "tiktok", "ltv": 88.5, "totalSpent": 88.5, "ordersCount": 1, "aov": 88.5,
+        "acquisitionChannel": "tiktok",
+        "ltv": 88.5,
+        "totalSpent": 88.5,
+        "ordersCount": 1,
+        "aov": 88.5,
     }
 
     refund = {
-        "orderId": "order-1001", "status": "refunded", "totalCents": 8850, "refundAmountCents": 8850,
-        "currency": "USD", "customer": {"email": "buyer@example.com"},
+        "orderId": "order-1001",
+        "status": "refunded",
+        "totalCents": 8850,
+        "refundAmountCents": 8850,
+        "currency": "USD",
+        "customer": {"email": "buyer@example.com"},
     }
     assert harness.post_order(refund).json()["status"] == "refunded"
     harness.drain()
