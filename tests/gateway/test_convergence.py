@@ -21,7 +21,7 @@ EMAIL = "prop@example.com"
 
 @st.composite
 def order_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
-    """Events of 1–4 orders in their natural order: placed, maybe fulfilled, growing refunds, maybe cancelled."""
+    """Events of 1-4 orders in their natural order: placed, maybe fulfilled, growing refunds, maybe cancelled."""
     events: list[dict[str, Any]] = []
     for number in range(draw(st.integers(1, 4))):
         total = draw(st.integers(0, 100_000))
