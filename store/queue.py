@@ -69,12 +69,18 @@ def existing_job_id(conn: sqlite3.Connection, source: str, dedup_key: str) -> st
     return row[0] if row else None
 
 
+# Each branch reads its partial index oldest-first and stops at the limit: ordering the whole union by id made
+# SQLite walk the table in rowid order, every finished job included, on every claim.
 _CLAIM = """
 UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1
 WHERE id IN (
-    SELECT id FROM jobs WHERE status IN ('queued', 'failed') AND run_at <= :now
+    SELECT id FROM (
+        SELECT id FROM jobs WHERE status IN ('queued', 'failed') AND run_at <= :now ORDER BY run_at LIMIT :limit
+    )
     UNION ALL
-    SELECT id FROM jobs WHERE status = 'processing' AND lease_expires < :now
+    SELECT id FROM (
+        SELECT id FROM jobs WHERE status = 'processing' AND lease_expires < :now ORDER BY lease_expires LIMIT :limit
+    )
     ORDER BY id LIMIT :limit
 )
 RETURNING id, job_id, kind, source, topic, headers, body, received_at, attempts
@@ -164,7 +170,13 @@ def get(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    # Literal statuses, so each count reads its partial index instead of scanning every job ever stored.
     result = dict.fromkeys(("queued", "processing", "failed", "dead"), 0)
-    for status in result:
-        result[status] = conn.execute("SELECT count(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0]
+    result.update(
+        conn.execute(
+            "SELECT status, count(*) FROM jobs WHERE status IN ('queued', 'failed') GROUP BY status"
+        ).fetchall()
+    )
+    result["processing"] = conn.execute("SELECT count(*) FROM jobs WHERE status = 'processing'").fetchone()[0]
+    result["dead"] = conn.execute("SELECT count(*) FROM jobs WHERE status = 'dead'").fetchone()[0]
     return result

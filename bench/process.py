@@ -1,0 +1,224 @@
+"""Worker throughput: queue N canonical orders, then time the worker (`Worker.run_once`, the code `serve` runs)
+draining them, once over a small ledger and once over a large one, in the same run.
+
+Setup is not measured: the background ledger (orders, subscribers, events) is written with direct SQL, the jobs
+with `store.queue.insert` in large transactions, exactly the rows `POST /api/v1/orders` would commit.
+
+The queued orders belong to their own ~30% as many customers (so about 3.3 orders each, plus ~10% follow-up
+events: fulfilled, partial refund, cancel) in both runs; the background ledger only changes how big the tables
+and indexes are. That isolates what the issue asks: is the worker slower when the database is big?
+
+    python bench/process.py            # 100,000 orders over a 10k and a 1M-order ledger (a few minutes)
+    python bench/process.py --quick    # 20,000 orders over 10k and 200k
+    python bench/process.py --orders 50 --ledger 100 --small-ledger 10
+"""
+
+import argparse
+import json
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.config import Config
+from gateway.engine import Engine
+from gateway.worker import Worker, now_us
+from normalizer import PushOrder
+from store import queue
+from store.db import connect, transaction
+from store.schema import migrate
+
+SEED: dict[str, Any] = {
+    "orderId": "order-1001",
+    "totalCents": 8850,
+    "currency": "USD",
+    "orderedAt": "2026-06-01T12:00:00.000Z",
+    "customer": {"email": "buyer@example.com", "firstName": "Jane", "attributes": {"acquisitionChannel": "tiktok"}},
+    "items": [
+        {
+            "productId": "SKU-PROTEIN-1KG",
+            "variantId": "SKU-PROTEIN-1KG-VANILLA",
+            "title": "Protein Powder",
+            "variantTitle": "Vanilla",
+            "quantity": 2,
+            "priceCents": 4425,
+        }
+    ],
+}
+CUSTOMERS_PER_ORDER = 0.3  # ~3.3 orders per customer
+_BATCH = 20_000
+
+
+def _stored_body(fields: dict[str, Any]) -> bytes:
+    """What the API stores for this body: normalised, only the given fields."""
+    return PushOrder.model_validate(fields).model_dump_json(exclude_unset=True).encode()
+
+
+def build_ledger(conn: sqlite3.Connection, orders: int, rng: random.Random) -> None:
+    """`orders` background orders over ~30% as many customers (skewed: a few customers order a lot), with
+    their subscribers and one placed event each, written with direct SQL."""
+    customers = max(1, int(orders * CUSTOMERS_PER_ORDER))
+    now = now_us()
+    items = json.dumps([{k: v for k, v in SEED["items"][0].items()}])
+    props = json.dumps({"provider": "api", "source": "api", "status": "placed", "currency": "USD"})
+    totals: dict[int, list[int]] = {}
+    for start in range(0, orders, _BATCH):
+        order_rows = []
+        event_rows = []
+        for i in range(start, min(start + _BATCH, orders)):
+            who = int(customers * rng.random() ** 1.6)
+            total = rng.randrange(500, 40_000)
+            cancelled = int(rng.random() < 0.03)
+            refunded = total if rng.random() < 0.04 else 0
+            currency = "EUR" if rng.random() < 0.1 else "USD"
+            email = f"bg-{who}@example.com"
+            order_rows.append(
+                (
+                    "api",
+                    f"bg-{i}",
+                    "api",
+                    str(100_000 + i),
+                    email,
+                    '{"firstName": "Bo"}',
+                    total,
+                    currency,
+                    items,
+                    "2026-01-01T00:00:00.000Z",
+                    '["placed"]',
+                    cancelled,
+                    0,
+                    refunded,
+                    None,
+                    now,
+                    now,
+                    now,
+                )
+            )
+            event_rows.append((who + 1, "ecommerce.order_placed", props, now, f"api\x1fbg-{i}\x1fplaced", "api"))
+            slot = totals.setdefault(who, [0, 0])
+            if not cancelled:
+                slot[0] += 1
+                slot[1] += total - refunded
+        with transaction(conn):
+            conn.executemany(
+                "INSERT INTO orders (source, order_id, provider, order_number, email, customer, total_cents, currency,"
+                " items, ordered_at, statuses, cancelled, fulfilled, refunded_cents, refunds, version, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                order_rows,
+            )
+            if start == 0:
+                conn.executemany(
+                    "INSERT INTO subscribers (id, email, first_name, attributes, orders_count, total_spent_cents,"
+                    " created_at, updated_at) VALUES (?, ?, 'Bo', '{}', 0, 0, ?, ?)",
+                    ((who + 1, f"bg-{who}@example.com", now, now) for who in range(customers)),
+                )
+            conn.executemany(
+                "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                event_rows,
+            )
+    with transaction(conn):
+        conn.executemany(
+            "UPDATE subscribers SET orders_count = ?, total_spent_cents = ? WHERE id = ?",
+            ((count, cents, who + 1) for who, (count, cents) in totals.items()),
+        )
+
+
+def queue_orders(conn: sqlite3.Connection, orders: int, rng: random.Random) -> None:
+    """`orders` jobs as POST /api/v1/orders commits them: ~90% new placed orders, ~10% later events of them."""
+    customers = max(1, int(orders * CUSTOMERS_PER_ORDER))
+    template = json.loads(_stored_body(SEED))
+    follow_ups = (
+        json.loads(_stored_body({**SEED, "status": "fulfilled"})),
+        json.loads(_stored_body({**SEED, "status": "refunded", "refundAmountCents": 4425})),
+        json.loads(_stored_body({**SEED, "status": "cancelled"})),
+    )
+    placed: list[tuple[str, str]] = []
+    received = now_us()
+    for start in range(0, orders, _BATCH):
+        with transaction(conn):
+            for i in range(start, min(start + _BATCH, orders)):
+                if placed and rng.random() < 0.1:
+                    order_id, email = rng.choice(placed)
+                    body = dict(rng.choice(follow_ups))
+                else:
+                    order_id, email = f"bench-{i}", f"buyer-{rng.randrange(customers)}@example.com"
+                    placed.append((order_id, email))
+                    body = dict(template)
+                body["orderId"] = order_id
+                body["customer"] = {**body["customer"], "email": email}
+                raw = json.dumps(body, separators=(",", ":")).encode()
+                queue.insert(conn, queue.NewJob(f"commerce-order-bench{i:010d}", "order", "api", raw, received + i))
+
+
+def drain(config: Config) -> tuple[int, float, float]:
+    """(jobs drained, wall seconds, CPU seconds of this process)."""
+    worker = Worker(config, {}, Engine(config.currency, config.fx_rates))
+    started, cpu = time.perf_counter(), time.process_time()
+    total = 0
+    while processed := worker.run_once():
+        total += processed
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    worker.close()
+    return total, elapsed, cpu
+
+
+def check(conn: sqlite3.Connection, orders: int) -> None:
+    counts = queue.counts(conn)
+    done = conn.execute("SELECT count(*) FROM jobs WHERE status = 'done'").fetchone()[0]
+    if done != orders or any(counts.values()):
+        raise SystemExit(f"worker left jobs behind: done={done} of {orders}, {counts}")
+
+
+def run(orders: int, ledger: int, folder: Path, seed: int) -> float:
+    rng = random.Random(seed)
+    database = folder / f"ledger-{ledger}-{seed}-{time.time_ns()}.db"
+    config = Config.model_validate({"database": str(database), "fx_rates": {"EUR": 1.08}})
+    conn = connect(database)
+    migrate(conn)
+    started = time.perf_counter()
+    build_ledger(conn, ledger, rng)
+    queue_orders(conn, orders, rng)
+    conn.execute("ANALYZE")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    setup = time.perf_counter() - started
+    total, elapsed, cpu = drain(config)
+    check(conn, orders)
+    conn.close()
+    rate = total / elapsed
+    print(
+        f"ledger {ledger:>9,} orders: drained {total:,} orders in {elapsed:6.2f} s = {rate:8,.0f} orders/s"
+        f" ({total / cpu:,.0f} per CPU-second; setup {setup:.1f} s)",
+        flush=True,
+    )
+    return rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=100_000, help="orders queued and drained per run")
+    parser.add_argument("--ledger", type=int, default=1_000_000, help="orders already in the large ledger")
+    parser.add_argument("--small-ledger", type=int, default=10_000, help="orders already in the small ledger")
+    parser.add_argument("--quick", action="store_true", help="20,000 orders; 200,000-order large ledger")
+    parser.add_argument("--repeat", type=int, default=1, help="run the pair this many times")
+    parser.add_argument("--keep", type=Path, help="keep the databases in this folder")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.orders, args.ledger = 20_000, 200_000
+    print(f"worker drain: {args.orders:,} queued orders; `Worker.run_once` until idle, one thread", flush=True)
+    for attempt in range(args.repeat):
+        with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp:
+            folder = args.keep or Path(tmp)
+            small = run(args.orders, args.small_ledger, folder, seed=attempt)
+            large = run(args.orders, args.ledger, folder, seed=attempt)
+        print(f"ratio large/small ledger: {large / small:.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
