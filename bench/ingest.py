@@ -1,0 +1,358 @@
+"""Ingest throughput: `POST /api/v1/orders` with 32 concurrent connections against the real gateway
+(`python -m gateway serve`, in-process worker on, temp SQLite file) and, in the same run, against a bare
+Starlette endpoint under the same uvicorn settings that only answers the same 202 body. Loopback only.
+
+Reports accepted orders/s, p50 and p99 latency for both, their ratio, and the gateway's RSS under load; then
+checks that every accepted order has a committed job row. Uses wrk (Debian package) when present, else an
+httpx load generator (slower: it competes with the server for the same two cores).
+
+    python bench/ingest.py                 # 10 s per target, twice
+    python bench/ingest.py --duration 3 --repeat 1
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "bench-key-0123456789abcdef"
+CUSTOMERS = 100_000  # emails are drawn from this many customers
+SEED: dict[str, Any] = {
+    "orderId": "order-1001",
+    "totalCents": 8850,
+    "currency": "USD",
+    "orderedAt": "2026-06-01T12:00:00.000Z",
+    "customer": {"email": "buyer@example.com", "firstName": "Jane", "attributes": {"acquisitionChannel": "tiktok"}},
+    "items": [
+        {
+            "productId": "SKU-PROTEIN-1KG",
+            "variantId": "SKU-PROTEIN-1KG-VANILLA",
+            "title": "Protein Powder",
+            "variantTitle": "Vanilla",
+            "quantity": 2,
+            "priceCents": 4425,
+        }
+    ],
+}
+
+# Each wrk thread numbers its own orders; `done` prints one JSON line the script parses.
+_LUA = """
+local counter = 0
+local tid = 0
+local threads = {}
+local template = [[%(template)s]]
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(key)s"}
+
+function setup(thread)
+  tid = tid + 1
+  thread:set("tid", tid)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  math.randomseed(tid * 7919)
+end
+
+function request()
+  counter = counter + 1
+  local body = string.format(template, tid, counter, math.random(0, %(customers)d - 1))
+  return wrk.format("POST", "/api/v1/orders", headers, body)
+end
+
+function done(summary, latency, requests)
+  io.write(string.format(
+    'WRK {"requests": %%d, "duration_us": %%d, "non2xx": %%d, "socket_errors": %%d, "p50_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    accepted: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mb: float = 0.0
+    hwm_mb: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds
+
+
+def _order_template() -> str:
+    """The seed order as a format string: orderId and customer email vary per request."""
+    body = json.dumps({**SEED, "orderId": "@ID@", "customer": {**SEED["customer"], "email": "@EMAIL@"}})
+    body = body.replace("%", "%%")
+    return body.replace("@ID@", "bench-%d-%d").replace("@EMAIL@", "buyer-%d@example.com")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited at start:\n{log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("server did not become ready in 30 s")
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+def _wrk_command(port: int, seconds: float, args: argparse.Namespace, script: Path) -> list[str]:
+    return [
+        "wrk",
+        f"-t{args.threads}",
+        f"-c{args.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}/api/v1/orders",
+    ]
+
+
+def _wrk_stats(output: str) -> dict[str, int]:
+    line = next(line for line in output.splitlines() if line.startswith("WRK "))
+    parsed: dict[str, int] = json.loads(line[4:])
+    return parsed
+
+
+async def _httpx_load(port: int, seconds: float, connections: int) -> dict[str, int]:
+    """Fallback when wrk is missing: `connections` clients posting back to back for `seconds`."""
+    import httpx
+
+    template = _order_template()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"}
+    latencies: list[float] = []
+    counts = {"requests": 0, "non2xx": 0, "socket_errors": 0}
+    stop_at = time.perf_counter() + seconds
+
+    async def client(number: int) -> None:
+        rng = random.Random(number)
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=5) as http:
+            sent = 0
+            while time.perf_counter() < stop_at:
+                sent += 1
+                body = template % (number, sent, rng.randrange(CUSTOMERS))
+                started = time.perf_counter()
+                try:
+                    response = await http.post("/api/v1/orders", content=body, headers=headers)
+                except httpx.HTTPError:
+                    counts["socket_errors"] += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+                counts["requests"] += 1
+                counts["non2xx"] += not 200 <= response.status_code < 300
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(connections)))
+    latencies.sort()
+    return {
+        **counts,
+        "duration_us": int((time.perf_counter() - started) * 1e6),
+        "p50_us": int(latencies[len(latencies) // 2] * 1e6) if latencies else 0,
+        "p99_us": int(latencies[int(len(latencies) * 0.99)] * 1e6) if latencies else 0,
+    }
+
+
+def _load(port: int, args: argparse.Namespace, script: Path, seconds: float) -> dict[str, int]:
+    if args.generator == "wrk":
+        command = _wrk_command(port, seconds, args, script)
+        return _wrk_stats(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    return asyncio.run(_httpx_load(port, seconds, args.connections))
+
+
+def _job_rows(database: Path) -> dict[str, int]:
+    with sqlite3.connect(database) as conn:
+        return dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
+
+
+def run_target(name: str, args: argparse.Namespace, folder: Path, script: Path) -> Result:
+    port = _free_port()
+    log = folder / f"{name}.log"
+    database = folder / f"{name}.db"
+    if name == "gateway":
+        config = folder / "config.yaml"
+        config.write_text(
+            json.dumps({"database": str(database), "api_keys": [API_KEY], "log_level": "warning", "sources": {}})
+        )
+        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
+    else:
+        command = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(port, process, log)
+        _load(port, args, script, 1)  # warm-up: imports, first connections, SQLite cache
+        before = sum(_job_rows(database).values()) if name == "gateway" else 0
+        peak = [0.0, 0.0]
+        if args.generator == "wrk":
+            # Sample memory while wrk runs, from this thread: wrk is a separate process.
+            loader = subprocess.Popen(
+                _wrk_command(port, args.duration, args, script), stdout=subprocess.PIPE, text=True
+            )
+            while loader.poll() is None:
+                rss, hwm = _memory_mb(process.pid)
+                peak = [max(peak[0], rss), max(peak[1], hwm)]
+                time.sleep(0.2)
+            assert loader.stdout is not None
+            stats = _wrk_stats(loader.stdout.read())
+        else:
+            stats = _load(port, args, script, args.duration)
+            peak = list(_memory_mb(process.pid))
+        _, hwm = _memory_mb(process.pid)
+        accepted = stats["requests"] - stats["non2xx"]
+        result = Result(
+            name=name,
+            requests=stats["requests"],
+            accepted=accepted,
+            seconds=stats["duration_us"] / 1e6,
+            p50_ms=stats["p50_us"] / 1000,
+            p99_ms=stats["p99_us"] / 1000,
+            errors=stats["non2xx"] + stats["socket_errors"],
+            rss_mb=peak[0],
+            hwm_mb=max(peak[1], hwm),
+        )
+        if name == "gateway":
+            rows = _job_rows(database)
+            stored = sum(rows.values()) - before
+            # wrk stops with requests in flight: those may be committed without being counted, never the reverse.
+            if stored < accepted:
+                raise SystemExit(f"LOST ORDERS: {accepted} accepted, only {stored} job rows committed ({rows})")
+            print(
+                f"    durability check: {accepted:,} accepted, {stored:,} job rows committed"
+                f" ({rows.get('done', 0):,} done by the in-process worker during the run)",
+                flush=True,
+            )
+        return result
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _report(result: Result) -> None:
+    memory = f", RSS {result.rss_mb:.0f} MB (peak {result.hwm_mb:.0f} MB)" if result.hwm_mb else ""
+    print(
+        f"  {result.name:<8} {result.rate:9,.0f} accepted/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+        f"  ({result.accepted:,} accepted, {result.errors} errors{memory})",
+        flush=True,
+    )
+
+
+def serve_bare(port: int) -> None:
+    """The reference: same uvicorn settings as `serve`, an endpoint that reads the body and answers 202."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    sys.path.insert(0, str(ROOT))
+    from gateway import logs
+
+    async def orders(request: Request) -> Response:
+        await request.body()
+        return JSONResponse(
+            {
+                "success": True,
+                "queued": True,
+                "jobId": f"commerce-order-{secrets.token_hex(8)}",
+                "orderId": "bench-1-1",
+                "status": "placed",
+            },
+            status_code=202,
+        )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(routes=[Route("/api/v1/orders", orders, methods=["POST"]), Route("/healthz", healthz)])
+    logs.setup("warning")
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_config=logs.UVICORN_LOG_CONFIG, access_log=False, server_header=False
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10, help="seconds of load per target (default 10)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--repeat", type=int, default=2, help="run the pair this many times (default 2)")
+    parser.add_argument("--generator", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx")
+    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.bare_server:
+        serve_bare(args.bare_server)
+        return 0
+    print(
+        f"ingest: POST /api/v1/orders, {args.connections} connections, {args.duration:g} s per target,"
+        f" load by {args.generator}, {os.cpu_count()} CPUs",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        folder = Path(tmp)
+        script = folder / "orders.lua"
+        template = _order_template().replace("]]", "] ]")
+        script.write_text(_LUA % {"template": template, "key": API_KEY, "customers": CUSTOMERS})
+        for attempt in range(1, args.repeat + 1):
+            print(f"run {attempt}:", flush=True)
+            bare = run_target("bare", args, folder, script)
+            _report(bare)
+            gateway = run_target("gateway", args, folder, script)
+            _report(gateway)
+            print(f"  ratio gateway/bare: {gateway.rate / bare.rate:.2f}", flush=True)
+            for leftover in folder.glob("gateway.db*"):
+                leftover.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

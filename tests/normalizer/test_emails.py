@@ -1,0 +1,88 @@
+"""normalise_email takes a shortcut for ordinary addresses; it must answer exactly as email_validator does."""
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from normalizer.emails import normalise_email
+
+
+def _library(value: str) -> str:
+    text = value.strip().lower()
+    if not text:
+        raise ValueError("email is required")
+    try:
+        validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return text
+
+
+def _same(value: str) -> None:
+    try:
+        expected: str | Exception = _library(value)
+    except ValueError as exc:
+        expected = exc
+    if isinstance(expected, Exception):
+        with pytest.raises(ValueError) as raised:
+            normalise_email(value)
+        assert str(raised.value) == str(expected)
+    else:
+        assert normalise_email(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        " Buyer@Example.com ",
+        "a.b+tag@shop.example.co.uk",
+        "a..b@example.com",
+        ".a@example.com",
+        "a@example..com",
+        "a@-example.com",
+        "a@example-.com",
+        "a@example.com.",
+        "a@localhost",
+        "a@shop.test",
+        "a@shop.local",
+        "a@123.456",
+        "a@example.c",
+        "a@xn--bcher-kva.example",
+        "a@bücher.example",
+        "ü@example.com",
+        '"quoted"@example.com',
+        "Jane <jane@example.com>",
+        "a@[127.0.0.1]",
+        "a@b@example.com",
+        "no-at-sign",
+        "x" * 64 + "@example.com",
+        "x" * 65 + "@example.com",
+        "a@" + "b" * 63 + ".com",
+        "a@" + "b" * 64 + ".com",
+        "a@" + ".".join(["b" * 60] * 4) + ".com",
+        "x" * 64 + "@" + ".".join(["b" * 60] * 3) + ".com",
+        "",
+        "   ",
+    ],
+)
+def test_same_answer_as_the_library(value: str) -> None:
+    _same(value)
+
+
+_ALPHABET = 'ab.-_+@0Z!~ü"<> '
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=30))
+def test_same_answer_as_the_library_for_any_text(value: str) -> None:
+    _same(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.from_regex(r"[a-z0-9.+_-]{1,70}", fullmatch=True),
+    st.from_regex(r"[a-z0-9-]{0,64}(\.[a-z0-9-]{0,64}){0,4}", fullmatch=True),
+)
+def test_same_answer_for_address_shaped_text(local: str, domain: str) -> None:
+    _same(f"{local}@{domain}")
