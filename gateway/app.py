@@ -283,7 +283,9 @@ async def list_jobs(request: Request) -> Response:
     try:
         limit = min(int(request.query_params.get("limit", "100")), 1000)
     except ValueError:
-        raise errors.ValidationFailed("limit must be an integer.", [{"field": "limit", "message": "not an integer"}]) from None
+        raise errors.ValidationFailed(
+            "limit must be an integer.", [{"field": "limit", "message": "not an integer"}]
+        ) from None
     return JSONResponse({"jobs": queue.listing(gateway.reader, status, limit), "counts": queue.counts(gateway.reader)})
 
 
