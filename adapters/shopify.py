@@ -245,7 +245,7 @@ def _customer(payload: Mapping[str, Any], warnings: list[str]) -> Customer | Non
         # The address itself is personal data: the warning names the order, not the address.
         warnings.append(f"order {payload.get('id')} has an email address that is not valid: no subscriber")
         return None
-    given = {
+    given: dict[str, Any] = {
         "externalId": _id(person["id"], "customer.id") if person.get("id") is not None else None,
         "firstName": person.get("first_name") or None,
         "lastName": person.get("last_name") or None,
