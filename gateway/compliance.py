@@ -29,8 +29,7 @@ def register(engine: "Engine") -> None:
         kept = _settle(engine, conn, erased.emails, customer_id, now, warnings)
         warnings.append(
             f"customer erased from source {source}: {erased.orders} orders unlinked, {erased.events} events and"
-            f" {erased.deliveries} deliveries erased"
-            + (f"; {kept} subscriber kept for the data other sources hold" if kept else "")
+            f" {erased.deliveries} deliveries erased" + _kept(kept)
         )
         return warnings
 
@@ -40,7 +39,7 @@ def register(engine: "Engine") -> None:
         kept = _settle(engine, conn, erased.emails, None, now, warnings)
         warnings.append(
             f"source {source} erased: {erased.orders} orders, {erased.events} events, {erased.deliveries} deliveries"
-            + (f"; {kept} subscribers kept for the data other sources hold" if kept else "")
+            + _kept(kept)
         )
         return warnings
 
@@ -81,6 +80,11 @@ def _settle(
             engine.recompute(conn, email, now, None, warnings)
             kept += 1
     return kept
+
+
+def _kept(count: int) -> str:
+    plural = "s" if count > 1 else ""
+    return f"; {count} subscriber{plural} kept for the data other sources hold" if count else ""
 
 
 def _text(args: Any, key: str) -> str | None:
