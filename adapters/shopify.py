@@ -122,7 +122,7 @@ class ShopifyAdapter:
                     return Translation(
                         warnings=["orders/edited carries no totals: the orders/updated sent with it brings them"]
                     )
-                return translate_order(payload)
+                return translate_order(payload, lookup)
             if topic == "refunds/create":
                 return translate_refund(payload, lookup)
             if topic == "orders/delete":
@@ -277,7 +277,7 @@ def _items(payload: Mapping[str, Any], currency: str) -> list[Item]:
     return items
 
 
-def translate_order(payload: Mapping[str, Any]) -> Translation:
+def translate_order(payload: Mapping[str, Any], lookup: OrderLookup) -> Translation:
     """An Order payload: one canonical order per status it implies, each carrying the order's latest facts."""
     warnings: list[str] = []
     order_id = _id(payload["id"], "id")
@@ -335,11 +335,13 @@ def translate_order(payload: Mapping[str, Any]) -> Translation:
     if payload.get("fulfillment_status") == "fulfilled":
         orders.append(CanonicalOrder(status="fulfilled", **facts))
     if refunded > 0:
-        if refunded > total:
+        # The event states the refunds so far: a payload older than a refund the ledger already holds (from
+        # refunds/create or a newer update) then repeats that event instead of announcing a smaller refund.
+        stored = lookup.order(order_id)
+        so_far = sum({**(stored.refunds if stored else {}), **refunds}.values())
+        if so_far > total:
             warnings.append(f"order {order_id} refunded more than its total: counted as fully refunded")
-        orders.append(
-            CanonicalOrder(status="refunded", refundAmountCents=min(refunded, total), refunds=refunds, **facts)
-        )
+        orders.append(CanonicalOrder(status="refunded", refundAmountCents=min(so_far, total), refunds=refunds, **facts))
     if payload.get("cancelled_at"):
         orders.append(CanonicalOrder(status="cancelled", **facts))
     return Translation(orders=orders, warnings=warnings)

@@ -536,3 +536,12 @@ def test_options_are_validated_at_start(tmp_path: Path, source: dict[str, Any], 
     with pytest.raises(ConfigError) as caught:
         load(write_config(tmp_path, sources={SOURCE: source}))
     assert str(caught.value).startswith(message)
+
+
+def test_older_payload_repeats_the_refunds_so_far_instead_of_a_smaller_refund() -> None:
+    stored = CanonicalOrder(
+        orderId=ORDER_A, totalCents=8850, currency="USD", customer=None, refunds={REFUND_1: 2000, REFUND_2: 6850}
+    )
+    translation = adapter().translate(delivery("orders/updated", raw("orders_updated_refund.json")), Lookup(stored))
+    refunded = translation.orders[-1]
+    assert (refunded.status, refunded.refundAmountCents, refunded.refunds) == ("refunded", 8850, {REFUND_1: 2000})

@@ -1,7 +1,12 @@
 """Shopify end to end through the real app: an order's life delivered out of order and duplicated."""
 
 import json
+import uuid
+from pathlib import Path
 from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.adapters.shopify_helpers import SOURCE, deliver, raw, shop_harness
 from tests.conftest import Harness
@@ -203,3 +208,57 @@ def test_multicurrency_and_jpy_orders_keep_their_currency(make_harness: Any) -> 
         "EUR",
         10000,
     )
+
+
+DELIVERIES = [
+    ("orders/create", "orders_create.json"),
+    ("orders/paid", "orders_paid.json"),
+    ("refunds/create", "refunds_create.json"),
+    ("orders/updated", "orders_updated_refund.json"),
+    ("orders/cancelled", "orders_cancelled.json"),
+    ("orders/fulfilled", "orders_fulfilled.json"),
+    ("orders/updated", "orders_fulfilled.json"),
+]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order_of_arrival=st.permutations(range(len(DELIVERIES))), repeated=st.sets(st.integers(0, 6), max_size=3))
+def test_any_order_of_arrival_converges(
+    make_harness: Any, tmp_path: Path, order_of_arrival: list[int], repeated: set[int]
+) -> None:
+    # Each example gets its own database: a Shopify retry (same delivery id) and a re-send (new id) included.
+    folder = tmp_path / uuid.uuid4().hex
+    harness = make_harness(
+        database=str(folder / "gateway.db"),
+        sources={SOURCE: {"type": "shopify", "secrets": ["shpss_test_app_secret_0123456789"]}},
+    )
+    for index in order_of_arrival:
+        topic, fixture = DELIVERIES[index]
+        deliver(harness, topic, raw(fixture), f"d-{index}")
+        if index in repeated:
+            deliver(harness, topic, raw(fixture), f"d-{index}")
+            deliver(harness, topic, raw(fixture), f"d-{index}-again")
+        harness.drain()
+    harness.make_retries_due()
+    harness.drain()
+    assert figures(harness) == (1, 45.0, 45.0, 45.0)
+    stored = order(harness, ORDER_A)
+    assert (stored["status"], stored["totalCents"], stored["refundedCents"], stored["orderNumber"]) == (
+        "cancelled",
+        8850,
+        8850,
+        "#1001",
+    )
+    events = [
+        (e["name"], e["properties"]["orderId"], e["properties"].get("refundAmountCents")) for e in harness.events(JANE)
+    ]
+    assert len(events) == len(set(events))
+    assert {event for event in events if event[0] != "ecommerce.order_refunded"} == {
+        ("ecommerce.order_placed", ORDER_A, None),
+        ("ecommerce.order_cancelled", ORDER_A, None),
+        ("ecommerce.order_placed", ORDER_B, None),
+        ("ecommerce.order_fulfilled", ORDER_B, None),
+    }
+    # Refund events only ever grow: a late payload never announces less than what was already refunded.
+    refunds = [event[2] for event in events if event[0] == "ecommerce.order_refunded"]
+    assert refunds == sorted(refunds) and refunds[-1] == 8850
