@@ -151,7 +151,8 @@ def _is_test(delivery: Delivery) -> bool:
 
 def _object(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(body)
+        # Decimal for every JSON number with a fraction (refund_line_items.subtotal is one): no float, ever.
+        payload = json.loads(body, parse_float=Decimal)
     except ValueError:
         raise TranslationError("the body is not JSON") from None
     if not isinstance(payload, dict):
@@ -173,10 +174,7 @@ def _id(value: Any, field: str) -> str:
 
 
 def _money(value: Any, currency: str, field: str) -> int:
-    if isinstance(value, float):
-        # Shopify sends some amounts as JSON numbers (refund_line_items.subtotal); their repr is the exact decimal.
-        value = repr(value)
-    if not isinstance(value, str | int) or isinstance(value, bool):
+    if not isinstance(value, str | int | Decimal) or isinstance(value, bool):
         raise ValueError(f"{field} must be a decimal string")
     try:
         return to_minor(value, currency)
@@ -200,8 +198,8 @@ def _rate(pairs: list[tuple[Any, Any]]) -> Decimal | None:
     """Shop units per presentment unit, from (shop amount, presentment amount) pairs of the same money."""
     shop = presentment = Decimal(0)
     for shop_amount, presentment_amount in pairs:
-        shop += Decimal(str(shop_amount))
-        presentment += Decimal(str(presentment_amount))
+        shop += Decimal(shop_amount)
+        presentment += Decimal(presentment_amount)
     return shop / presentment if presentment > 0 and shop > 0 else None
 
 
@@ -220,7 +218,7 @@ def _refund_cents(refund: Mapping[str, Any], currency: str, rate: Decimal | None
             total += _money(transaction["amount"], currency, "transactions.amount")
         elif rate is not None:
             # Multi-currency orders refund in the presentment currency: converted at the order's own rate.
-            scaled = (Decimal(str(transaction["amount"])) * rate).scaleb(exponent(currency))
+            scaled = (Decimal(transaction["amount"]) * rate).scaleb(exponent(currency))
             total += int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
         else:
             return None
