@@ -545,3 +545,13 @@ def test_older_payload_repeats_the_refunds_so_far_instead_of_a_smaller_refund() 
     translation = adapter().translate(delivery("orders/updated", raw("orders_updated_refund.json")), Lookup(stored))
     refunded = translation.orders[-1]
     assert (refunded.status, refunded.refundAmountCents, refunded.refunds) == ("refunded", 8850, {REFUND_1: 2000})
+
+
+def test_three_decimal_currency_scales_by_its_exponent() -> None:
+    payload = json.loads(raw("orders_paid_jpy_guest.json"))
+    payload.update({"currency": "KWD", "current_total_price": "12.345", "total_price_set": None})
+    payload["line_items"][0]["price"] = "4.115"
+    translation = adapter().translate(delivery("orders/paid", json.dumps(payload).encode()), Lookup())
+    [placed] = translation.orders
+    assert (placed.totalCents, placed.currency, placed.items[0].priceCents) == (12345, "KWD", 4115)
+    assert placed.properties == {"presentmentCurrency": "JPY"}
