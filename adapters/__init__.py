@@ -12,8 +12,11 @@ from adapters.base import (
     Translation,
     TranslationError,
 )
+from adapters.shopify import ShopifyAdapter
 
-REGISTRY: dict[str, type[Adapter]] = {}
+REGISTRY: dict[str, type[Adapter]] = {
+    "shopify": ShopifyAdapter,
+}
 
 __all__ = [
     "REGISTRY",

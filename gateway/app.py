@@ -5,6 +5,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,7 +26,7 @@ from gateway.ingest import Committer
 from gateway.worker import Worker, now_us
 from normalizer import PushOrder
 from normalizer.timefmt import format_instant_us, utcnow
-from store import events, ledger, queue, subscribers
+from store import events, ledger, privacy, queue, subscribers
 from store.db import StoreUnavailable, connect, transaction
 from store.schema import migrate
 
@@ -45,6 +46,9 @@ class Gateway:
         self.committer = Committer(
             config.database, config.durability, on_commit=self.worker.wake.set if self.worker else None
         )
+        # Deliveries refused for their signature, per source, since start. Kept in memory on purpose: a forged
+        # request must cost the gateway no write.
+        self.rejected: Counter[str] = Counter()
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
         self._reader: sqlite3.Connection | None = None
@@ -144,6 +148,7 @@ async def webhook(request: Request) -> Response:
     try:
         adapter.verify(delivery)
     except SignatureError as exc:
+        gateway.rejected[source] += 1
         log.warning("webhook signature rejected", extra={"source": source, "reason": str(exc)})
         raise errors.BadSignature() from None
     intake = adapter.intake(delivery)
@@ -210,23 +215,43 @@ def _subscriber(gateway: Gateway, email: str) -> dict[str, Any]:
     return row
 
 
-async def get_subscriber(request: Request) -> Response:
-    gateway = _gateway(request)
-    gateway.keys.check(request)
-    row = _subscriber(gateway, request.path_params["email"])
+def _subscriber_view(gateway: Gateway, row: dict[str, Any]) -> dict[str, Any]:
     attributes = {
         **row["attributes"],
         **gateway.engine.revenue_attributes(row["ordersCount"], row["totalSpentCents"]),
     }
+    return {
+        "email": row["email"],
+        "externalId": row["externalId"],
+        "firstName": row["firstName"],
+        "lastName": row["lastName"],
+        "attributes": attributes,
+        "createdAt": _iso(row["createdAt"]),
+        "updatedAt": _iso(row["updatedAt"]),
+    }
+
+
+async def get_subscriber(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    row = _subscriber(gateway, request.path_params["email"])
+    return JSONResponse(_subscriber_view(gateway, row))
+
+
+async def export_subscriber(request: Request) -> Response:
+    """Everything held about one person (a data subject request): subscriber, all events, ledger orders."""
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    row = _subscriber(gateway, request.path_params["email"])
+    found = privacy.events_for_subscriber(gateway.reader, row["id"])
     return JSONResponse(
         {
-            "email": row["email"],
-            "externalId": row["externalId"],
-            "firstName": row["firstName"],
-            "lastName": row["lastName"],
-            "attributes": attributes,
-            "createdAt": _iso(row["createdAt"]),
-            "updatedAt": _iso(row["updatedAt"]),
+            "subscriber": _subscriber_view(gateway, row),
+            "events": [
+                {"id": event_id, "name": name, "properties": json.loads(props), "occurredAt": _iso(at)}
+                for event_id, name, props, at in found
+            ],
+            "orders": privacy.orders_for_email(gateway.reader, row["email"]),
         }
     )
 
@@ -239,7 +264,9 @@ async def get_events(request: Request) -> Response:
         after = int(request.query_params.get("after", "0"))
         limit = min(int(request.query_params.get("limit", "1000")), 1000)
     except ValueError:
-        raise errors.ValidationFailed("after and limit must be integers.") from None
+        raise errors.ValidationFailed(
+            "after and limit must be integers.", [{"field": "after", "message": "after and limit must be integers"}]
+        ) from None
     found = events.for_subscriber(gateway.reader, row["id"], after, limit)
     return JSONResponse(
         {
@@ -249,6 +276,37 @@ async def get_events(request: Request) -> Response:
             ]
         }
     )
+
+
+async def list_sources(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    return JSONResponse(
+        {
+            "sources": [
+                {"name": name, "type": adapter.provider, "rejectedSignatures": gateway.rejected[name]}
+                for name, adapter in sorted(gateway.adapters.items())
+            ]
+        }
+    )
+
+
+async def list_jobs(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    status = request.query_params.get("status", "dead")
+    if status not in {"queued", "processing", "done", "failed", "dead"}:
+        raise errors.ValidationFailed(
+            "status must be one of queued, processing, done, failed, dead.",
+            [{"field": "status", "message": "unknown status"}],
+        )
+    try:
+        limit = min(int(request.query_params.get("limit", "100")), 1000)
+    except ValueError:
+        raise errors.ValidationFailed(
+            "limit must be an integer.", [{"field": "limit", "message": "not an integer"}]
+        ) from None
+    return JSONResponse({"jobs": queue.listing(gateway.reader, status, limit), "counts": queue.counts(gateway.reader)})
 
 
 async def healthz(request: Request) -> Response:
@@ -308,9 +366,12 @@ def create_app(
         routes=[
             Route("/api/v1/orders", push_order, methods=["POST"]),
             Route("/api/v1/orders/{order_id:path}", get_order, methods=["GET"]),
+            Route("/api/v1/jobs", list_jobs, methods=["GET"]),
             Route("/api/v1/jobs/{job_id}", get_job, methods=["GET"]),
+            Route("/api/v1/sources", list_sources, methods=["GET"]),
             Route("/api/v1/jobs/{job_id}/replay", replay_job, methods=["POST"]),
             Route("/api/v1/subscribers/{email}/events", get_events, methods=["GET"]),
+            Route("/api/v1/subscribers/{email}/export", export_subscriber, methods=["GET"]),
             Route("/api/v1/subscribers/{email}", get_subscriber, methods=["GET"]),
             Route("/webhooks/{source}", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -59,6 +59,11 @@ class Worker:
             except StoreUnavailable as exc:
                 log.warning("worker cannot reach the database", extra={"error": str(exc)})
                 processed = 0
+            except Exception:
+                # Whatever broke the batch rolled it back; its leases expire and the jobs run again. The worker
+                # itself must outlive any one batch.
+                log.exception("worker batch failed")
+                processed = 0
             if processed == 0:
                 self.wake.wait(self.config.worker.poll_seconds)
                 self.wake.clear()

@@ -60,7 +60,7 @@ def _instant(value: Any) -> Any:
         raise PydanticCustomError("datetime_parsing", str(exc)) from None
 
 
-Id = Annotated[str | None, BeforeValidator(_identifier), Field(default=None, max_length=255)]
+Id = Annotated[Annotated[str, Field(max_length=255)] | None, BeforeValidator(_identifier)]
 RequiredId = Annotated[str, BeforeValidator(_required_identifier), Field(max_length=255)]
 Cents = Annotated[StrictInt, Field(ge=0, le=2**62)]
 Instant = Annotated[datetime, BeforeValidator(_instant)]

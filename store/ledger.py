@@ -92,8 +92,8 @@ def for_email(conn: sqlite3.Connection, email: str) -> list[tuple[int, str, int,
     ).fetchall()
 
 
-def _latest_facts(order: PushOrder, default_time: str) -> dict[str, Any]:
-    """The latest-state facts this event states; fields the event left out keep what the ledger knows."""
+def _stated_facts(order: PushOrder) -> dict[str, Any]:
+    """The latest-state facts this event states; what it leaves out keeps what the ledger knows."""
     given = order.model_fields_set
     facts: dict[str, Any] = {"total_cents": order.totalCents, "currency": order.currency}
     if "orderNumber" in given:
@@ -105,20 +105,13 @@ def _latest_facts(order: PushOrder, default_time: str) -> dict[str, Any]:
     customer = order.customer
     if customer is not None:
         facts["email"] = customer.email
-        facts["customer"] = {
-            key: value
-            for key, value in (
-                ("externalId", customer.externalId),
-                ("firstName", customer.firstName),
-                ("lastName", customer.lastName),
-            )
-            if value
-        }
-    return (
-        {"order_number": None, "items": [], "ordered_at": default_time, "email": None, "customer": {}} | facts
-        if default_time
-        else facts
-    )
+        named = (
+            ("externalId", customer.externalId),
+            ("firstName", customer.firstName),
+            ("lastName", customer.lastName),
+        )
+        facts["customer"] = {key: value for key, value in named if value}
+    return facts
 
 
 def merge(
@@ -133,33 +126,37 @@ def merge(
     """Merge one order event into the ledger; returns the row before (None if new) and after.
     `accepted_at` stands in for orderedAt when the first event of an order gives none."""
     before = get(conn, source, order.orderId)
-    refunds = order.refunds if isinstance(order, CanonicalOrder) else {}
-    if before is None:
-        facts = _latest_facts(order, accepted_at)
-        after = LedgerOrder(
+    after = (
+        replace(before)
+        if before
+        else LedgerOrder(
             source=source,
             order_id=order.orderId,
             provider=provider,
-            statuses=[order.status],
-            cancelled=order.status == "cancelled",
-            fulfilled=order.status == "fulfilled",
-            refunded_cents=order.refunded_cents,
-            refunds=dict(refunds),
-            version=version,
-            **facts,
+            order_number=None,
+            email=None,
+            customer={},
+            total_cents=0,
+            currency=order.currency,
+            items=[],
+            ordered_at=accepted_at,
+            statuses=[],
+            cancelled=False,
+            fulfilled=False,
+            refunded_cents=0,
+            version=-1,
         )
-    else:
-        after = replace(before)
-        after.statuses = [s for s in STATUSES if s in before.statuses or s == order.status]
-        after.cancelled = before.cancelled or order.status == "cancelled"
-        after.fulfilled = before.fulfilled or order.status == "fulfilled"
-        after.refunds = {**before.refunds, **refunds}
-        after.refunded_cents = max(before.refunded_cents, order.refunded_cents, sum(after.refunds.values()))
-        if version >= before.version:
-            facts = _latest_facts(order, "")
-            for key, value in facts.items():
-                setattr(after, key, value)
-            after.version = version
+    )
+    refunds = order.refunds if isinstance(order, CanonicalOrder) else {}
+    after.statuses = [s for s in STATUSES if s in after.statuses or s == order.status]
+    after.cancelled = after.cancelled or order.status == "cancelled"
+    after.fulfilled = after.fulfilled or order.status == "fulfilled"
+    after.refunds = {**after.refunds, **refunds}
+    after.refunded_cents = max(after.refunded_cents, order.refunded_cents, sum(after.refunds.values()))
+    if version >= after.version:
+        for key, value in _stated_facts(order).items():
+            setattr(after, key, value)
+        after.version = version
     _write(conn, after, now)
     return before, after
 

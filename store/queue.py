@@ -169,14 +169,23 @@ def get(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
     }
 
 
+def listing(conn: sqlite3.Connection, status: str, limit: int) -> list[dict[str, Any]]:
+    """The newest jobs in one status, without bodies (they may hold personal data)."""
+    rows = conn.execute("SELECT job_id FROM jobs WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit)).fetchall()
+    return [job for (job_id,) in rows if (job := get(conn, job_id)) is not None]
+
+
+_COUNT = {
+    # Each condition repeats a partial index's WHERE so the count reads that small index, not the whole table.
+    "queued": "status IN ('queued', 'failed') AND status = 'queued'",
+    "failed": "status IN ('queued', 'failed') AND status = 'failed'",
+    "processing": "status = 'processing'",
+    "dead": "status = 'dead'",
+}
+
+
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    # Literal statuses, so each count reads its partial index instead of scanning every job ever stored.
-    result = dict.fromkeys(("queued", "processing", "failed", "dead"), 0)
-    result.update(
-        conn.execute(
-            "SELECT status, count(*) FROM jobs WHERE status IN ('queued', 'failed') GROUP BY status"
-        ).fetchall()
-    )
-    result["processing"] = conn.execute("SELECT count(*) FROM jobs WHERE status = 'processing'").fetchone()[0]
-    result["dead"] = conn.execute("SELECT count(*) FROM jobs WHERE status = 'dead'").fetchone()[0]
-    return result
+    return {
+        status: conn.execute(f"SELECT count(*) FROM jobs WHERE {where}").fetchone()[0]
+        for status, where in _COUNT.items()
+    }

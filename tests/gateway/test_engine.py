@@ -246,3 +246,19 @@ def test_order_read_shape(harness: Harness) -> None:
         "items": order()["items"],
         "orderedAt": "2026-06-01T12:00:00.000Z",
     }
+
+
+def test_hooks_see_every_applied_order_in_the_same_transaction(harness: Harness) -> None:
+    seen: list[tuple[str, str, bool, int | None]] = []
+
+    def hook(conn: Any, applied: Any, now: int) -> None:
+        assert conn.in_transaction
+        seen.append((applied.order.orderId, applied.after.status, applied.before is None, applied.event_id))
+
+    harness.worker.engine.hooks.append(hook)
+    push(harness, "A", totalCents=1000)
+    push(harness, "A", totalCents=1000)
+    push(harness, "A", totalCents=1000, status="cancelled")
+    harness.drain()
+    assert [s[:3] for s in seen] == [("A", "placed", True), ("A", "placed", False), ("A", "cancelled", False)]
+    assert seen[0][3] is not None and seen[1][3] is None  # the duplicate fired no event

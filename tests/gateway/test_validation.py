@@ -223,3 +223,18 @@ def test_routing_errors_have_the_error_shape(harness: Harness, method: str, path
     assert response.status_code == status
     assert response.json()["success"] is False
     assert response.json()["error"]["code"] == code
+
+
+def test_explicit_nulls_for_optional_fields_are_accepted(harness: Harness) -> None:
+    body = order(orderNumber=None, refundAmountCents=None, customerTotals=None)
+    body["customer"].update(externalId=None, firstName=None, lastName=None)
+    body["items"][0].update(variantId=None, sku=None, variantTitle=None, priceCents=None)
+    assert harness.post_order(body).status_code == 202
+    harness.drain()
+    assert harness.attributes("buyer@example.com")["ordersCount"] == 1
+
+
+def test_identifier_over_255_characters_is_422(harness: Harness) -> None:
+    response = harness.post_order(order(orderNumber="9" * 256))
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "orderNumber"

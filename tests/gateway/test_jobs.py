@@ -1,0 +1,220 @@
+"""SPEC §3 and §6 through the adapter protocol: webhook intake, duplicates, retries with backoff, dead jobs kept
+with their error, replay (API), and the rejected-signature counter. A small test platform exercises the same
+path every real adapter takes."""
+
+import hashlib
+import hmac
+import json
+from typing import Any, ClassVar
+
+import pytest
+
+from adapters import REGISTRY, Delivery, Intake, NotReady, OrderLookup, SignatureError, SourceOptions, Translation
+from adapters.base import TranslationError, hmac_matches
+from normalizer import CanonicalOrder
+from tests.conftest import Harness
+
+SECRET = "test-platform-secret"
+
+
+class FakePlatform:
+    """Signs with hex HMAC-SHA256 in X-Test-Signature; the body is a canonical order plus a `mode`."""
+
+    provider: ClassVar[str] = "testplatform"
+    Options: ClassVar[type[SourceOptions]] = SourceOptions
+
+    def __init__(self, name: str, options: SourceOptions) -> None:
+        self.secrets = [s.encode() for s in options.secrets]
+
+    def verify(self, delivery: Delivery) -> None:
+        given = delivery.header("x-test-signature")
+        if not given or not hmac_matches(self.secrets, delivery.body, [bytes.fromhex(given)]):
+            raise SignatureError("no matching signature")
+
+    def intake(self, delivery: Delivery) -> Intake:
+        topic = delivery.header("x-test-topic") or ""
+        if topic == "ping":
+            return Intake("record", topic, f"ping:{delivery.body.decode()}", "ping recorded")
+        if topic != "order":
+            return Intake("ignore", topic, reason=f"topic {topic!r} is not handled")
+        return Intake("queue", topic, hashlib.sha256(delivery.body).hexdigest())
+
+    def translate(self, delivery: Delivery, lookup: OrderLookup) -> Translation:
+        payload = json.loads(delivery.body)
+        mode = payload.pop("mode", "ok")
+        if mode == "wait" and lookup.order(payload["orderId"]) is None:
+            raise NotReady(f"order {payload['orderId']} has not arrived")
+        if mode == "broken":
+            raise TranslationError("unexpected shape: no line_items")
+        return Translation(orders=[CanonicalOrder.model_validate(payload)])
+
+
+@pytest.fixture
+def platform(make_harness: Any, monkeypatch: pytest.MonkeyPatch) -> Harness:
+    monkeypatch.setitem(REGISTRY, "testplatform", FakePlatform)
+    harness: Harness = make_harness(
+        sources={"shop": {"type": "testplatform", "secrets": ["old-secret", SECRET]}},
+        worker={"max_attempts": 3},
+    )
+    return harness
+
+
+def deliver(harness: Harness, payload: dict[str, Any] | bytes, topic: str = "order", secret: str = SECRET) -> Any:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    signature = hmac.new(secret.encode(), body, "sha256").hexdigest()
+    return harness.client.post(
+        "/webhooks/shop", content=body, headers={"X-Test-Signature": signature, "X-Test-Topic": topic}
+    )
+
+
+def canonical(order_id: str = "w-1", **fields: Any) -> dict[str, Any]:
+    return {
+        "orderId": order_id,
+        "totalCents": 2500,
+        "currency": "USD",
+        "orderedAt": "2026-06-01T12:00:00Z",
+        "customer": {"email": "hook@example.com"},
+        **fields,
+    }
+
+
+def test_delivery_queued_then_processed(platform: Harness) -> None:
+    response = deliver(platform, canonical())
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True and body["queued"] is True and body["jobId"].startswith("commerce-webhook-")
+    platform.drain()
+    assert platform.job(body["jobId"])["status"] == "done"
+    assert platform.attributes("hook@example.com")["totalSpent"] == 25.0
+    assert platform.events("hook@example.com")[0]["properties"]["provider"] == "testplatform"
+    assert platform.get("/api/v1/orders/w-1", source="shop").json()["totalCents"] == 2500
+
+
+def test_repeat_delivery_is_a_duplicate_and_enqueues_nothing(platform: Harness) -> None:
+    first = deliver(platform, canonical()).json()
+    assert deliver(platform, canonical()).json() == {"success": True, "duplicate": True}
+    assert platform.drain() == 1
+    assert platform.job(first["jobId"])["status"] == "done"
+
+
+def test_rotation_old_secret_still_verifies(platform: Harness) -> None:
+    assert deliver(platform, canonical(), secret="old-secret").status_code == 200
+
+
+def test_bad_signature_is_401_stores_nothing_and_counts(platform: Harness) -> None:
+    response = deliver(platform, canonical(), secret="forged")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    missing = platform.client.post("/webhooks/shop", content=b"{}", headers={"X-Test-Topic": "order"})
+    assert missing.status_code == 401
+    with platform.db() as conn:
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    sources = platform.get("/api/v1/sources").json()["sources"]
+    assert sources == [{"name": "shop", "type": "testplatform", "rejectedSignatures": 2}]
+
+
+def test_unknown_source_is_404(platform: Harness) -> None:
+    response = platform.client.post("/webhooks/nowhere", content=b"{}")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_unhandled_topic_is_acknowledged_as_ignored(platform: Harness) -> None:
+    response = deliver(platform, canonical(), topic="customers/update")
+    assert response.status_code == 200
+    assert response.json() == {"success": True, "ignored": True, "reason": "topic 'customers/update' is not handled"}
+    assert platform.drain() == 0
+
+
+def test_recorded_delivery_is_stored_done_and_not_processed(platform: Harness) -> None:
+    response = deliver(platform, b"webhook_id=7", topic="ping").json()
+    assert response["recorded"] is True
+    job = platform.job(response["jobId"])
+    assert (job["status"], job["warnings"]) == ("done", ["ping recorded"])
+    assert platform.drain() == 0
+
+
+def test_untranslatable_delivery_is_dead_kept_and_replayable(platform: Harness) -> None:
+    job_id = deliver(platform, canonical(mode="broken")).json()["jobId"]
+    platform.drain()
+    job = platform.job(job_id)
+    assert job["status"] == "dead" and job["attempts"] == 1
+    assert job["error"] == "TranslationError: unexpected shape: no line_items"
+    with platform.db() as conn:
+        (body,) = conn.execute("SELECT body FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    assert json.loads(body)["mode"] == "broken"  # the raw body stays stored
+    listed = platform.get("/api/v1/jobs", status="dead").json()
+    assert [j["jobId"] for j in listed["jobs"]] == [job_id] and listed["counts"]["dead"] == 1
+
+    # "After a fix": the platform behaves, and a replay processes the stored delivery.
+    with platform.db() as conn:
+        conn.execute("UPDATE jobs SET body = ? WHERE job_id = ?", (json.dumps(canonical()).encode(), job_id))
+    replay = platform.client.post(f"/api/v1/jobs/{job_id}/replay", headers=platform.headers)
+    assert replay.status_code == 202 and replay.json()["jobId"] == job_id
+    assert platform.job(job_id)["status"] == "queued"
+    platform.drain()
+    assert platform.job(job_id)["status"] == "done"
+    assert platform.attributes("hook@example.com")["ordersCount"] == 1
+
+
+def test_replay_of_a_done_job_is_409_and_unknown_is_404(platform: Harness) -> None:
+    job_id = deliver(platform, canonical()).json()["jobId"]
+    platform.drain()
+    assert platform.client.post(f"/api/v1/jobs/{job_id}/replay", headers=platform.headers).status_code == 409
+    assert platform.client.post("/api/v1/jobs/nope/replay", headers=platform.headers).status_code == 404
+    assert platform.client.post(f"/api/v1/jobs/{job_id}/replay").status_code == 401
+
+
+def test_waiting_job_retries_with_backoff_then_succeeds(platform: Harness) -> None:
+    waiting = deliver(platform, canonical("w-2", mode="wait", status="refunded", refundAmountCents=500)).json()
+    platform.drain()
+    job = platform.job(waiting["jobId"])
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert job["error"] == "waiting: order w-2 has not arrived"
+    with platform.db() as conn:
+        run_at, received = conn.execute(
+            "SELECT run_at, received_at FROM jobs WHERE job_id = ?", (waiting["jobId"],)
+        ).fetchone()
+    assert run_at > received + 1_000_000  # not before the first backoff (2 s, with jitter)
+    assert platform.drain() == 0  # not due yet
+
+    deliver(platform, canonical("w-2"))
+    platform.drain()
+    platform.make_retries_due()
+    platform.drain()
+    job = platform.job(waiting["jobId"])
+    assert (job["status"], job["attempts"], job["error"]) == ("done", 2, None)
+    assert platform.attributes("hook@example.com")["totalSpent"] == 20.0
+
+
+def test_job_is_dead_after_the_last_attempt_with_its_error(platform: Harness) -> None:
+    job_id = deliver(platform, canonical("never", mode="wait")).json()["jobId"]
+    for _ in range(3):
+        platform.drain()
+        platform.make_retries_due()
+    job = platform.job(job_id)
+    assert (job["status"], job["attempts"]) == ("dead", 3)
+    assert job["error"] == "waiting: order never has not arrived"
+
+
+def test_invalid_canonical_order_from_an_adapter_is_dead_naming_the_field(platform: Harness) -> None:
+    job_id = deliver(platform, canonical(currency="ZZZ")).json()["jobId"]
+    platform.drain()
+    job = platform.job(job_id)
+    assert job["status"] == "dead"
+    assert job["error"].startswith("invalid canonical order: currency:")
+
+
+def test_canonical_job_lease_expiry_runs_it_again_exactly_once(platform: Harness) -> None:
+    response = platform.post_order(canonical("lease-1"))
+    job_id = response.json()["jobId"]
+    with platform.db() as conn:  # a worker that leased the job and died: status processing, lease expired
+        conn.execute(
+            "UPDATE jobs SET status = 'processing', lease_owner = 'dead-worker', lease_expires = 1, attempts = 1"
+            " WHERE job_id = ?",
+            (job_id,),
+        )
+    platform.drain()
+    job = platform.job(job_id)
+    assert (job["status"], job["attempts"]) == ("done", 2)
+    assert platform.attributes("hook@example.com")["ordersCount"] == 1
