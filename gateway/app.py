@@ -44,7 +44,10 @@ class Gateway:
         self.engine = Engine(config.currency, config.fx_rates)
         self.worker = Worker(config, adapters, self.engine) if run_worker else None
         self.committer = Committer(
-            config.database, config.durability, on_commit=self.worker.wake.set if self.worker else None
+            config.database,
+            config.durability,
+            on_commit=self.worker.wake.set if self.worker else None,
+            gate=self.worker.gate if self.worker else None,
         )
         # Deliveries refused for their signature, per source, since start. Kept in memory on purpose: a forged
         # request must cost the gateway no write.

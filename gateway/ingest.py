@@ -10,15 +10,63 @@ import logging
 import queue as stdqueue
 import sqlite3
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from store import queue
-from store.db import Durability, StoreUnavailable, connect, transaction
+from store.db import Durability, StoreUnavailable, checkpoint, connect, transaction
 
 log = logging.getLogger("gateway.ingest")
 _MAX_BATCH = 1024
+_CHECKPOINT_SECONDS = 1.0
+_BUSY_SECONDS = 0.1  # ingest counts as busy this long after its last commit
+_YIELD = 3.0
+
+
+class WriterGate:
+    """Within one process, accepted requests write before the worker. The worker writes under `lock` and ends
+    its chunk as soon as the committer is waiting, so a request waits for one job, not for a whole chunk plus
+    SQLite's busy handler (which sleeps 1, 2, 5, 10… ms between tries). Other processes still meet the busy
+    handler; the worker's chunks are short for them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._clear = threading.Event()
+        self._clear.set()
+        self._last_ingest = -1.0
+
+    def pace(self, worked: float) -> None:
+        """Called by the worker after a chunk that took `worked` seconds. While requests are arriving, the
+        worker takes at most 1/(1 + _YIELD) of the time: it shares the GIL with the event loop, the queue is
+        durable, and the backlog drains as soon as the burst ends."""
+        if time.monotonic() - self._last_ingest < _BUSY_SECONDS:
+            time.sleep(worked * _YIELD)
+
+    @property
+    def urgent(self) -> bool:
+        return not self._clear.is_set()
+
+    @contextmanager
+    def first(self) -> Iterator[None]:
+        """The committer's turn: jumps the queue."""
+        self._clear.clear()
+        try:
+            with self.lock:
+                self._clear.set()
+                self._last_ingest = time.monotonic()
+                yield
+        finally:
+            self._clear.set()
+
+    @contextmanager
+    def after_ingest(self) -> Iterator[None]:
+        """The worker's turn, once no batch of accepted requests is waiting."""
+        self._clear.wait()
+        with self.lock:
+            yield
 
 
 @dataclass(slots=True)
@@ -29,16 +77,26 @@ class _Pending:
 
 
 class Committer:
-    def __init__(self, database: Path, durability: Durability, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        database: Path,
+        durability: Durability,
+        on_commit: Callable[[], None] | None = None,
+        gate: WriterGate | None = None,
+    ) -> None:
         self._database = database
         self._durability = durability
         self._on_commit = on_commit
+        self.gate = gate or WriterGate()
+        # With a worker in this process, the worker checkpoints; without one, the committer does it when idle.
+        self._checkpoints = on_commit is None
+        self._last_checkpoint = time.monotonic()
         self._queue: stdqueue.SimpleQueue[_Pending | None] = stdqueue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ingest-committer", daemon=True)
         self._conn: sqlite3.Connection | None = None
 
     def start(self) -> None:
-        self._conn = connect(self._database, self._durability)
+        self._conn = connect(self._database, self._durability, autocheckpoint=False)
         self._thread.start()
 
     def stop(self) -> None:
@@ -72,13 +130,27 @@ class Committer:
                     break
                 batch.append(item)
             self._commit(batch)
+            if (
+                self._checkpoints
+                and self._queue.empty()
+                and time.monotonic() - self._last_checkpoint > _CHECKPOINT_SECONDS
+            ):
+                self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        assert self._conn is not None
+        self._last_checkpoint = time.monotonic()
+        try:
+            checkpoint(self._conn)
+        except sqlite3.Error as exc:
+            log.warning("checkpoint failed", extra={"error": str(exc)})
 
     def _commit(self, batch: list[_Pending]) -> None:
         assert self._conn is not None
         results: list[bool] = []
         error: Exception | None = None
         try:
-            with transaction(self._conn) as conn:
+            with self.gate.first(), transaction(self._conn) as conn:
                 results = [queue.insert(conn, pending.job) for pending in batch]
         except (StoreUnavailable, sqlite3.Error) as exc:
             log.error("ingest commit failed", extra={"error": str(exc), "jobs": len(batch)})

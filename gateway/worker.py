@@ -15,13 +15,15 @@ from pydantic import ValidationError
 from adapters import Adapter, Delivery, NotReady, TranslationError
 from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
+from gateway.ingest import WriterGate
 from normalizer import PushOrder
 from normalizer.timefmt import to_micros
 from store import queue
-from store.db import StoreUnavailable, connect, savepoint, transaction
+from store.db import StoreUnavailable, checkpoint, connect, savepoint, transaction
 
 log = logging.getLogger("gateway.worker")
 _CHUNK_SECONDS = 0.01  # commit at least this often so ingest never waits long on the write lock
+_CHECKPOINT_SECONDS = 0.5
 
 
 class Permanent(Exception):
@@ -39,13 +41,21 @@ class Worker:
         self.engine = engine
         self.owner = f"{secrets.token_hex(4)}"
         self.wake = threading.Event()
+        # Shared with the committer when both run in one process (serve); a private one otherwise.
+        self.gate = WriterGate()
         self._conn: sqlite3.Connection | None = None
+        self._last_checkpoint = time.monotonic()
 
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = connect(self.config.database, self.config.durability)
+            self._conn = connect(self.config.database, self.config.durability, autocheckpoint=False)
         return self._conn
+
+    def checkpoint(self) -> None:
+        """Outside any transaction and the gate: the fsyncs never hold up a write."""
+        self._last_checkpoint = time.monotonic()
+        checkpoint(self.conn)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -65,22 +75,36 @@ class Worker:
                 log.exception("worker batch failed")
                 processed = 0
             if processed == 0:
+                self._checkpoint_quietly()
                 self.wake.wait(self.config.worker.poll_seconds)
                 self.wake.clear()
         self.close()
 
+    def _checkpoint_quietly(self) -> None:
+        try:
+            self.checkpoint()
+        except sqlite3.Error as exc:
+            log.warning("checkpoint failed", extra={"error": str(exc)})
+
     def run_once(self) -> int:
         """Lease one batch and process it; returns how many jobs were leased."""
         settings = self.config.worker
-        with transaction(self.conn) as conn:
+        gate = self.gate
+        with gate.after_ingest(), transaction(self.conn) as conn:
             jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
         start = 0
         while start < len(jobs):
-            with transaction(self.conn) as conn:
+            began = time.monotonic()
+            with gate.after_ingest(), transaction(self.conn) as conn:
                 deadline = time.monotonic() + _CHUNK_SECONDS
-                while start < len(jobs) and (time.monotonic() < deadline):
+                while True:  # at least one job per chunk: the worker progresses under any ingest load
                     self._process(conn, jobs[start])
                     start += 1
+                    if start == len(jobs) or gate.urgent or time.monotonic() >= deadline:
+                        break
+            gate.pace(time.monotonic() - began)
+            if time.monotonic() - self._last_checkpoint > _CHECKPOINT_SECONDS:
+                self._checkpoint_quietly()
         return len(jobs)
 
     def _process(self, conn: sqlite3.Connection, job: queue.Job) -> None:

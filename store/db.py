@@ -13,7 +13,11 @@ class StoreUnavailable(Exception):
     """The database cannot take writes right now (locked past the timeout, disk full, read-only)."""
 
 
-def connect(path: str | Path, durability: Durability = "normal", busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
+def connect(
+    path: str | Path, durability: Durability = "normal", busy_timeout_ms: int = 10_000, autocheckpoint: bool = True
+) -> sqlite3.Connection:
+    """`autocheckpoint=False` for hot writers: SQLite would otherwise run the checkpoint (two fsyncs) inside
+    whichever COMMIT crosses 1000 WAL pages, with the write lock held; they call `checkpoint` at a quiet moment."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly what the code says.
@@ -23,7 +27,14 @@ def connect(path: str | Path, durability: Durability = "normal", busy_timeout_ms
     conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     conn.execute("PRAGMA cache_size=-32000")
     conn.execute("PRAGMA temp_store=MEMORY")
+    if not autocheckpoint:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database without waiting for (or blocking) readers and writers."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 @contextmanager
