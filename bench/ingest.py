@@ -143,7 +143,8 @@ def _memory_mb(pid: int) -> tuple[float, float]:
 
 def _lua(template: str, pause_ms: float = 0) -> str:
     """The wrk script; with `pause_ms`, each connection waits that long between requests (a paced load)."""
-    pacing = f"function delay()\n  return {pause_ms:.3f}\nend" if pause_ms else ""
+    # Exponential pauses: the connections drift apart like independent clients instead of firing in step.
+    pacing = f"function delay()\n  return -math.log(1 - math.random()) * {pause_ms:.3f}\nend" if pause_ms else ""
     return _LUA % {"template": template, "key": API_KEY, "customers": CUSTOMERS, "pacing": pacing}
 
 

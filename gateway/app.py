@@ -4,6 +4,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -31,6 +32,7 @@ from store.db import StoreUnavailable, connect, transaction
 from store.schema import migrate
 
 log = logging.getLogger("gateway.app")
+_SWITCH_SECONDS = 0.001
 _DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
@@ -67,6 +69,9 @@ class Gateway:
         conn.close()
         self._reader = connect(self.config.database, self.config.durability)
         self.committer.start()
+        # The committer and worker threads share the GIL with the event loop; CPython hands it over only every
+        # switch interval (5 ms by default), and a request waiting on another thread pays that in latency.
+        sys.setswitchinterval(_SWITCH_SECONDS)
         if self.worker is not None:
             self._worker_thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="worker")
             self._worker_thread.start()
