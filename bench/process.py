@@ -30,7 +30,7 @@ from gateway.engine import Engine
 from gateway.worker import Worker, now_us
 from normalizer import PushOrder
 from store import queue
-from store.db import connect, transaction
+from store.db import Checkpointer, connect, transaction
 from store.schema import migrate
 
 SEED: dict[str, Any] = {
@@ -157,12 +157,13 @@ def queue_orders(conn: sqlite3.Connection, orders: int, rng: random.Random) -> N
 
 
 def drain(config: Config) -> tuple[int, float, float]:
-    """(jobs drained, wall seconds, CPU seconds of this process)."""
+    """(jobs drained, wall seconds, CPU seconds of this process, checkpointer thread included)."""
     worker = Worker(config, {}, Engine(config.currency, config.fx_rates))
     started, cpu = time.perf_counter(), time.process_time()
     total = 0
-    while processed := worker.run_once():
-        total += processed
+    with Checkpointer(config.database):  # as `Worker.run` does around the same loop
+        while processed := worker.run_once():
+            total += processed
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     worker.close()
     return total, elapsed, cpu

@@ -147,11 +147,11 @@ class Engine:
     ) -> None:
         """Revenue attributes from the ledger; `order.customerTotals`, when given, becomes the new baseline:
         totals = baseline + (ledger now - ledger at baseline)."""
-        subscriber_id = subscribers.find_id(conn, email)
-        if subscriber_id is None:
+        found = subscribers.find(conn, email)
+        if found is None:
             return
+        subscriber_id, base = found
         count, cents = self.ledger_totals(conn, email)
-        base = subscribers.baseline(conn, subscriber_id)
         platform = order.customerTotals if order is not None else None
         if platform is not None and order is not None:
             spent = convert(platform.totalSpentCents, order.currency, self.currency, self.fx_rates)

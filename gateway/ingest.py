@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store import queue
-from store.db import Durability, StoreUnavailable, checkpoint, connect, transaction
+from store.db import Durability, StoreUnavailable, connect, transaction
 
 log = logging.getLogger("gateway.ingest")
 _MAX_BATCH = 1024
-_CHECKPOINT_SECONDS = 1.0
 _BUSY_SECONDS = 0.1  # ingest counts as busy this long after its last commit
 _YIELD = 3.0
 
@@ -88,9 +87,6 @@ class Committer:
         self._durability = durability
         self._on_commit = on_commit
         self.gate = gate or WriterGate()
-        # With a worker in this process, the worker checkpoints; without one, the committer does it when idle.
-        self._checkpoints = on_commit is None
-        self._last_checkpoint = time.monotonic()
         self._queue: stdqueue.SimpleQueue[list[_Pending] | None] = stdqueue.SimpleQueue()
         self._gathering: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         self._thread = threading.Thread(target=self._run, name="ingest-committer", daemon=True)
@@ -140,20 +136,6 @@ class Committer:
                     break
                 batch += item
             self._commit(batch)
-            if (
-                self._checkpoints
-                and self._queue.empty()
-                and time.monotonic() - self._last_checkpoint > _CHECKPOINT_SECONDS
-            ):
-                self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        assert self._conn is not None
-        self._last_checkpoint = time.monotonic()
-        try:
-            checkpoint(self._conn)
-        except sqlite3.Error as exc:
-            log.warning("checkpoint failed", extra={"error": str(exc)})
 
     def _commit(self, batch: list[_Pending]) -> None:
         assert self._conn is not None

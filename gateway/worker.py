@@ -19,11 +19,10 @@ from gateway.ingest import WriterGate
 from normalizer import PushOrder
 from normalizer.timefmt import to_micros
 from store import queue
-from store.db import StoreUnavailable, checkpoint, connect, savepoint, transaction
+from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transaction
 
 log = logging.getLogger("gateway.worker")
 _CHUNK_SECONDS = 0.01  # commit at least this often so ingest never waits long on the write lock
-_CHECKPOINT_SECONDS = 0.5
 
 
 class Permanent(Exception):
@@ -44,7 +43,6 @@ class Worker:
         # Shared with the committer when both run in one process (serve); a private one otherwise.
         self.gate = WriterGate()
         self._conn: sqlite3.Connection | None = None
-        self._last_checkpoint = time.monotonic()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -52,39 +50,28 @@ class Worker:
             self._conn = connect(self.config.database, self.config.durability, autocheckpoint=False)
         return self._conn
 
-    def checkpoint(self) -> None:
-        """Outside any transaction and the gate: the fsyncs never hold up a write."""
-        self._last_checkpoint = time.monotonic()
-        checkpoint(self.conn)
-
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                processed = self.run_once()
-            except StoreUnavailable as exc:
-                log.warning("worker cannot reach the database", extra={"error": str(exc)})
-                processed = 0
-            except Exception:
-                # Whatever broke the batch rolled it back; its leases expire and the jobs run again. The worker
-                # itself must outlive any one batch.
-                log.exception("worker batch failed")
-                processed = 0
-            if processed == 0:
-                self._checkpoint_quietly()
-                self.wake.wait(self.config.worker.poll_seconds)
-                self.wake.clear()
+        with Checkpointer(self.config.database):
+            while not stop.is_set():
+                try:
+                    processed = self.run_once()
+                except StoreUnavailable as exc:
+                    log.warning("worker cannot reach the database", extra={"error": str(exc)})
+                    processed = 0
+                except Exception:
+                    # Whatever broke the batch rolled it back; its leases expire and the jobs run again. The
+                    # worker itself must outlive any one batch.
+                    log.exception("worker batch failed")
+                    processed = 0
+                if processed == 0:
+                    self.wake.wait(self.config.worker.poll_seconds)
+                    self.wake.clear()
         self.close()
-
-    def _checkpoint_quietly(self) -> None:
-        try:
-            self.checkpoint()
-        except sqlite3.Error as exc:
-            log.warning("checkpoint failed", extra={"error": str(exc)})
 
     def run_once(self) -> int:
         """Lease one batch and process it; returns how many jobs were leased."""
@@ -97,19 +84,18 @@ class Worker:
             began = time.monotonic()
             with gate.after_ingest(), transaction(self.conn) as conn:
                 deadline = time.monotonic() + _CHUNK_SECONDS
+                # Checked once per chunk: with the write lock held, no other worker can take a lease over.
+                leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
                 while True:  # at least one job per chunk: the worker progresses under any ingest load
-                    self._process(conn, jobs[start])
+                    if jobs[start].id in leased:  # else our lease expired and another worker took the job over
+                        self._process(conn, jobs[start])
                     start += 1
                     if start == len(jobs) or gate.urgent or time.monotonic() >= deadline:
                         break
             gate.pace(time.monotonic() - began)
-            if time.monotonic() - self._last_checkpoint > _CHECKPOINT_SECONDS:
-                self._checkpoint_quietly()
         return len(jobs)
 
     def _process(self, conn: sqlite3.Connection, job: queue.Job) -> None:
-        if not queue.still_leased(conn, job, self.owner):
-            return  # our lease expired and another worker took the job over
         now = now_us()
         try:
             with savepoint(conn):

@@ -1,12 +1,15 @@
 """Connections: WAL, the durability setting, explicit transactions."""
 
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 Durability = Literal["normal", "full"]
+log = logging.getLogger("store.db")
 
 
 class StoreUnavailable(Exception):
@@ -17,7 +20,7 @@ def connect(
     path: str | Path, durability: Durability = "normal", busy_timeout_ms: int = 10_000, autocheckpoint: bool = True
 ) -> sqlite3.Connection:
     """`autocheckpoint=False` for hot writers: SQLite would otherwise run the checkpoint (two fsyncs) inside
-    whichever COMMIT crosses 1000 WAL pages, with the write lock held; they call `checkpoint` at a quiet moment."""
+    whichever COMMIT crosses 1000 WAL pages, with the write lock held; a `Checkpointer` does it aside."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly what the code says.
@@ -32,9 +35,35 @@ def connect(
     return conn
 
 
-def checkpoint(conn: sqlite3.Connection) -> None:
-    """Copy the WAL into the database without waiting for (or blocking) readers and writers."""
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+class Checkpointer:
+    """Copies the WAL into the database every `interval` seconds from a thread of its own: the checkpoint's
+    fsyncs then hold up neither a request's commit nor the worker (their connections have autocheckpoint off).
+    PASSIVE: it never waits for, or blocks, readers and writers."""
+
+    def __init__(self, path: str | Path, interval: float = 0.5) -> None:
+        self._path = path
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+
+    def __enter__(self) -> "Checkpointer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = connect(self._path)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("checkpoint failed", extra={"error": str(exc)})
+        finally:
+            conn.close()
 
 
 @contextmanager

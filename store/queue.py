@@ -136,6 +136,16 @@ def still_leased(conn: sqlite3.Connection, job: Job, owner: str) -> bool:
     return row is not None
 
 
+def still_leased_ids(conn: sqlite3.Connection, jobs: Sequence[Job], owner: str) -> set[int]:
+    """`still_leased` for many jobs in one query."""
+    rows = conn.execute(
+        "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status = 'processing'"
+        " AND lease_owner = ?",
+        (json.dumps([job.id for job in jobs]), owner),
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
 def complete(conn: sqlite3.Connection, job: Job, now: int, warnings: list[str]) -> None:
     conn.execute(
         "UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires = NULL, error = NULL, warnings = ?,"

@@ -65,6 +65,14 @@ def find_id(conn: sqlite3.Connection, email: str) -> int | None:
     return int(row[0]) if row else None
 
 
+def find(conn: sqlite3.Connection, email: str) -> tuple[int, dict[str, int] | None] | None:
+    """(id, baseline) in one lookup: the engine needs both for every order."""
+    row = conn.execute("SELECT id, baseline FROM subscribers WHERE email = ?", (email,)).fetchone()
+    if row is None:
+        return None
+    return int(row[0]), json.loads(row[1]) if row[1] else None
+
+
 def baseline(conn: sqlite3.Connection, subscriber_id: int) -> dict[str, int] | None:
     row = conn.execute("SELECT baseline FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
     return json.loads(row[0]) if row and row[0] else None
