@@ -1,0 +1,39 @@
+"""The benchmark scripts stay runnable: a tiny worker drain end to end, and the load generator's order body is
+one the API accepts. (Figures are in docs/PERFORMANCE.md; timings are never asserted in tests.)"""
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from normalizer import PushOrder
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_process_bench_drains_a_tiny_queue(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _load("process").main(["--orders", "50", "--ledger", "100", "--small-ledger", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "drained 50 orders" in out
+    assert "ratio large/small ledger" in out
+
+
+def test_ingest_bench_posts_valid_orders() -> None:
+    ingest = _load("ingest")
+    body = ingest._order_template() % (2, 17, 99)
+    order = PushOrder.model_validate_json(body)
+    assert order.orderId == "bench-2-17"
+    assert order.customer.email == "buyer-99@example.com"
+    lua = ingest._lua(ingest._order_template(), pause_ms=12.5)
+    assert "function delay()" in lua and "Bearer " + ingest.API_KEY in lua
+    assert json.loads(ingest._order_template().replace("%d", "1").replace("%%", "%"))["totalCents"] == 8850
