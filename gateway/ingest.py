@@ -37,11 +37,16 @@ class WriterGate:
         self._clear.set()
         self._last_ingest = -1.0
 
+    @property
+    def busy(self) -> bool:
+        """Requests are arriving (a batch was committed within the last _BUSY_SECONDS)."""
+        return time.monotonic() - self._last_ingest < _BUSY_SECONDS
+
     def pace(self, worked: float) -> None:
         """Called by the worker after a chunk that took `worked` seconds. While requests are arriving, the
         worker takes at most 1/(1 + _YIELD) of the time: it shares the GIL with the event loop, the queue is
         durable, and the backlog drains as soon as the burst ends."""
-        if time.monotonic() - self._last_ingest < _BUSY_SECONDS:
+        if self.busy:
             time.sleep(worked * _YIELD)
 
     @property
