@@ -11,9 +11,11 @@ import queue as stdqueue
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.turns import WriteTurns
 from store import queue
 from store.db import Durability, StoreUnavailable, connect, transaction
 
@@ -29,10 +31,17 @@ class _Pending:
 
 
 class Committer:
-    def __init__(self, database: Path, durability: Durability, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        database: Path,
+        durability: Durability,
+        on_commit: Callable[[], None] | None = None,
+        turns: WriteTurns | None = None,
+    ) -> None:
         self._database = database
         self._durability = durability
         self._on_commit = on_commit
+        self._turns = turns
         self._queue: stdqueue.SimpleQueue[_Pending | None] = stdqueue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ingest-committer", daemon=True)
         self._conn: sqlite3.Connection | None = None
@@ -78,7 +87,7 @@ class Committer:
         results: list[bool] = []
         error: Exception | None = None
         try:
-            with transaction(self._conn) as conn:
+            with self._turns.ingest() if self._turns else nullcontext(), transaction(self._conn) as conn:
                 results = [queue.insert(conn, pending.job) for pending in batch]
         except (StoreUnavailable, sqlite3.Error) as exc:
             log.error("ingest commit failed", extra={"error": str(exc), "jobs": len(batch)})

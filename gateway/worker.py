@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from adapters import Adapter, Delivery, NotReady, TranslationError
 from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
+from gateway.turns import WriteTurns
 from normalizer import PushOrder
 from normalizer.timefmt import to_micros
 from store import queue
@@ -33,10 +35,13 @@ def now_us() -> int:
 
 
 class Worker:
-    def __init__(self, config: Config, adapters: Mapping[str, Adapter], engine: Engine) -> None:
+    def __init__(
+        self, config: Config, adapters: Mapping[str, Adapter], engine: Engine, turns: WriteTurns | None = None
+    ) -> None:
         self.config = config
         self.adapters = adapters
         self.engine = engine
+        self.turns = turns
         self.owner = f"{secrets.token_hex(4)}"
         self.wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
@@ -72,16 +77,19 @@ class Worker:
     def run_once(self) -> int:
         """Lease one batch and process it; returns how many jobs were leased."""
         settings = self.config.worker
-        with transaction(self.conn) as conn:
+        with self._turn(), transaction(self.conn) as conn:
             jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
         start = 0
         while start < len(jobs):
-            with transaction(self.conn) as conn:
+            with self._turn(), transaction(self.conn) as conn:
                 deadline = time.monotonic() + _CHUNK_SECONDS
                 while start < len(jobs) and (time.monotonic() < deadline):
                     self._process(conn, jobs[start])
                     start += 1
         return len(jobs)
+
+    def _turn(self) -> AbstractContextManager[None]:
+        return self.turns.background() if self.turns is not None else nullcontext()
 
     def _process(self, conn: sqlite3.Connection, job: queue.Job) -> None:
         if not queue.still_leased(conn, job, self.owner):
