@@ -53,7 +53,7 @@ def api_keys(config: Config) -> list[str]:
     print(
         f"No api_keys configured: generated an API key and stored it in {path}.\n"
         f"It is shown only this once:\n\n    {key}\n",
-        file=sys.stderr,
+        file=sys.stdout,  # stderr is the log stream (JSON lines), where a secret must never land
         flush=True,
     )
     return [key]
