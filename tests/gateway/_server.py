@@ -67,7 +67,7 @@ class Process:
         self.stderr_path = folder / f"{label}.stderr"
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(config), command, *args],
+                [sys.executable, "-m", "gateway", command, "--config", str(config), *args],
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,

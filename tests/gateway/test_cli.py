@@ -54,7 +54,15 @@ def test_every_command_refuses_a_broken_config(tmp_path: Path) -> None:
         result = cli("--config", str(config), command, *(["--all-dead"] if command == "replay" else []))
         assert (result.returncode, result.stdout) == (2, ""), command
         assert result.stderr == "commerce-gateway: config error: databse: unknown key\n"
+    for settings, message in BROKEN[2:4]:  # a missing ${ENV} variable, an unknown currency
+        result = cli("--config", str(write_config(tmp_path, **settings)), "check-config", env=_without_test_env())
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == f"commerce-gateway: config error: {message}\n"
     assert not (tmp_path / "data").exists()
+
+
+def _without_test_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "CG_TEST_UNSET_KEY"}
 
 
 @pytest.mark.parametrize(("settings", "message"), BROKEN)

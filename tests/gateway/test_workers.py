@@ -2,10 +2,11 @@
 is done exactly once and the figures are exact."""
 
 import asyncio
+import time
 from pathlib import Path
 
 from tests.gateway import _workload
-from tests.gateway._server import Process, Server, database, wait_all_done, write_config
+from tests.gateway._server import STARTUP_LIMIT_SECONDS, Process, Server, database, wait_all_done, write_config
 
 POSTS = 2000
 CUSTOMERS = 200
@@ -25,7 +26,10 @@ def test_serve_and_worker_process_share_the_queue(tmp_path: Path) -> None:
         async def post_and_watch() -> None:
             async with server.async_client() as http:
                 posting = asyncio.create_task(_workload.post_all(http, workload.posts, posted))
+                deadline = time.monotonic() + STARTUP_LIMIT_SECONDS  # a safety net, not a timing assertion
                 while not posting.done() or conn.execute("SELECT 1 FROM jobs WHERE status != 'done'").fetchone():
+                    if (posting.done() and posting.exception()) or time.monotonic() > deadline:
+                        break
                     owners.update(
                         row[0]
                         for row in conn.execute("SELECT DISTINCT lease_owner FROM jobs WHERE status = 'processing'")
