@@ -12,8 +12,11 @@ from adapters.base import (
     Translation,
     TranslationError,
 )
+from adapters.custom import CustomAdapter
 
-REGISTRY: dict[str, type[Adapter]] = {}
+REGISTRY: dict[str, type[Adapter]] = {
+    "custom": CustomAdapter,
+}
 
 __all__ = [
     "REGISTRY",
