@@ -204,7 +204,7 @@ class Mapping:
             fields["status"] = status
         for rule in self.fields:
             value = _search(rule, order)
-            if value is not None:
+            if _given(value):
                 fields[rule.field] = value
         currency = self._currency(fields)
         for name, rules in self.blocks.items():
@@ -213,7 +213,7 @@ class Mapping:
                 if items:
                     fields["items"] = items
             else:
-                block = {r.field.partition(".")[2]: v for r in rules if (v := _search(r, order)) is not None}
+                block = {r.field.partition(".")[2]: v for r in rules if _given(v := _search(r, order))}
                 if name == "customer":
                     # No email: the order still counts in the ledger, the engine records a warning.
                     fields["customer"] = block if "email" in block else None
@@ -249,7 +249,7 @@ class Mapping:
             return []
         if not isinstance(found, list):
             raise TranslationError(f"items (expression '{self.each.text}'): must give a list of objects")
-        return [{r.field.partition(".")[2]: v for r in rules if (v := _search(r, item)) is not None} for item in found]
+        return [{r.field.partition(".")[2]: v for r in rules if _given(v := _search(r, item))} for item in found]
 
     def _convert(self, fields: dict[str, Any], path: str, convert: Callable[[Any], Any]) -> None:
         head, _, tail = path.partition(".")
@@ -289,6 +289,11 @@ class Mapping:
                 message = "is required, and the expression gave nothing"
             problems.append(f"{where} (expression {source}): {message}" if source else f"{where}: {message}")
         return "; ".join(problems)
+
+
+def _given(value: Any) -> bool:
+    """Null and the empty string leave a field out: platforms send "" for an absent SKU or name."""
+    return value is not None and value != ""
 
 
 def _instant(value: Any) -> Any:
