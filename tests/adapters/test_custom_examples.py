@@ -1,9 +1,14 @@
 """The two worked examples of docs/custom-platforms.md, as shipped (commented) in config.yaml, end to end:
 genuinely signed deliveries of payloads written from the platforms' documentation."""
 
+import re
 from typing import Any
 
-from tests.adapters.custom_support import example_source, fixture, hmac_hex, stripe_header
+import pytest
+import yaml
+
+from adapters.custom import CustomAdapter, CustomOptions
+from tests.adapters.custom_support import ROOT, example_source, fixture, hmac_hex, stripe_header
 from tests.conftest import Harness
 
 STRIPE_SECRET = "whsec_stripe_endpoint_secret_for_tests"
@@ -172,3 +177,26 @@ def test_lemon_squeezy_wrong_secret_is_refused(make_harness: Any) -> None:
     )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+
+
+@pytest.mark.parametrize("name", ["stripe-checkout", "lemon-squeezy"])
+def test_docs_show_the_example_exactly_as_config_yaml_ships_it(name: str) -> None:
+    doc = (ROOT / "docs" / "custom-platforms.md").read_text()
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
+    shown = [block["sources"][name] for block in blocks if name in block.get("sources", {})]
+    shipped = example_source(name, [])
+    assert [{k: v for k, v in block.items() if k != "secrets"} for block in shown] == [
+        {k: v for k, v in shipped.items() if k != "secrets"}
+    ]
+
+
+def test_every_source_in_the_docs_is_a_valid_config() -> None:
+    doc = (ROOT / "docs" / "custom-platforms.md").read_text()
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
+    names = []
+    for block in blocks:
+        for name, source in block["sources"].items():
+            options = CustomOptions.model_validate({**source, "secrets": ["doc-secret"]})
+            CustomAdapter(name, options)
+            names.append(name)
+    assert names == ["my-platform", "stripe-checkout", "lemon-squeezy"]
