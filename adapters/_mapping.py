@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import JMESPathError, JMESPathTypeError
 from jmespath.functions import Functions
 from jmespath.parser import ParsedResult
 from pydantic import AfterValidator, Field, ValidationError, field_validator
@@ -153,6 +153,12 @@ def _rules(block: Block, prefix: str) -> list[_Rule]:
 def _search(rule: _Rule, document: Any) -> Any:
     try:
         return rule.parsed.search(document)
+    except JMESPathTypeError as exc:
+        # Its own text quotes the value, which may be personal data; job errors are stored and logged.
+        expected = ", ".join(exc.expected_types)
+        raise TranslationError(
+            f"{rule.field} (expression '{rule.text}'): {exc.function_name}() expects {expected}, got {exc.actual_type}"
+        ) from None
     except JMESPathError as exc:
         raise TranslationError(f"{rule.field} (expression '{rule.text}'): {exc}") from None
 

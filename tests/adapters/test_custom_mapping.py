@@ -345,9 +345,14 @@ def test_delivery_key(options: dict[str, Any], headers: dict[str, str], payload:
         pytest.param(
             {"totalCents": "length(total)"},
             ORDER,
-            "totalCents (expression 'length(total)'): In function length(), invalid type for value: 1250, expected"
-            " one of: ['string', 'array', 'object'], received: \"number\"",
+            "totalCents (expression 'length(total)'): length() expects string, array, object, got number",
             id="expression fails on this payload",
+        ),
+        pytest.param(
+            {"customer": {"email": "abs(email)"}},
+            ORDER,
+            "customer.email (expression 'abs(email)'): abs() expects number, got string",
+            id="a failing expression does not quote the value (personal data)",
         ),
         pytest.param(
             {"items": {"each": "lines", "productId": "id", "title": "name", "quantity": "qty"}},
