@@ -215,7 +215,7 @@ class Mapping:
         currency = self._currency(fields)
         for name, rules in self.blocks.items():
             if name == "items":
-                items = self._items(order, rules, currency)
+                items = self._items(order, rules)
                 if items:
                     fields["items"] = items
             else:
@@ -246,7 +246,7 @@ class Mapping:
             raise TranslationError(f"currency (expression {self.sources['currency']}): {exc}") from None
         return str(fields["currency"])
 
-    def _items(self, order: Any, rules: list[_Rule], currency: str | None) -> list[dict[str, Any]]:
+    def _items(self, order: Any, rules: list[_Rule]) -> list[dict[str, Any]]:
         assert self.each is not None
         found = _search(self.each, order)
         if isinstance(found, dict):
@@ -265,7 +265,7 @@ class Mapping:
             if isinstance(target, dict) and key in target:
                 try:
                     target[key] = convert(target[key])
-                except (MoneyError, ValueError, OverflowError) as exc:
+                except ValueError as exc:  # MoneyError too
                     where = f"items[{index}].{key}" if head == "items" else path
                     raise TranslationError(f"{where} (expression {self.sources[path]}): {exc}") from None
 
@@ -305,5 +305,8 @@ def _given(value: Any) -> bool:
 def _instant(value: Any) -> Any:
     """Unix seconds (Stripe's `created`) as an instant; ISO 8601 strings are left to the canonical model."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(f"{value} is out of range for Unix seconds") from None
     return value

@@ -337,6 +337,12 @@ def test_delivery_key(options: dict[str, Any], headers: dict[str, str], payload:
             id="time not ISO 8601",
         ),
         pytest.param(
+            {"updatedAt": "updated"},
+            {**ORDER, "updated": 10**20},
+            "updatedAt (expression 'updated'): 100000000000000000000 is out of range for Unix seconds",
+            id="Unix time out of range",
+        ),
+        pytest.param(
             {"properties": "extra"},
             {**ORDER, "extra": ["a"]},
             "properties (expression 'extra'): Input should be a valid dictionary",
