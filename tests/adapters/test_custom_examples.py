@@ -1,6 +1,7 @@
 """The two worked examples of docs/custom-platforms.md, as shipped (commented) in config.yaml, end to end:
 genuinely signed deliveries of payloads written from the platforms' documentation."""
 
+import json
 import re
 from typing import Any
 
@@ -24,7 +25,8 @@ def _stripe(harness: Harness, name: str) -> Any:
 
 def _lemon(harness: Harness, name: str) -> Any:
     body = fixture(name)
-    headers = {"X-Signature": hmac_hex(LEMON_SECRET, body), "X-Event-Name": "order_created"}
+    event = json.loads(body)["meta"]["event_name"]
+    headers = {"X-Signature": hmac_hex(LEMON_SECRET, body), "X-Event-Name": event, "Content-Type": "application/json"}
     return harness.client.post("/webhooks/lemon-squeezy", content=body, headers=headers)
 
 
