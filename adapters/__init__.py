@@ -12,9 +12,11 @@ from adapters.base import (
     Translation,
     TranslationError,
 )
+from adapters.custom import CustomAdapter
 from adapters.shopify import ShopifyAdapter
 
 REGISTRY: dict[str, type[Adapter]] = {
+    "custom": CustomAdapter,
     "shopify": ShopifyAdapter,
 }
 
