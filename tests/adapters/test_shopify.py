@@ -523,12 +523,12 @@ def test_intake_falls_back_to_the_body_hash_without_a_webhook_id() -> None:
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ({"type": "shopify"}, "sources: my-shop.secrets: Field required"),
-        ({"type": "shopify", "secrets": []}, "sources: my-shop.secrets: List should have at least 1 item"),
-        ({"type": "shopify", "secrets": [" "]}, "sources: my-shop.secrets: Value error, each secret must be"),
+        ({"type": "shopify"}, "sources.my-shop.secrets: Field required"),
+        ({"type": "shopify", "secrets": []}, "sources.my-shop.secrets: List should have at least 1 item"),
+        ({"type": "shopify", "secrets": [" "]}, "sources.my-shop.secrets: each secret must be"),
         (
             {"type": "shopify", "secrets": ["s"], "proces_test_webhooks": True},
-            "sources: my-shop.proces_test_webhooks: Extra inputs",
+            "sources.my-shop.proces_test_webhooks: unknown key",
         ),
     ],
 )
