@@ -12,8 +12,11 @@ from adapters.base import (
     Translation,
     TranslationError,
 )
+from adapters.woocommerce import WooCommerceAdapter
 
-REGISTRY: dict[str, type[Adapter]] = {}
+REGISTRY: dict[str, type[Adapter]] = {
+    "woocommerce": WooCommerceAdapter,
+}
 
 __all__ = [
     "REGISTRY",

@@ -1,4 +1,4 @@
-"""The `commerce-gateway` command: serve (default), worker, replay, check-config."""
+"""The `commerce-gateway` command: serve (default), worker, replay, check-config, backfill."""
 
 import argparse
 import logging
@@ -9,7 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from adapters import Adapter
-from gateway import logs
+from gateway import backfill, logs
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import Engine
 from gateway.worker import Worker, now_us
@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("job_id", nargs="?", help="the jobId to re-queue (dead or failed)")
     which.add_argument("--all-dead", action="store_true", help="re-queue every dead job")
     commands.add_parser("check-config", help="validate the config file and exit")
+    backfill.add_command(commands)
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     return parser
@@ -72,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "check-config":
         print(f"{args.config}: OK ({len(adapters)} source(s), database {config.database})")
         return 0
+    if command == "backfill":
+        return backfill.main(config, adapters, args)
     conn = connect(config.database, config.durability)
     migrate(conn)
     if command == "replay":
