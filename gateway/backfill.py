@@ -139,7 +139,7 @@ def run(
     since: datetime,
     process: bool = True,
     transport: httpx.BaseTransport | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> Summary:
     adapter = adapters.get(source)
     if not isinstance(adapter, WooCommerceAdapter):
@@ -177,7 +177,7 @@ def run(
     _outcome(conn, summary)
     conn.close()
     for line in summary.lines():
-        print(line, file=out)
+        print(line, file=out or sys.stdout)
     if failure is not None:
         raise failure
     return summary
