@@ -151,6 +151,8 @@ class WooCommerceAdapter:
             payload = json.loads(delivery.body, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError):
             raise TranslationError("the body is not JSON") from None
+        if isinstance(payload, dict) and "id" not in payload and isinstance(payload.get("order"), dict):
+            raise TranslationError("legacy API payload: set the webhook's API version to WP REST API Integration v3")
         if not isinstance(payload, dict) or "id" not in payload:
             raise TranslationError("the body is not a WooCommerce order (no id)")
         if topic == "order.deleted":
@@ -186,14 +188,16 @@ def translate_order(payload: dict[str, Any], lookup: OrderLookup) -> Translation
     if statuses is None:
         return Translation(warnings=[f"order {order_id} has status {status!r}, which the gateway does not map"])
     try:
-        return _translate(payload, order_id, statuses)
+        return _translate(payload, order_id, statuses, lookup)
     except MoneyError as exc:
         raise TranslationError(f"order {order_id}: {exc}") from None
     except (KeyError, TypeError, AttributeError) as exc:
         raise TranslationError(f"order {order_id}: unexpected shape ({type(exc).__name__}: {exc})") from None
 
 
-def _translate(payload: dict[str, Any], order_id: str, statuses: tuple[Status, ...]) -> Translation:
+def _translate(
+    payload: dict[str, Any], order_id: str, statuses: tuple[Status, ...], lookup: OrderLookup
+) -> Translation:
     currency = str(payload["currency"])
     total = to_minor(str(payload["total"]), currency)
     warnings: list[str] = []
@@ -222,10 +226,17 @@ def _translate(payload: dict[str, Any], order_id: str, statuses: tuple[Status, .
         else CanonicalOrder.model_validate({**common, "status": status})
         for status in statuses
     ]
-    if "refunded" not in statuses and refunded > 0:
+    if "refunded" not in statuses and refunded > 0 and not _later_refunds_known(order_id, refunds, lookup):
         # A partial refund leaves the status alone; the refunded event carries the amount refunded so far.
         orders.append(CanonicalOrder.model_validate({**common, "status": "refunded", "refundAmountCents": refunded}))
     return Translation(orders=orders, warnings=warnings)
+
+
+def _later_refunds_known(order_id: str, refunds: dict[str, int], lookup: OrderLookup) -> bool:
+    """Does the ledger hold refunds this payload lacks? Then it was built before them (deliveries arrive in any
+    order) and its smaller refunded amount must not fire a refund event after the larger one."""
+    stored = lookup.order(order_id)
+    return stored is not None and bool(set(stored.refunds) - set(refunds))
 
 
 def _customer(payload: dict[str, Any], order_id: str, warnings: list[str]) -> Customer | None:

@@ -483,6 +483,34 @@ def test_end_to_end_ping_created_completed_partial_refund_refunded(woo: Any) -> 
     assert dict(statuses) == {"done": 7}
 
 
+def test_a_late_partial_refund_fires_no_refund_event_after_the_full_refund(woo: Any) -> None:
+    partial = [{"id": 2101, "reason": "Damaged box", "total": "-15.00"}]
+    full = [{"id": 2102, "reason": "Returned", "total": "-45.00"}, *partial]
+    deliver(woo, _order_2001("refunded", "2026-07-04T12:00:00", "60.00", full))
+    woo.drain()
+    deliver(woo, _order_2001("completed", "2026-07-03T09:00:00", "60.00", partial))
+    woo.drain()
+    events = woo.events("jane@example.com")
+    assert [(e["name"], e["properties"].get("refundAmountCents")) for e in events] == [
+        ("ecommerce.order_refunded", 6000),
+        ("ecommerce.order_placed", None),
+        ("ecommerce.order_fulfilled", None),
+    ]
+    ledger = woo.get("/api/v1/orders/2001", source=SOURCE).json()
+    assert (ledger["status"], ledger["refundedCents"], ledger["fulfilled"]) == ("refunded", 6000, True)
+    assert woo.attributes("jane@example.com") == {"ltv": 0.0, "totalSpent": 0.0, "ordersCount": 1, "aov": 0.0}
+
+
+def test_a_legacy_api_payload_ends_dead_with_the_fix_in_the_reason(woo: Any) -> None:
+    response = deliver(woo, {"order": {"id": 5, "status": "processing"}})
+    woo.drain()
+    job = woo.job(response.json()["jobId"])
+    assert (job["status"], job["error"]) == (
+        "dead",
+        "TranslationError: legacy API payload: set the webhook's API version to WP REST API Integration v3",
+    )
+
+
 # -- options ------------------------------------------------------------------------------------------------
 
 
