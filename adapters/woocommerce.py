@@ -191,7 +191,9 @@ def translate_order(payload: dict[str, Any], lookup: OrderLookup) -> Translation
         return _translate(payload, order_id, statuses, lookup)
     except MoneyError as exc:
         raise TranslationError(f"order {order_id}: {exc}") from None
-    except (KeyError, TypeError, AttributeError) as exc:
+    except ValidationError:
+        raise  # the worker describes it without the input values (personal data)
+    except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:
         raise TranslationError(f"order {order_id}: unexpected shape ({type(exc).__name__}: {exc})") from None
 
 
@@ -258,8 +260,9 @@ def _customer(payload: dict[str, Any], order_id: str, warnings: list[str]) -> Cu
                 lastName=billing.get("last_name") or None,
             )
         )
-    except ValidationError:
-        warnings.append(f"order {order_id} has a billing email that is not a valid address: no subscriber")
+    except ValidationError as exc:
+        fields = ", ".join(sorted({str(error["loc"][0]) for error in exc.errors(include_url=False)}))
+        warnings.append(f"order {order_id} has billing details the gateway cannot use ({fields}): no subscriber")
         return None
 
 

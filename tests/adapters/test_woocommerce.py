@@ -374,7 +374,7 @@ def test_restored_order_takes_its_current_status(woo: Any) -> None:
     [
         ("deleted@site.invalid", "order 727: the customer's personal data was erased: no subscriber"),
         ("", "order 727 has no billing email: no subscriber"),
-        ("not-an-address", "order 727 has a billing email that is not a valid address: no subscriber"),
+        ("not-an-address", "order 727 has billing details the gateway cannot use (email): no subscriber"),
     ],
 )
 def test_orders_without_a_usable_email_complete_with_a_warning(woo: Any, email: str, warning: str) -> None:
@@ -405,6 +405,28 @@ def test_unexpected_shape_ends_dead_and_keeps_the_body(woo: Any) -> None:
     assert job["error"].startswith("TranslationError: order 1: unexpected shape")
     with woo.db() as conn:
         assert conn.execute("SELECT length(body) > 0 FROM jobs").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (
+            {"line_items": [{"id": 1, "name": "Mat", "product_id": 5, "quantity": 0, "price": 5}]},
+            "invalid canonical order: quantity: Input should be greater than or equal to 1",
+        ),
+        (
+            {"line_items": [{"id": 1, "name": "Mat", "product_id": 5, "quantity": 1, "price": [5]}]},
+            "TranslationError: order 1003: unexpected shape (InvalidOperation: ",
+        ),
+        ({"refunds": [{"id": 9}]}, "TranslationError: order 1003: unexpected shape (KeyError: 'total')"),
+    ],
+)
+def test_malformed_parts_end_dead_with_a_reason(woo: Any, change: dict[str, Any], error: str) -> None:
+    response = deliver(woo, {**fixture("variations"), **change})
+    woo.drain()
+    job = woo.job(response.json()["jobId"])
+    assert job["status"] == "dead"
+    assert job["error"].startswith(error)
 
 
 def test_more_decimals_than_the_currency_allows_ends_dead(woo: Any) -> None:
