@@ -9,6 +9,7 @@ that did change is applied like any update, and the engine's merge and event ded
 
 import argparse
 import json
+import logging
 import secrets
 import sqlite3
 import sys
@@ -65,8 +66,8 @@ def parse_since(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def fetch_pages(api: WooApi, since: datetime, client: httpx.Client) -> Iterator[tuple[int, int | None, list[Any]]]:
-    """(page number, total order count if the store says, orders) for every page of orders modified since."""
+def fetch_pages(api: WooApi, since: datetime, client: httpx.Client) -> Iterator[tuple[int | None, list[Any]]]:
+    """(the store's total order count if it says, orders) for every page of orders modified since `since`."""
     page, total_pages = 1, 1
     while page <= total_pages:
         params: dict[str, str | int] = {
@@ -91,7 +92,7 @@ def fetch_pages(api: WooApi, since: datetime, client: httpx.Client) -> Iterator[
         if not isinstance(orders, list):
             raise BackfillError(f"page {page}: the store's answer is not a list of orders")
         total_pages = _header_int(response, "x-wp-totalpages") or page
-        yield page, _header_int(response, "x-wp-total"), orders
+        yield _header_int(response, "x-wp-total"), orders
         page += 1
 
 
@@ -138,7 +139,6 @@ def run(
     source: str,
     since: datetime,
     process: bool = True,
-    transport: httpx.BaseTransport | None = None,
     out: TextIO | None = None,
 ) -> Summary:
     adapter = adapters.get(source)
@@ -153,11 +153,11 @@ def run(
     failure: BackfillError | None = None
     auth = httpx.BasicAuth(api.consumer_key, api.consumer_secret)
     with (
-        httpx.Client(auth=auth, timeout=30, transport=transport, follow_redirects=False) as client,
+        httpx.Client(auth=auth, timeout=30, follow_redirects=False) as client,
         tqdm(desc=f"backfill {source}", unit="order", file=sys.stderr, disable=None) as bar,
     ):
         try:
-            for _page, total, orders in fetch_pages(api, since, client):
+            for total, orders in fetch_pages(api, since, client):
                 if total is not None:
                     bar.total = total
                 with transaction(conn):
@@ -191,6 +191,8 @@ def add_command(commands: Any) -> None:
 
 
 def main(config: Config, adapters: Mapping[str, Adapter], args: argparse.Namespace) -> int:
+    # One log line per page request would only interleave with the progress bar; failures are reported below.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         run(config, adapters, args.source, parse_since(args.since), process=not args.no_process)
     except BackfillError as exc:

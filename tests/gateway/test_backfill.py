@@ -2,9 +2,11 @@
 
 import base64
 import copy
+import io
 import json
 import logging
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,6 +152,21 @@ def test_backfill_pages_through_the_store_and_applies_every_order(make_harness: 
     # 4500 JPY at 0.0064 USD = 28.80
     assert harness.attributes("yuki@example.jp")["totalSpent"] == 28.8
     assert harness.get("/api/v1/orders/1004", source=SOURCE).status_code == 404  # pending: not an order yet
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar(make_harness: Any, store: Store, monkeypatch: Any) -> None:
+    harness = _harness(make_harness, store)
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert _backfill(harness) == 0
+    bar = terminal.getvalue().split("\r")[-1]
+    assert bar.startswith("backfill woo: 100%")
+    assert "| 6/6 [" in bar
 
 
 def test_running_backfill_twice_changes_nothing(make_harness: Any, store: Store, capsys: Any) -> None:
