@@ -160,18 +160,22 @@ class WooCommerceAdapter:
         return translate_order(payload, lookup)
 
 
-def cancel_known(order_id: str, lookup: OrderLookup, why: str) -> Translation:
+def cancel_known(order_id: str, lookup: OrderLookup, why: str, updated_at: str | None = None) -> Translation:
     """Deleting or trashing cancels an order the ledger holds; an unknown one has nothing to cancel."""
     stored = lookup.order(order_id)
     if stored is None:
         return Translation(warnings=[f"order {order_id} was {why} before the gateway saw it: nothing to cancel"])
-    # Only what a cancellation states: the ledger keeps the order's items, number and customer.
-    order = CanonicalOrder(
-        orderId=order_id,
-        status="cancelled",
-        totalCents=stored.totalCents,
-        currency=stored.currency,
-        customer=None,
+    # Only what a cancellation states: the ledger keeps the order's items, number and customer. A bare
+    # {"id"} has no update time, so the time the gateway received it stands in (the worker's default).
+    order = CanonicalOrder.model_validate(
+        _present(
+            orderId=order_id,
+            status="cancelled",
+            totalCents=stored.totalCents,
+            currency=stored.currency,
+            updatedAt=updated_at,
+        )
+        | {"customer": None}
     )
     return Translation(orders=[order])
 
@@ -181,7 +185,7 @@ def translate_order(payload: dict[str, Any], lookup: OrderLookup) -> Translation
     order_id = str(payload["id"])
     status = str(payload.get("status", "")).removeprefix("wc-")
     if status == "trash":
-        return cancel_known(order_id, lookup, "trashed")
+        return cancel_known(order_id, lookup, "trashed", payload.get("date_modified_gmt") or None)
     if status in _NOT_YET_ORDERS:
         return Translation(warnings=[f"order {order_id} is {status}: not an order yet, nothing recorded"])
     statuses = _STATUSES.get(status)

@@ -343,6 +343,18 @@ def test_deleting_or_trashing_a_known_order_cancels_it(woo: Any, how: str) -> No
     assert woo.attributes("li@example.com")["ordersCount"] == 0
 
 
+def test_trashing_is_versioned_by_the_store_time_not_the_arrival_time(woo: Any) -> None:
+    deliver(woo, fixture("variations"))
+    deliver(woo, _status("variations", "trash", "2026-06-09T10:00:00"))
+    woo.drain()
+    # Edited after the trash (the store's clock): a newer fact, even though it arrives after "now" on ours.
+    deliver(woo, _status("variations", "trash", "2026-06-09T11:00:00", total="90.00"))
+    deliver(woo, _status("variations", "processing", "2026-06-09T11:30:00", total="90.00"), "order.restored")
+    woo.drain()
+    ledger = woo.get("/api/v1/orders/1003", source=SOURCE).json()
+    assert (ledger["totalCents"], ledger["cancelled"]) == (9000, True)
+
+
 @pytest.mark.parametrize("how", ["deleted", "trash"])
 def test_deleting_an_unknown_order_is_a_warning_only(woo: Any, how: str) -> None:
     if how == "deleted":
