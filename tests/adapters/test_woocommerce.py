@@ -1,10 +1,13 @@
 """WooCommerce webhooks through the real app: signatures, the ping, topics, status mapping, fixtures."""
 
 import copy
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters import Delivery
 from adapters.woocommerce import WooCommerceAdapter, WooCommerceOptions
@@ -135,6 +138,9 @@ LEDGER: dict[str, dict[str, Any]] = {
     "variations": {"orderId": "1003", "status": "placed", "totalCents": 10000, "refundedCents": 0},
     "jpy-store": {"orderId": "5001", "status": "placed", "totalCents": 4500, "refundedCents": 0},
 }
+
+
+_examples = itertools.count()
 
 
 class NoOrders:
@@ -583,3 +589,47 @@ def test_api_secrets_come_from_the_environment(tmp_path: Any) -> None:
         "ck_1",
         "cs_2",
     )
+
+
+# -- convergence --------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(range(5)), repeats=st.lists(st.integers(0, 4), max_size=3))
+def test_any_arrival_order_with_repeats_converges(woo: Any, order: list[int], repeats: list[int]) -> None:
+    # One order id and one customer per example, so examples share the app without sharing state.
+    example = next(_examples)
+    order_id, email = 30000 + example, f"buyer-{example}@example.com"
+    partial = [{"id": 2101, "reason": "", "total": "-15.00"}]
+    deliveries = [
+        ("order.created", _order_2001("processing", "2026-07-01T10:00:05", "55.00", [])),
+        ("order.updated", _order_2001("completed", "2026-07-02T08:00:00", "60.00", [])),
+        ("order.updated", _order_2001("processing", "2026-07-01T10:30:00", "55.00", [])),
+        ("order.updated", _order_2001("completed", "2026-07-03T09:00:00", "60.00", partial)),
+        (
+            "order.updated",
+            _order_2001("refunded", "2026-07-04T12:00:00", "60.00", [*partial, {"id": 2102, "total": "-45.00"}]),
+        ),
+    ]
+    for _, payload in deliveries:
+        payload.update(id=order_id, number=str(order_id))
+        payload["billing"]["email"] = email
+    for index in [*order, *repeats]:
+        topic, payload = deliveries[index]
+        assert deliver(woo, payload, topic).status_code == 200
+    woo.drain()
+    ledger = woo.get(f"/api/v1/orders/{order_id}", source=SOURCE).json()
+    assert (ledger["status"], ledger["totalCents"], ledger["refundedCents"], ledger["fulfilled"]) == (
+        "refunded",
+        6000,
+        6000,
+        True,
+    )
+    assert woo.attributes(email) == {"ltv": 0.0, "totalSpent": 0.0, "ordersCount": 1, "aov": 0.0}
+    events = [(e["name"], e["properties"].get("refundAmountCents")) for e in woo.events(email)]
+    assert events.count(("ecommerce.order_placed", None)) == 1
+    assert events.count(("ecommerce.order_fulfilled", None)) == 1
+    # The partial refund's event exists only if it arrived before the full refund.
+    refunds = [amount for name, amount in events if name == "ecommerce.order_refunded"]
+    assert refunds in ([1500, 6000], [6000])
+    assert len(events) == 2 + len(refunds)
