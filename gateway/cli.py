@@ -1,4 +1,4 @@
-"""The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping."""
+"""The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill."""
 
 import argparse
 import logging
@@ -9,7 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from adapters import Adapter
-from gateway import logs, try_mapping
+from gateway import backfill, logs, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import Engine
 from gateway.worker import Worker, now_us
@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("source", help="a source name from config.yaml")
     trial.add_argument("payload", help="a file with the webhook body ('-': standard input)")
     trial.add_argument("-H", "--header", action="append", default=[], help="a request header, 'Name: value'")
+    backfill.add_command(commands)
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     return parser
@@ -78,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "try-mapping":
         return try_mapping.run(adapters, args.source, args.payload, args.header)
+    if command == "backfill":
+        return backfill.main(config, adapters, args)
     conn = connect(config.database, config.durability)
     migrate(conn)
     if command == "replay":
