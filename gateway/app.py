@@ -27,7 +27,7 @@ from gateway.turns import WriteTurns
 from gateway.worker import Worker, now_us
 from normalizer import PushOrder
 from normalizer.timefmt import format_instant_us, utcnow
-from store import events, ledger, queue, subscribers
+from store import events, ledger, privacy, queue, subscribers
 from store.db import StoreUnavailable, connect, transaction
 from store.schema import migrate
 
@@ -217,23 +217,43 @@ def _subscriber(gateway: Gateway, email: str) -> dict[str, Any]:
     return row
 
 
-async def get_subscriber(request: Request) -> Response:
-    gateway = _gateway(request)
-    gateway.keys.check(request)
-    row = _subscriber(gateway, request.path_params["email"])
+def _subscriber_view(gateway: Gateway, row: dict[str, Any]) -> dict[str, Any]:
     attributes = {
         **row["attributes"],
         **gateway.engine.revenue_attributes(row["ordersCount"], row["totalSpentCents"]),
     }
+    return {
+        "email": row["email"],
+        "externalId": row["externalId"],
+        "firstName": row["firstName"],
+        "lastName": row["lastName"],
+        "attributes": attributes,
+        "createdAt": _iso(row["createdAt"]),
+        "updatedAt": _iso(row["updatedAt"]),
+    }
+
+
+async def get_subscriber(request: Request) -> Response:
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    row = _subscriber(gateway, request.path_params["email"])
+    return JSONResponse(_subscriber_view(gateway, row))
+
+
+async def export_subscriber(request: Request) -> Response:
+    """Everything held about one person (a data subject request): subscriber, all events, ledger orders."""
+    gateway = _gateway(request)
+    gateway.keys.check(request)
+    row = _subscriber(gateway, request.path_params["email"])
+    found = privacy.events_for_subscriber(gateway.reader, row["id"])
     return JSONResponse(
         {
-            "email": row["email"],
-            "externalId": row["externalId"],
-            "firstName": row["firstName"],
-            "lastName": row["lastName"],
-            "attributes": attributes,
-            "createdAt": _iso(row["createdAt"]),
-            "updatedAt": _iso(row["updatedAt"]),
+            "subscriber": _subscriber_view(gateway, row),
+            "events": [
+                {"id": event_id, "name": name, "properties": json.loads(props), "occurredAt": _iso(at)}
+                for event_id, name, props, at in found
+            ],
+            "orders": privacy.orders_for_email(gateway.reader, row["email"]),
         }
     )
 
@@ -353,6 +373,7 @@ def create_app(
             Route("/api/v1/sources", list_sources, methods=["GET"]),
             Route("/api/v1/jobs/{job_id}/replay", replay_job, methods=["POST"]),
             Route("/api/v1/subscribers/{email}/events", get_events, methods=["GET"]),
+            Route("/api/v1/subscribers/{email}/export", export_subscriber, methods=["GET"]),
             Route("/api/v1/subscribers/{email}", get_subscriber, methods=["GET"]),
             Route("/webhooks/{source}", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from adapters import Command, TranslationError
+from gateway import compliance
 from normalizer import RESERVED_ATTRIBUTES, CanonicalOrder, Customer, PushOrder
 from normalizer.money import convert, to_major
 from normalizer.timefmt import format_instant, format_instant_us, parse_instant
@@ -46,6 +47,7 @@ class Engine:
         self.fx_rates = fx_rates
         self.hooks: list[Hook] = []
         self.commands: dict[str, CommandHandler] = {}
+        compliance.register(self)
 
     def apply(
         self,

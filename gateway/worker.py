@@ -98,7 +98,8 @@ class Worker:
         try:
             with savepoint(conn):
                 warnings = self._apply(conn, job, now)
-                queue.complete(conn, job, now, warnings)
+                # One delivery can imply several orders that warn alike (no email): each warning once.
+                queue.complete(conn, job, now, list(dict.fromkeys(warnings)))
             return
         except sqlite3.Error:
             raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again
