@@ -44,7 +44,10 @@ BROKEN = [
     ({"currency": "XYZ"}, "currency: 'XYZ' is not an ISO 4217 currency code"),
     ({"fx_rates": {"EURO": 1.08}}, "fx_rates: 'EURO' is not an ISO 4217 currency code"),
     ({"api_keys": ["too-short"]}, "api_keys: each API key must be at least 16 characters"),
-    ({"sources": {"my-shop": {"type": "no-such-platform", "secrets": ["s"]}}}, "sources: my-shop.type:"),
+    (
+        {"sources": {"my-shop": {"type": "no-such-platform", "secrets": ["s"]}}},
+        "sources.my-shop.type: 'no-such-platform' is not a known source type",
+    ),
 ]
 
 
