@@ -1,12 +1,17 @@
 """The `commerce-gateway` command as an operator runs it: check-config, replay, the generated API key, and
 the log stream (JSON lines on stderr, no secrets, no customer data)."""
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
 import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_check_config_accepts_the_shipped_config(tmp_path: Path) -> None:
     result = cli("--config", str(REPO / "config.yaml"), "check-config", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
+    # The console script is the same command.
+    script = Path(sys.executable).parent / "commerce-gateway"
+    same = subprocess.run(
+        [script, "check-config", "--config", str(REPO / "config.yaml")], capture_output=True, text=True, check=False
+    )
+    assert (same.returncode, same.stdout, same.stderr) == (0, result.stdout, "")
     assert result.stdout.startswith(
         f"{REPO / 'config.yaml'}: OK (0 source(s), database {REPO / 'data' / 'gateway.db'})"
     )
@@ -218,3 +229,51 @@ def test_generated_api_key_printed_once_and_logs_carry_no_secret_or_customer(tmp
         assert "@example" not in stderr and "private" not in stderr
         assert "Traceback" not in stderr
     assert "gateway stopped" in [line["message"] for line in second.log_lines()]
+
+
+def test_webhook_of_a_removed_source_goes_dead_and_replays_once_it_is_back(tmp_path: Path) -> None:
+    secret = "shpss_process-test-secret"
+    shop = {"my-shop": {"type": "shopify", "secrets": [secret]}}
+    body = (REPO / "tests" / "fixtures" / "shopify" / "orders_create.json").read_bytes()
+    signed = {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode(),
+    }
+    config = write_config(tmp_path, sources=shop, worker={"poll_seconds": 0.02})
+    with Server(config, "--no-worker", name="accepting") as server, server.client() as client:
+        response = client.post("/webhooks/my-shop", content=body, headers=signed)
+        assert response.status_code == 200, response.text
+        job_id = response.json()["jobId"]
+
+    # The merchant removes the source while its delivery waits: the worker cannot translate it, so it is dead,
+    # with its raw body kept.
+    write_config(tmp_path, sources={}, worker={"poll_seconds": 0.02})
+    conn = sqlite3.connect(yaml.safe_load(config.read_text())["database"], isolation_level=None)
+    with Process(config, "worker") as worker:
+        _wait(conn, worker, job_id, "dead")
+        assert worker.terminate() == 0
+    assert _jobs(conn)[job_id] == ("dead", 1, "Permanent: source 'my-shop' is no longer configured")
+    assert conn.execute("SELECT body FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0] == body
+
+    # Configured again, replayed: processed exactly as if it had never failed.
+    write_config(tmp_path, sources=shop)
+    result = cli("replay", job_id, "--config", str(config))
+    assert (result.returncode, result.stdout) == (0, "re-queued 1 job(s)\n")
+    with Server(config, name="restarted") as server, server.client() as client:
+        assert wait_done(client, job_id)["status"] == "done"
+        assert client.get("/api/v1/subscribers/jane.buyer@example.com").json()["attributes"] == {
+            "ltv": 88.5,
+            "totalSpent": 88.5,
+            "ordersCount": 1,
+            "aov": 88.5,
+        }
+        order = client.get("/api/v1/orders/9007199254740993", params={"source": "my-shop"}).json()
+        assert (order["status"], order["totalCents"], order["currency"]) == ("placed", 8850, "USD")
+        # The platform retrying the same delivery changes nothing.
+        assert client.post("/webhooks/my-shop", content=body, headers=signed).json() == {
+            "success": True,
+            "duplicate": True,
+        }
+    conn.close()
