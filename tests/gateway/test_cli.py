@@ -277,3 +277,7 @@ def test_webhook_of_a_removed_source_goes_dead_and_replays_once_it_is_back(tmp_p
             "duplicate": True,
         }
     conn.close()
+    for process in ("accepting", "worker", "restarted"):
+        stderr = (tmp_path / f"{process}.stderr").read_text()
+        assert all(json.loads(line) for line in stderr.splitlines())
+        assert secret not in stderr and "jane" not in stderr.lower() and "Traceback" not in stderr
