@@ -12,10 +12,14 @@ from adapters.base import (
     Translation,
     TranslationError,
 )
+from adapters.custom import CustomAdapter
 from adapters.shopify import ShopifyAdapter
+from adapters.woocommerce import WooCommerceAdapter
 
 REGISTRY: dict[str, type[Adapter]] = {
+    "custom": CustomAdapter,
     "shopify": ShopifyAdapter,
+    "woocommerce": WooCommerceAdapter,
 }
 
 __all__ = [

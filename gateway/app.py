@@ -24,6 +24,7 @@ from gateway.auth import ApiKeys
 from gateway.config import Config
 from gateway.engine import Engine
 from gateway.ingest import Committer
+from gateway.turns import WriteTurns
 from gateway.worker import Worker, now_us
 from normalizer import PushOrder
 from normalizer.timefmt import format_instant_us, utcnow
@@ -44,12 +45,10 @@ class Gateway:
         self.adapters = adapters
         self.keys = ApiKeys(api_keys)
         self.engine = Engine(config.currency, config.fx_rates)
-        self.worker = Worker(config, adapters, self.engine) if run_worker else None
+        turns = WriteTurns()
+        self.worker = Worker(config, adapters, self.engine, turns) if run_worker else None
         self.committer = Committer(
-            config.database,
-            config.durability,
-            on_commit=self.worker.wake.set if self.worker else None,
-            gate=self.worker.gate if self.worker else None,
+            config.database, config.durability, on_commit=self.worker.wake.set if self.worker else None, turns=turns
         )
         # Deliveries refused for their signature, per source, since start. Kept in memory on purpose: a forged
         # request must cost the gateway no write.

@@ -1,4 +1,4 @@
-"""The `commerce-gateway` command: serve (default), worker, replay, check-config."""
+"""The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill."""
 
 import argparse
 import logging
@@ -9,7 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from adapters import Adapter
-from gateway import logs
+from gateway import backfill, logs, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import Engine
 from gateway.worker import Worker, now_us
@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("job_id", nargs="?", help="the jobId to re-queue (dead or failed)")
     which.add_argument("--all-dead", action="store_true", help="re-queue every dead job")
     commands.add_parser("check-config", help="validate the config file and exit")
+    trial = commands.add_parser("try-mapping", help="print the canonical orders a saved payload becomes")
+    trial.add_argument("source", help="a source name from config.yaml")
+    trial.add_argument("payload", help="a file with the webhook body ('-': standard input)")
+    trial.add_argument("-H", "--header", action="append", default=[], help="a request header, 'Name: value'")
+    backfill.add_command(commands)
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     return parser
@@ -53,7 +58,7 @@ def api_keys(config: Config) -> list[str]:
     print(
         f"No api_keys configured: generated an API key and stored it in {path}.\n"
         f"It is shown only this once:\n\n    {key}\n",
-        file=sys.stderr,
+        file=sys.stdout,  # stderr is the log stream (JSON lines), where a secret must never land
         flush=True,
     )
     return [key]
@@ -72,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "check-config":
         print(f"{args.config}: OK ({len(adapters)} source(s), database {config.database})")
         return 0
+    if command == "try-mapping":
+        return try_mapping.run(adapters, args.source, args.payload, args.header)
+    if command == "backfill":
+        return backfill.main(config, adapters, args)
     conn = connect(config.database, config.durability)
     migrate(conn)
     if command == "replay":

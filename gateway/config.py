@@ -89,17 +89,19 @@ class Config(_Strict):
             if not isinstance(name, str) or not _SOURCE_NAME.match(name) or name == "api":
                 raise ValueError(f"source name {name!r} must be letters, digits, '-', '_' or '.' (and not 'api')")
             if not isinstance(block, dict):
-                raise ValueError(f"{name}: must be a mapping with at least `type` and `secrets`")
+                raise ConfigError(f"sources.{name}: must be a mapping with at least `type` and `secrets`")
             kind = block.get("type")
             if kind not in REGISTRY:
                 known = ", ".join(sorted(REGISTRY)) or "none installed"
-                raise ValueError(f"{name}.type: {kind!r} is not a known source type ({known})")
+                raise ConfigError(f"sources.{name}.type: {kind!r} is not a known source type ({known})")
             try:
                 parsed[name] = REGISTRY[kind].Options.model_validate(block)
             except ValidationError as exc:
                 first = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in (name, *first["loc"]))
-                raise ValueError(f"{where}: {first['msg']}") from None
+                where = ".".join(str(p) for p in ("sources", name, *first["loc"]))
+                message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+                # Raised as ConfigError (not ValueError) so pydantic passes it through with the full key path.
+                raise ConfigError(f"{where}: {message.removeprefix('Value error, ')}") from None
         return parsed
 
 

@@ -10,67 +10,17 @@ import logging
 import queue as stdqueue
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.turns import WriteTurns
 from store import queue
 from store.db import Durability, StoreUnavailable, connect, transaction
 
 log = logging.getLogger("gateway.ingest")
 _MAX_BATCH = 1024
-_BUSY_SECONDS = 0.1  # ingest counts as busy this long after its last commit
-_YIELD = 3.0
-
-
-class WriterGate:
-    """Within one process, accepted requests write before the worker. The worker writes under `lock` and ends
-    its chunk as soon as the committer is waiting, so a request waits for one job, not for a whole chunk plus
-    SQLite's busy handler (which sleeps 1, 2, 5, 10… ms between tries). Other processes still meet the busy
-    handler; the worker's chunks are short for them."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self._clear = threading.Event()
-        self._clear.set()
-        self._last_ingest = -1.0
-
-    @property
-    def busy(self) -> bool:
-        """Requests are arriving (a batch was committed within the last _BUSY_SECONDS)."""
-        return time.monotonic() - self._last_ingest < _BUSY_SECONDS
-
-    def pace(self, worked: float) -> None:
-        """Called by the worker after a chunk that took `worked` seconds. While requests are arriving, the
-        worker takes at most 1/(1 + _YIELD) of the time: it shares the GIL with the event loop, the queue is
-        durable, and the backlog drains as soon as the burst ends."""
-        if self.busy:
-            time.sleep(worked * _YIELD)
-
-    @property
-    def urgent(self) -> bool:
-        return not self._clear.is_set()
-
-    @contextmanager
-    def first(self) -> Iterator[None]:
-        """The committer's turn: jumps the queue."""
-        self._clear.clear()
-        try:
-            with self.lock:
-                self._clear.set()
-                self._last_ingest = time.monotonic()
-                yield
-        finally:
-            self._clear.set()
-
-    @contextmanager
-    def after_ingest(self) -> Iterator[None]:
-        """The worker's turn, once no batch of accepted requests is waiting."""
-        self._clear.wait()
-        with self.lock:
-            yield
 
 
 @dataclass(slots=True)
@@ -86,12 +36,12 @@ class Committer:
         database: Path,
         durability: Durability,
         on_commit: Callable[[], None] | None = None,
-        gate: WriterGate | None = None,
+        turns: WriteTurns | None = None,
     ) -> None:
         self._database = database
         self._durability = durability
         self._on_commit = on_commit
-        self.gate = gate or WriterGate()
+        self._turns = turns
         self._queue: stdqueue.SimpleQueue[list[_Pending] | None] = stdqueue.SimpleQueue()
         self._gathering: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         self._thread = threading.Thread(target=self._run, name="ingest-committer", daemon=True)
@@ -147,7 +97,7 @@ class Committer:
         results: list[bool] = []
         error: Exception | None = None
         try:
-            with self.gate.first(), transaction(self._conn) as conn:
+            with self._turns.ingest() if self._turns else nullcontext(), transaction(self._conn) as conn:
                 results = queue.insert_many(conn, [pending.job for pending in batch])
         except (StoreUnavailable, sqlite3.Error) as exc:
             log.error("ingest commit failed", extra={"error": str(exc), "jobs": len(batch)})

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from adapters import Adapter, Delivery, NotReady, TranslationError
 from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
-from gateway.ingest import WriterGate
+from gateway.turns import WriteTurns
 from normalizer import PushOrder
 from normalizer.timefmt import to_micros
 from store import queue
@@ -34,14 +35,15 @@ def now_us() -> int:
 
 
 class Worker:
-    def __init__(self, config: Config, adapters: Mapping[str, Adapter], engine: Engine) -> None:
+    def __init__(
+        self, config: Config, adapters: Mapping[str, Adapter], engine: Engine, turns: WriteTurns | None = None
+    ) -> None:
         self.config = config
         self.adapters = adapters
         self.engine = engine
+        self.turns = turns
         self.owner = f"{secrets.token_hex(4)}"
         self.wake = threading.Event()
-        # Shared with the committer when both run in one process (serve); a private one otherwise.
-        self.gate = WriterGate()
         self._conn: sqlite3.Connection | None = None
 
     @property
@@ -76,31 +78,39 @@ class Worker:
     def run_once(self) -> int:
         """Lease one batch and process it; returns how many jobs were leased."""
         settings = self.config.worker
-        gate = self.gate
-        with gate.after_ingest(), transaction(self.conn) as conn:
+        with self._turn(), transaction(self.conn) as conn:
             jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
         start = 0
         while start < len(jobs):
-            began = time.monotonic()
-            with gate.after_ingest(), transaction(self.conn) as conn:
-                deadline = time.monotonic() + _CHUNK_SECONDS
+            with self._turn(), transaction(self.conn) as conn:
+                began = time.monotonic()
+                deadline = began + _CHUNK_SECONDS
                 # Checked once per chunk: with the write lock held, no other worker can take a lease over.
                 leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
-                while True:  # at least one job per chunk: the worker progresses under any ingest load
+                while True:  # at least one job per chunk, so the worker progresses under any ingest load
                     if jobs[start].id in leased:  # else our lease expired and another worker took the job over
                         self._process(conn, jobs[start])
                     start += 1
-                    if start == len(jobs) or gate.urgent or time.monotonic() >= deadline:
+                    if start == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
                         break
-            gate.pace(time.monotonic() - began)
+            if self.turns is not None:
+                self.turns.pace(time.monotonic() - began)
         return len(jobs)
+
+    def _ingest_waiting(self) -> bool:
+        """In `serve`, a request batch waiting for the write lock ends the chunk after the current job."""
+        return self.turns is not None and self.turns.ingest_waiting
+
+    def _turn(self) -> AbstractContextManager[None]:
+        return self.turns.background() if self.turns is not None else nullcontext()
 
     def _process(self, conn: sqlite3.Connection, job: queue.Job) -> None:
         now = now_us()
         try:
             with savepoint(conn):
                 warnings = self._apply(conn, job, now)
-                queue.complete(conn, job, now, warnings)
+                # One delivery can imply several orders that warn alike (no email): each warning once.
+                queue.complete(conn, job, now, list(dict.fromkeys(warnings)))
             return
         except sqlite3.Error:
             raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again

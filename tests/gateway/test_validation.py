@@ -238,3 +238,14 @@ def test_identifier_over_255_characters_is_422(harness: Harness) -> None:
     response = harness.post_order(order(orderNumber="9" * 256))
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "orderNumber"
+
+
+def test_empty_optional_identifiers_count_as_absent(harness: Harness) -> None:
+    body = order(orderNumber="")
+    body["customer"]["externalId"] = " "
+    body["items"][0].update(sku="", variantId="")
+    assert harness.post_order(body).status_code == 202
+    harness.drain()
+    stored = harness.get("/api/v1/orders/order-1001").json()
+    assert stored["orderNumber"] is None
+    assert "sku" not in stored["items"][0] and "variantId" not in stored["items"][0]

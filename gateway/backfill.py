@@ -1,0 +1,201 @@
+"""`commerce-gateway backfill`: reconcile a WooCommerce source with the store's REST API.
+
+WooCommerce never retries a failed webhook delivery, so an outage loses orders. Backfill pages through the
+orders modified since a date and queues each one as if WooCommerce had delivered it as `order.updated`: the
+same intake (delivery key = topic + body hash), the same job table, the same worker, adapter translation and
+engine as a webhook. A second run finds every unchanged order already recorded and queues nothing; an order
+that did change is applied like any update, and the engine's merge and event dedup make that harmless.
+"""
+
+import argparse
+import json
+import logging
+import secrets
+import sqlite3
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import httpx
+from tqdm import tqdm
+
+from adapters import Adapter, Delivery
+from adapters.woocommerce import WooApi, WooCommerceAdapter
+from gateway.config import Config
+from gateway.engine import Engine
+from gateway.worker import Worker, now_us
+from store import queue
+from store.db import connect, transaction
+from store.schema import migrate
+
+TOPIC = "order.updated"
+PER_PAGE = 100  # the REST API's maximum
+
+
+class BackfillError(Exception):
+    """Backfill cannot run or the store's API failed; the message never contains keys or payloads."""
+
+
+@dataclass(slots=True)
+class Summary:
+    pages: int = 0
+    fetched: int = 0
+    queued: int = 0
+    already_seen: int = 0
+    job_ids: list[str] = field(default_factory=list)
+    outcome: dict[str, int] = field(default_factory=dict)
+    warnings: int = 0
+
+    def lines(self) -> list[str]:
+        done = ", ".join(f"{count} {status}" for status, count in sorted(self.outcome.items())) or "none"
+        return [
+            f"fetched {self.fetched} order(s) in {self.pages} page(s)",
+            f"queued {self.queued}, already recorded {self.already_seen}",
+            f"jobs: {done}; {self.warnings} with warnings (see GET /api/v1/jobs/{{jobId}})",
+        ]
+
+
+def parse_since(text: str) -> datetime:
+    """A date or an ISO 8601 instant; without an offset it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BackfillError(f"--since {text!r} is not a date (YYYY-MM-DD) or an ISO 8601 timestamp") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def fetch_pages(api: WooApi, since: datetime, client: httpx.Client) -> Iterator[tuple[int | None, list[Any]]]:
+    """(the store's total order count if it says, orders) for every page of orders modified since `since`."""
+    page, total_pages = 1, 1
+    while page <= total_pages:
+        params: dict[str, str | int] = {
+            "modified_after": since.strftime("%Y-%m-%dT%H:%M:%S"),
+            "dates_are_gmt": "true",
+            "per_page": PER_PAGE,
+            "page": page,
+            # Ascending ids keep the pages stable while new orders arrive during the run.
+            "orderby": "id",
+            "order": "asc",
+        }
+        try:
+            response = client.get(f"{api.url}/wp-json/wc/v3/orders", params=params)
+        except httpx.HTTPError as exc:
+            raise BackfillError(f"page {page}: the store could not be reached ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise BackfillError(f"page {page}: the store answered HTTP {response.status_code}")
+        try:
+            orders = response.json()
+        except ValueError:
+            raise BackfillError(f"page {page}: the store's answer is not JSON") from None
+        if not isinstance(orders, list):
+            raise BackfillError(f"page {page}: the store's answer is not a list of orders")
+        total_pages = _header_int(response, "x-wp-totalpages") or page
+        yield _header_int(response, "x-wp-total"), orders
+        page += 1
+
+
+def _header_int(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name, "")
+    return int(value) if value.strip().isdigit() else None
+
+
+def _enqueue(conn: sqlite3.Connection, adapter: WooCommerceAdapter, source: str, order: Any, summary: Summary) -> None:
+    # Canonical JSON, so an unchanged order gives the same bytes, hence the same delivery key, on every run.
+    body = json.dumps(order, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {"x-wc-webhook-topic": TOPIC, "x-gateway-backfill": "true"}
+    intake = adapter.intake(Delivery(source=source, headers=headers, body=body, received_at=datetime.now(UTC)))
+    job_id = f"commerce-backfill-{secrets.token_hex(8)}"
+    job = queue.NewJob(
+        job_id=job_id,
+        kind="webhook",
+        source=source,
+        body=body,
+        received_at=now_us(),
+        dedup_key=intake.dedup_key,
+        topic=intake.topic,
+        headers=json.dumps(headers),
+    )
+    if queue.insert(conn, job):
+        summary.queued += 1
+        summary.job_ids.append(job_id)
+    else:
+        summary.already_seen += 1
+
+
+def _outcome(conn: sqlite3.Connection, summary: Summary) -> None:
+    for job_id in summary.job_ids:
+        job = queue.get(conn, job_id)
+        if job is None:
+            continue
+        summary.outcome[job["status"]] = summary.outcome.get(job["status"], 0) + 1
+        summary.warnings += 1 if job["warnings"] else 0
+
+
+def run(
+    config: Config,
+    adapters: Mapping[str, Adapter],
+    source: str,
+    since: datetime,
+    process: bool = True,
+    out: TextIO | None = None,
+) -> Summary:
+    adapter = adapters.get(source)
+    if not isinstance(adapter, WooCommerceAdapter):
+        raise BackfillError(f"source {source!r} is not a configured woocommerce source")
+    api = adapter.options.api
+    if api is None:
+        raise BackfillError(f"sources.{source}.api is not configured (url, consumer_key, consumer_secret)")
+    summary = Summary()
+    conn = connect(config.database, config.durability)
+    migrate(conn)
+    failure: BackfillError | None = None
+    auth = httpx.BasicAuth(api.consumer_key, api.consumer_secret)
+    with (
+        httpx.Client(auth=auth, timeout=30, follow_redirects=False) as client,
+        tqdm(desc=f"backfill {source}", unit="order", file=sys.stderr, disable=None) as bar,
+    ):
+        try:
+            for total, orders in fetch_pages(api, since, client):
+                if total is not None:
+                    bar.total = total
+                with transaction(conn):
+                    for order in orders:
+                        summary.fetched += 1
+                        _enqueue(conn, adapter, source, order, summary)
+                summary.pages += 1
+                bar.update(len(orders))
+        except BackfillError as exc:
+            failure = exc  # what was fetched is still processed; a re-run skips it
+    if process and summary.job_ids:
+        worker = Worker(config, adapters, Engine(config.currency, config.fx_rates))
+        # A worker is a worker: it also takes whatever else is queued, which is as safe as `serve` doing it.
+        while worker.run_once():
+            pass
+        worker.close()
+    _outcome(conn, summary)
+    conn.close()
+    for line in summary.lines():
+        print(line, file=out or sys.stdout)
+    if failure is not None:
+        raise failure
+    return summary
+
+
+def add_command(commands: Any) -> None:
+    parser = commands.add_parser("backfill", help="queue a WooCommerce source's orders modified since a date")
+    parser.add_argument("source", help="the source name in config.yaml (type woocommerce, with an `api` block)")
+    parser.add_argument("--since", required=True, help="a date (YYYY-MM-DD, UTC) or an ISO 8601 timestamp")
+    parser.add_argument("--no-process", action="store_true", help="only queue; leave processing to `serve`")
+
+
+def main(config: Config, adapters: Mapping[str, Adapter], args: argparse.Namespace) -> int:
+    # One log line per page request would only interleave with the progress bar; failures are reported below.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        run(config, adapters, args.source, parse_since(args.since), process=not args.no_process)
+    except BackfillError as exc:
+        print(f"commerce-gateway backfill: {exc}", file=sys.stderr)
+        return 1
+    return 0

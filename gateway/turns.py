@@ -1,0 +1,69 @@
+"""Turns on SQLite's one write lock between the writing threads of one process: the ingest committer and the
+in-process worker.
+
+SQLite's busy handler retries a locked BEGIN after a growing sleep (up to 100 ms), while a worker draining a
+backlog commits a chunk and begins the next within microseconds, so the committer could wait seconds for a
+202. Here the threads queue on a Python lock instead, and the worker, after each chunk, hands the lock over
+to a committer that is waiting before it takes the next one. Writers in other processes still meet SQLite's
+busy handler.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_HAND_OVER_LIMIT_SECONDS = 1.0  # never let a stuck committer stall the worker for good
+_BUSY_SECONDS = 0.1  # ingest counts as busy this long after its last turn
+_YIELD = 3.0  # while ingest is busy, the worker sleeps this many times as long as each chunk took
+
+
+class WriteTurns:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._ingest_waiting = 0
+        self._ingest_turns = 0
+        self._last_ingest = -1.0
+
+    @property
+    def ingest_waiting(self) -> bool:
+        """A committer waits for the lock: the worker ends its chunk after the current job."""
+        return self._ingest_waiting > 0
+
+    @property
+    def busy(self) -> bool:
+        """Requests are arriving: the committer took a turn within the last _BUSY_SECONDS."""
+        return time.monotonic() - self._last_ingest < _BUSY_SECONDS
+
+    def pace(self, worked: float) -> None:
+        """Called by the worker after a chunk that took `worked` seconds. While requests are arriving, the
+        worker takes at most 1/(1 + _YIELD) of the time: it shares the GIL with the event loop, the queue is
+        durable, and the backlog drains at full speed once the burst ends."""
+        if self.busy:
+            time.sleep(worked * _YIELD)
+
+    @contextmanager
+    def ingest(self) -> Iterator[None]:
+        """Hold the write lock for one committer transaction, ahead of the worker's next chunk."""
+        with self._changed:
+            self._ingest_waiting += 1
+        try:
+            with self._lock:
+                self._last_ingest = time.monotonic()
+                yield
+        finally:
+            with self._changed:
+                self._ingest_waiting -= 1
+                self._ingest_turns += 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def background(self) -> Iterator[None]:
+        """Hold the write lock for one worker transaction; on release, let a waiting committer go first."""
+        with self._lock:
+            yield
+        with self._changed:
+            if self._ingest_waiting:
+                turns = self._ingest_turns
+                self._changed.wait_for(lambda: self._ingest_turns != turns, _HAND_OVER_LIMIT_SECONDS)
