@@ -14,7 +14,7 @@ from adapters import Command, TranslationError
 from gateway import compliance
 from normalizer import RESERVED_ATTRIBUTES, CanonicalOrder, Customer, PushOrder
 from normalizer.money import convert, to_major
-from normalizer.timefmt import format_instant, format_instant_us, parse_instant
+from normalizer.timefmt import format_instant, parse_instant
 from store import events, ledger, subscribers
 from store.ledger import LedgerOrder
 
@@ -61,7 +61,7 @@ class Engine:
     ) -> list[str]:
         """Apply one order event; returns the warnings it produced."""
         warnings = list(order.warnings) if isinstance(order, CanonicalOrder) else []
-        before, after = ledger.merge(conn, source, provider, order, version, now, format_instant_us(version))
+        before, after = ledger.merge(conn, source, provider, order, version, now, version)
         if convert(0, after.currency, self.currency, self.fx_rates) is None:
             warnings.append(
                 f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"

@@ -23,7 +23,7 @@ from store import queue
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transaction
 
 log = logging.getLogger("gateway.worker")
-_CHUNK_SECONDS = 0.01  # commit at least this often so ingest never waits long on the write lock
+_CHUNK_SECONDS = 0.05  # commit at least this often: other processes meet SQLite's busy handler meanwhile
 
 
 class Permanent(Exception):

@@ -1,6 +1,7 @@
 """Time: ISO 8601 in, UTC out; a timestamp without an offset is UTC."""
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -18,6 +19,7 @@ def parse_instant(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+@lru_cache(maxsize=4096)  # one order's time is formatted for the ledger and again for its event
 def format_instant(moment: datetime) -> str:
     """UTC with millisecond precision and a Z, the shape the API returns everywhere."""
     if moment.tzinfo is not UTC:  # already UTC: skip the conversion, on every order's hot path

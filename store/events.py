@@ -1,9 +1,10 @@
 """Subscriber events (SPEC §4.3): stored once per dedup key, read oldest first. Automations and segments read
 this table in id order."""
 
-import json
 import sqlite3
 from typing import Any
+
+from store import _json as json
 
 
 def record(

@@ -5,13 +5,13 @@ order of arrival; the latest-state facts (total, currency, items, number, time, 
 with the highest version, so an older platform update never overwrites a newer one.
 """
 
-import json
 import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from normalizer import STATUSES, CanonicalOrder, PushOrder
-from normalizer.timefmt import format_instant
+from normalizer.timefmt import format_instant, format_instant_us
+from store import _json as json
 
 
 @dataclass(slots=True)
@@ -121,10 +121,10 @@ def merge(
     order: PushOrder,
     version: int,
     now: int,
-    accepted_at: str,
+    accepted_at: int,
 ) -> tuple[LedgerOrder | None, LedgerOrder]:
     """Merge one order event into the ledger; returns the row before (None if new) and after.
-    `accepted_at` stands in for orderedAt when the first event of an order gives none."""
+    `accepted_at` (µs) stands in for orderedAt when the first event of an order gives none."""
     before = get(conn, source, order.orderId)
     after = (
         replace(before)
@@ -139,7 +139,7 @@ def merge(
             total_cents=0,
             currency=order.currency,
             items=[],
-            ordered_at=accepted_at,
+            ordered_at="",
             statuses=[],
             cancelled=False,
             fulfilled=False,
@@ -157,6 +157,8 @@ def merge(
         for key, value in _stated_facts(order).items():
             setattr(after, key, value)
         after.version = version
+    if not after.ordered_at:
+        after.ordered_at = format_instant_us(accepted_at)
     _write(conn, after, now)
     return before, after
 

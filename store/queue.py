@@ -1,10 +1,11 @@
 """The durable job queue: insert (with delivery dedup), lease, finish, retry, dead, replay."""
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from store import _json as json
 
 
 @dataclass(frozen=True, slots=True)

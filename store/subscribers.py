@@ -1,11 +1,11 @@
 """Subscribers (SPEC §4.2) and their revenue attributes (§4.4), keyed by email."""
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from normalizer import Customer
+from store import _json as json
 
 
 @dataclass(slots=True)
