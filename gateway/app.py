@@ -23,7 +23,7 @@ from gateway import errors
 from gateway.auth import ApiKeys
 from gateway.config import Config
 from gateway.engine import Engine
-from gateway.ingest import Committer
+from gateway.ingest import Committer, webhook_job
 from gateway.turns import WriteTurns
 from gateway.worker import Worker, now_us
 from normalizer import PushOrder
@@ -161,24 +161,12 @@ async def webhook(request: Request) -> Response:
     intake = adapter.intake(delivery)
     if intake.action == "ignore":
         return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})
-    job_id = f"commerce-webhook-{secrets.token_hex(8)}"
-    job = queue.NewJob(
-        job_id=job_id,
-        kind="webhook",
-        source=source,
-        body=body,
-        received_at=now_us(),
-        dedup_key=intake.dedup_key,
-        topic=intake.topic,
-        headers=json.dumps(headers),
-        status="queued" if intake.action == "queue" else "done",
-        warnings=json.dumps([intake.reason]) if intake.action == "record" and intake.reason else None,
-    )
+    job = webhook_job(delivery, intake)
     if not await _commit(gateway, job):
         return JSONResponse({"success": True, "duplicate": True})
     if intake.action == "record":
-        return JSONResponse({"success": True, "recorded": True, "jobId": job_id, "reason": intake.reason})
-    return JSONResponse({"success": True, "queued": True, "jobId": job_id})
+        return JSONResponse({"success": True, "recorded": True, "jobId": job.job_id, "reason": intake.reason})
+    return JSONResponse({"success": True, "queued": True, "jobId": job.job_id})
 
 
 async def get_job(request: Request) -> Response:

@@ -10,7 +10,6 @@ that did change is applied like any update, and the engine's merge and event ded
 import argparse
 import json
 import logging
-import secrets
 import sqlite3
 import sys
 from collections.abc import Iterator, Mapping
@@ -25,7 +24,8 @@ from adapters import Adapter, Delivery
 from adapters.woocommerce import WooApi, WooCommerceAdapter
 from gateway.config import Config
 from gateway.engine import Engine
-from gateway.worker import Worker, now_us
+from gateway.ingest import webhook_job
+from gateway.worker import Worker
 from store import queue
 from store.db import connect, transaction
 from store.schema import migrate
@@ -105,21 +105,12 @@ def _enqueue(conn: sqlite3.Connection, adapter: WooCommerceAdapter, source: str,
     # Canonical JSON, so an unchanged order gives the same bytes, hence the same delivery key, on every run.
     body = json.dumps(order, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {"x-wc-webhook-topic": TOPIC, "x-gateway-backfill": "true"}
-    intake = adapter.intake(Delivery(source=source, headers=headers, body=body, received_at=datetime.now(UTC)))
-    job_id = f"commerce-backfill-{secrets.token_hex(8)}"
-    job = queue.NewJob(
-        job_id=job_id,
-        kind="webhook",
-        source=source,
-        body=body,
-        received_at=now_us(),
-        dedup_key=intake.dedup_key,
-        topic=intake.topic,
-        headers=json.dumps(headers),
-    )
+    delivery = Delivery(source=source, headers=headers, body=body, received_at=datetime.now(UTC))
+    intake = adapter.intake(delivery)
+    job = webhook_job(delivery, intake, prefix="commerce-backfill")
     if queue.insert(conn, job):
         summary.queued += 1
-        summary.job_ids.append(job_id)
+        summary.job_ids.append(job.job_id)
     else:
         summary.already_seen += 1
 

@@ -6,8 +6,10 @@ One commit per request caps a server near the disk's commit rate; a batch per co
 """
 
 import asyncio
+import json
 import logging
 import queue as stdqueue
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -15,7 +17,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters import Delivery, Intake
 from gateway.turns import WriteTurns
+from normalizer.timefmt import to_micros
 from store import queue
 from store.db import Durability, StoreUnavailable, connect, transaction
 
@@ -119,3 +123,19 @@ def _resolve(answers: list[tuple[asyncio.Future[bool], bool]], error: Exception 
             future.set_result(inserted)
         else:
             future.set_exception(error)
+
+
+def webhook_job(delivery: Delivery, intake: Intake, prefix: str = "commerce-webhook") -> queue.NewJob:
+    """The job row of a verified delivery the adapter wants kept: queued to translate, or recorded as done."""
+    return queue.NewJob(
+        job_id=f"{prefix}-{secrets.token_hex(8)}",
+        kind="webhook",
+        source=delivery.source,
+        body=delivery.body,
+        received_at=to_micros(delivery.received_at),
+        dedup_key=intake.dedup_key,
+        topic=intake.topic,
+        headers=json.dumps(dict(delivery.headers)),
+        status="queued" if intake.action == "queue" else "done",
+        warnings=json.dumps([intake.reason]) if intake.action == "record" and intake.reason else None,
+    )
