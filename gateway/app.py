@@ -8,7 +8,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +29,7 @@ from gateway.worker import Worker, now_us
 from normalizer import PushOrder
 from normalizer.timefmt import format_instant_us, utcnow
 from store import events, ledger, privacy, queue, subscribers
-from store.db import StoreUnavailable, connect, transaction
+from store.db import Checkpointer, StoreUnavailable, connect, transaction
 from store.schema import migrate
 
 log = logging.getLogger("gateway.app")
@@ -55,6 +55,7 @@ class Gateway:
         self.rejected: Counter[str] = Counter()
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
+        self._resources = ExitStack()
         self._reader: sqlite3.Connection | None = None
 
     @property
@@ -74,6 +75,10 @@ class Gateway:
         if self.worker is not None:
             self._worker_thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="worker")
             self._worker_thread.start()
+        else:
+            # The committer's connection leaves checkpoints to others; with no worker here (`--no-worker`, the
+            # tests), this process copies its own WAL back, so the file stays bounded without a worker process.
+            self._resources.enter_context(Checkpointer(self.config.database))
 
     def stop(self) -> None:
         self.committer.stop()
@@ -82,6 +87,7 @@ class Gateway:
             self.worker.wake.set()
         if self._worker_thread is not None:
             self._worker_thread.join()
+        self._resources.close()
         if self._reader is not None:
             self._reader.close()
 

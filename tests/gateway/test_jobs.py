@@ -5,6 +5,7 @@ path every real adapter takes."""
 import hashlib
 import hmac
 import json
+import time
 from typing import Any, ClassVar
 
 import pytest
@@ -218,3 +219,17 @@ def test_canonical_job_lease_expiry_runs_it_again_exactly_once(platform: Harness
     job = platform.job(job_id)
     assert (job["status"], job["attempts"]) == ("done", 2)
     assert platform.attributes("hook@example.com")["ordersCount"] == 1
+
+
+def test_accept_only_app_checkpoints_its_own_wal(platform: Harness) -> None:
+    # The harness app runs without an in-process worker, as `serve --no-worker` does; its committer leaves
+    # checkpoints to others, so without the app's own checkpointer every page would stay in the WAL.
+    database = platform.config.database
+    before = database.stat().st_size
+    for number in range(200):
+        body = canonical(f"wal-{number}", customer={"email": f"c{number}@example.com"}, properties={"pad": "x" * 500})
+        assert platform.post_order(body).status_code == 202
+    deadline = time.monotonic() + 10
+    while database.stat().st_size <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert database.stat().st_size > before + 100_000  # the jobs' pages were copied into the database file
