@@ -61,7 +61,11 @@ class Engine:
     ) -> list[str]:
         """Apply one order event; returns the warnings it produced."""
         warnings = list(order.warnings) if isinstance(order, CanonicalOrder) else []
-        before, after = ledger.merge(conn, source, provider, order, version, now, version)
+        # Dumped once: the ledger row and the event both store them.
+        items = (
+            [item.model_dump(exclude_none=True) for item in order.items] if "items" in order.model_fields_set else None
+        )
+        before, after = ledger.merge(conn, source, provider, order, version, now, version, items)
         if convert(0, after.currency, self.currency, self.fx_rates) is None:
             warnings.append(
                 f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"
@@ -89,7 +93,7 @@ class Engine:
                 conn,
                 subscriber_id,
                 f"ecommerce.order_{order.status}",
-                self._event_properties(source, provider, order, after),
+                self._event_properties(source, provider, order, after, items),
                 now,
                 event_dedup_key(source, order),
                 source,
@@ -120,8 +124,11 @@ class Engine:
         )
         return {k: v for k, v in customer.attributes.items() if k not in reserved}
 
-    def _event_properties(self, source: str, provider: str, order: PushOrder, after: LedgerOrder) -> dict[str, Any]:
-        """The event's own facts; what it left out (a bare refund has no items) comes from the ledger."""
+    def _event_properties(
+        self, source: str, provider: str, order: PushOrder, after: LedgerOrder, items: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        """The event's own facts; what it left out (a bare refund has no items) comes from the ledger.
+        `items` is the order's items dumped, None when the order gives none."""
         given = order.model_fields_set
         reserved: dict[str, Any] = {
             "provider": provider,
@@ -132,9 +139,7 @@ class Engine:
             "totalCents": order.totalCents,
             "currency": order.currency,
             "orderedAt": format_instant(order.orderedAt) if order.orderedAt else after.ordered_at,
-            "lineItems": [item.model_dump(exclude_none=True) for item in order.items]
-            if "items" in given
-            else after.items,
+            "lineItems": items if items is not None else after.items,
         }
         if order.status == "refunded":
             reserved["refundAmountCents"] = order.refunded_cents
