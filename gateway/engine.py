@@ -61,16 +61,30 @@ class Engine:
     ) -> list[str]:
         """Apply one order event; returns the warnings it produced."""
         warnings = list(order.warnings) if isinstance(order, CanonicalOrder) else []
-        before, after = ledger.merge(conn, source, provider, order, version, now, version)
+        # Dumped once: the ledger row and the event both store them.
+        items = (
+            [item.model_dump(exclude_none=True) for item in order.items] if "items" in order.model_fields_set else None
+        )
+        before, after = ledger.merge(conn, source, provider, order, version, now, version, items)
         if convert(0, after.currency, self.currency, self.fx_rates) is None:
             warnings.append(
                 f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"
                 " kept in the ledger, left out of revenue totals"
             )
         subscriber_id = None
+        totalled = None  # the email whose totals the subscriber write already included
         customer: Customer | None = order.customer  # None only from adapters (CanonicalOrder)
         if customer is not None:
-            subscriber_id = subscribers.upsert(conn, customer, self._custom_attributes(customer, warnings), now)
+            attributes = self._custom_attributes(customer, warnings)
+            email = customer.email
+            if email == after.email:
+                # One read and one write of the subscriber instead of upsert + find + set_totals.
+                subscriber_id = subscribers.upsert_with_totals(
+                    conn, customer, attributes, now, lambda base: self._totals(conn, email, order, warnings, base)
+                )
+                totalled = email
+            else:  # an older event than the ledger's: its customer is not the order's customer
+                subscriber_id = subscribers.upsert(conn, customer, attributes, now)
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
         event_id = None
@@ -79,7 +93,7 @@ class Engine:
                 conn,
                 subscriber_id,
                 f"ecommerce.order_{order.status}",
-                self._event_properties(source, provider, order, after),
+                self._event_properties(source, provider, order, after, items),
                 now,
                 event_dedup_key(source, order),
                 source,
@@ -88,7 +102,7 @@ class Engine:
             )
         else:
             warnings.append(f"order {order.orderId} has no customer email: recorded in the ledger, no subscriber")
-        for email in {e for e in (after.email, before.email if before else None) if e}:
+        for email in {e for e in (after.email, before.email if before else None) if e and e != totalled}:
             self.recompute(conn, email, now, order if email == after.email else None, warnings)
         applied = Applied(source, order, before, after, subscriber_id, event_id, warnings)
         for hook in self.hooks:
@@ -110,8 +124,11 @@ class Engine:
         )
         return {k: v for k, v in customer.attributes.items() if k not in reserved}
 
-    def _event_properties(self, source: str, provider: str, order: PushOrder, after: LedgerOrder) -> dict[str, Any]:
-        """The event's own facts; what it left out (a bare refund has no items) comes from the ledger."""
+    def _event_properties(
+        self, source: str, provider: str, order: PushOrder, after: LedgerOrder, items: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        """The event's own facts; what it left out (a bare refund has no items) comes from the ledger.
+        `items` is the order's items dumped, None when the order gives none."""
         given = order.model_fields_set
         reserved: dict[str, Any] = {
             "provider": provider,
@@ -122,9 +139,7 @@ class Engine:
             "totalCents": order.totalCents,
             "currency": order.currency,
             "orderedAt": format_instant(order.orderedAt) if order.orderedAt else after.ordered_at,
-            "lineItems": [item.model_dump(exclude_none=True) for item in order.items]
-            if "items" in given
-            else after.items,
+            "lineItems": items if items is not None else after.items,
         }
         if order.status == "refunded":
             reserved["refundAmountCents"] = order.refunded_cents
@@ -150,7 +165,21 @@ class Engine:
         found = subscribers.find(conn, email)
         if found is None:
             return
-        subscriber_id, base = found
+        subscriber_id, stored = found
+        totals, base = self._totals(conn, email, order, warnings, stored)
+        if base is not stored and base is not None:
+            subscribers.set_baseline(conn, subscriber_id, base)
+        subscribers.set_totals(conn, subscriber_id, totals, now)
+
+    def _totals(
+        self,
+        conn: sqlite3.Connection,
+        email: str,
+        order: PushOrder | None,
+        warnings: list[str],
+        base: dict[str, int] | None,
+    ) -> tuple[subscribers.Totals, dict[str, int] | None]:
+        """The customer's totals and the baseline to keep (`base` itself unless `order` brings a new one)."""
         count, cents = self.ledger_totals(conn, email)
         platform = order.customerTotals if order is not None else None
         if platform is not None and order is not None:
@@ -164,11 +193,10 @@ class Engine:
                     "ledgerOrders": count,
                     "ledgerCents": cents,
                 }
-                subscribers.set_baseline(conn, subscriber_id, base)
         if base is not None:
             count = max(0, base["ordersCount"] + count - base["ledgerOrders"])
             cents = max(0, base["totalSpentCents"] + cents - base["ledgerCents"])
-        subscribers.set_totals(conn, subscriber_id, subscribers.Totals(count, cents), now)
+        return subscribers.Totals(count, cents), base
 
     def revenue_attributes(self, orders_count: int, total_spent_cents: int) -> dict[str, Any]:
         total = to_major(total_spent_cents, self.currency)

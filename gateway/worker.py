@@ -87,12 +87,15 @@ class Worker:
                 deadline = began + _CHUNK_SECONDS
                 # Checked once per chunk: with the write lock held, no other worker can take a lease over.
                 leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
+                done: list[tuple[queue.Job, int, list[str]]] = []
                 while True:  # at least one job per chunk, so the worker progresses under any ingest load
                     if jobs[start].id in leased:  # else our lease expired and another worker took the job over
-                        self._process(conn, jobs[start])
+                        self._process(conn, jobs[start], done)
                     start += 1
                     if start == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
                         break
+                # One statement for the chunk's completions, committed with the jobs' effects.
+                queue.complete_many(conn, done)
             if self.turns is not None:
                 self.turns.pace(time.monotonic() - began)
         return len(jobs)
@@ -104,13 +107,14 @@ class Worker:
     def _turn(self) -> AbstractContextManager[None]:
         return self.turns.background() if self.turns is not None else nullcontext()
 
-    def _process(self, conn: sqlite3.Connection, job: queue.Job) -> None:
+    def _process(self, conn: sqlite3.Connection, job: queue.Job, done: list[tuple[queue.Job, int, list[str]]]) -> None:
+        """Apply one job in its own savepoint; a success joins `done`, completed with the rest of the chunk."""
         now = now_us()
         try:
             with savepoint(conn):
                 warnings = self._apply(conn, job, now)
-                # One delivery can imply several orders that warn alike (no email): each warning once.
-                queue.complete(conn, job, now, list(dict.fromkeys(warnings)))
+            # One delivery can imply several orders that warn alike (no email): each warning once.
+            done.append((job, now, list(dict.fromkeys(warnings))))
             return
         except sqlite3.Error:
             raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again

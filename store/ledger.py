@@ -92,14 +92,14 @@ def for_email(conn: sqlite3.Connection, email: str) -> list[tuple[int, str, int,
     ).fetchall()
 
 
-def _stated_facts(order: PushOrder) -> dict[str, Any]:
+def _stated_facts(order: PushOrder, items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The latest-state facts this event states; what it leaves out keeps what the ledger knows."""
     given = order.model_fields_set
     facts: dict[str, Any] = {"total_cents": order.totalCents, "currency": order.currency}
     if "orderNumber" in given:
         facts["order_number"] = order.orderNumber
     if "items" in given:
-        facts["items"] = [item.model_dump(exclude_none=True) for item in order.items]
+        facts["items"] = items if items is not None else [item.model_dump(exclude_none=True) for item in order.items]
     if order.orderedAt is not None:
         facts["ordered_at"] = format_instant(order.orderedAt)
     customer = order.customer
@@ -122,10 +122,33 @@ def merge(
     version: int,
     now: int,
     accepted_at: int,
+    items: list[dict[str, Any]] | None = None,
 ) -> tuple[LedgerOrder | None, LedgerOrder]:
     """Merge one order event into the ledger; returns the row before (None if new) and after.
-    `accepted_at` (µs) stands in for orderedAt when the first event of an order gives none."""
+    `accepted_at` (µs) stands in for orderedAt when the first event of an order gives none; `items`, when given,
+    is the order's items already dumped (the engine dumps them once for the ledger and the event)."""
+    facts = _stated_facts(order, items)
+    # Most events are an order's first: insert it as new, and read the stored row only when it is there already.
+    after = _merged(None, source, provider, order, version, accepted_at, facts)
+    if _insert(conn, after, now):
+        return None, after
     before = get(conn, source, order.orderId)
+    if before is None:  # unreachable: the insert met this very (source, orderId)
+        raise sqlite3.IntegrityError(f"ledger row of order {order.orderId} conflicts but is missing")
+    after = _merged(before, source, provider, order, version, accepted_at, facts)
+    _update(conn, after, now)
+    return before, after
+
+
+def _merged(
+    before: LedgerOrder | None,
+    source: str,
+    provider: str,
+    order: PushOrder,
+    version: int,
+    accepted_at: int,
+    facts: dict[str, Any],
+) -> LedgerOrder:
     after = (
         replace(before)
         if before
@@ -154,17 +177,16 @@ def merge(
     after.refunds = {**after.refunds, **refunds}
     after.refunded_cents = max(after.refunded_cents, order.refunded_cents, sum(after.refunds.values()))
     if version >= after.version:
-        for key, value in _stated_facts(order).items():
+        for key, value in facts.items():
             setattr(after, key, value)
         after.version = version
     if not after.ordered_at:
         after.ordered_at = format_instant_us(accepted_at)
-    _write(conn, after, now)
-    return before, after
+    return after
 
 
-def _write(conn: sqlite3.Connection, row: LedgerOrder, now: int) -> None:
-    values = (
+def _values(row: LedgerOrder, now: int) -> tuple[Any, ...]:
+    return (
         row.provider,
         row.order_number,
         row.email,
@@ -181,20 +203,30 @@ def _write(conn: sqlite3.Connection, row: LedgerOrder, now: int) -> None:
         row.version,
         now,
     )
-    if row.id is None:
-        row.id = conn.execute(
-            "INSERT INTO orders (provider, order_number, email, customer, total_cents, currency, items, ordered_at,"
-            " statuses, cancelled, fulfilled, refunded_cents, refunds, version, updated_at, source, order_id,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (*values, row.source, row.order_id, now),
-        ).fetchone()[0]
-    else:
-        conn.execute(
-            "UPDATE orders SET provider = ?, order_number = ?, email = ?, customer = ?, total_cents = ?,"
-            " currency = ?, items = ?, ordered_at = ?, statuses = ?, cancelled = ?, fulfilled = ?,"
-            " refunded_cents = ?, refunds = ?, version = ?, updated_at = ? WHERE id = ?",
-            (*values, row.id),
-        )
+
+
+def _insert(conn: sqlite3.Connection, row: LedgerOrder, now: int) -> bool:
+    """Insert a new order's row (setting its id); False, and nothing written, when the order is already there."""
+    inserted = conn.execute(
+        "INSERT INTO orders (provider, order_number, email, customer, total_cents, currency, items, ordered_at,"
+        " statuses, cancelled, fulfilled, refunded_cents, refunds, version, updated_at, source, order_id,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (source, order_id) DO NOTHING RETURNING id",
+        (*_values(row, now), row.source, row.order_id, now),
+    ).fetchone()
+    if inserted is None:
+        return False
+    row.id = inserted[0]
+    return True
+
+
+def _update(conn: sqlite3.Connection, row: LedgerOrder, now: int) -> None:
+    conn.execute(
+        "UPDATE orders SET provider = ?, order_number = ?, email = ?, customer = ?, total_cents = ?,"
+        " currency = ?, items = ?, ordered_at = ?, statuses = ?, cancelled = ?, fulfilled = ?,"
+        " refunded_cents = ?, refunds = ?, version = ?, updated_at = ? WHERE id = ?",
+        (*_values(row, now), row.id),
+    )
 
 
 def as_api(row: LedgerOrder) -> dict[str, Any]:

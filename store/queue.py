@@ -155,6 +155,19 @@ def complete(conn: sqlite3.Connection, job: Job, now: int, warnings: list[str]) 
     )
 
 
+def complete_many(conn: sqlite3.Connection, done: Sequence[tuple[Job, int, list[str]]]) -> None:
+    """`complete` for every (job, now, warnings) of a chunk in one statement, in the transaction that holds the
+    jobs' effects."""
+    if not done:
+        return
+    conn.execute(
+        "UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires = NULL, error = NULL,"
+        " warnings = done.value ->> 1, finished_at = done.value ->> 2"
+        " FROM json_each(?) AS done WHERE jobs.id = done.value ->> 0",
+        (json.dumps([[job.id, json.dumps(warnings) if warnings else None, now] for job, now, warnings in done]),),
+    )
+
+
 def fail(conn: sqlite3.Connection, job: Job, error: str, retry_at: int | None, now: int) -> None:
     """A failed attempt: `failed` until `retry_at`, or `dead` (kept with its error) when retry_at is None."""
     if retry_at is None:

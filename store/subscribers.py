@@ -1,6 +1,7 @@
 """Subscribers (SPEC §4.2) and their revenue attributes (§4.4), keyed by email."""
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,68 @@ def upsert(conn: sqlite3.Connection, customer: Customer, attributes: dict[str, A
             customer.firstName or first_name,
             customer.lastName or last_name,
             json.dumps(merged),
+            now,
+            subscriber_id,
+        ),
+    )
+    return int(subscriber_id)
+
+
+def upsert_with_totals(
+    conn: sqlite3.Connection,
+    customer: Customer,
+    attributes: dict[str, Any],
+    now: int,
+    totals: Callable[[dict[str, int] | None], tuple[Totals, dict[str, int] | None]],
+) -> int:
+    """`upsert`, then `set_totals` (and `set_baseline` when it changes), as one read and one write: the engine
+    does this for every order. `totals(stored baseline)` returns the totals and the baseline to keep."""
+    row = conn.execute(
+        "SELECT id, external_id, first_name, last_name, attributes, baseline FROM subscribers WHERE email = ?",
+        (customer.email,),
+    ).fetchone()
+    if row is None:
+        result, base = totals(None)
+        kept = {k: v for k, v in attributes.items() if v is not None}
+        return int(
+            conn.execute(
+                "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
+                " total_spent_cents, baseline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
+                (
+                    customer.email,
+                    customer.externalId,
+                    customer.firstName,
+                    customer.lastName,
+                    json.dumps(kept),
+                    result.orders_count,
+                    result.total_spent_cents,
+                    None if base is None else json.dumps(base),
+                    now,
+                    now,
+                ),
+            ).fetchone()[0]
+        )
+    subscriber_id, external_id, first_name, last_name, stored, stored_base = row
+    stored_baseline = json.loads(stored_base) if stored_base else None
+    result, base = totals(stored_baseline)
+    merged = json.loads(stored) if stored else {}
+    for key, value in attributes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    conn.execute(
+        "UPDATE subscribers SET external_id = ?, first_name = ?, last_name = ?, attributes = ?, orders_count = ?,"
+        " total_spent_cents = ?, baseline = ?, updated_at = ? WHERE id = ?",
+        (
+            customer.externalId or external_id,
+            customer.firstName or first_name,
+            customer.lastName or last_name,
+            json.dumps(merged),
+            result.orders_count,
+            result.total_spent_cents,
+            stored_base if base is stored_baseline else json.dumps(base),
             now,
             subscriber_id,
         ),
