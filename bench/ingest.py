@@ -30,23 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key-0123456789abcdef"
 CUSTOMERS = 100_000  # emails are drawn from this many customers
-SEED: dict[str, Any] = {
-    "orderId": "order-1001",
-    "totalCents": 8850,
-    "currency": "USD",
-    "orderedAt": "2026-06-01T12:00:00.000Z",
-    "customer": {"email": "buyer@example.com", "firstName": "Jane", "attributes": {"acquisitionChannel": "tiktok"}},
-    "items": [
-        {
-            "productId": "SKU-PROTEIN-1KG",
-            "variantId": "SKU-PROTEIN-1KG-VANILLA",
-            "title": "Protein Powder",
-            "variantTitle": "Vanilla",
-            "quantity": 2,
-            "priceCents": 4425,
-        }
-    ],
-}
+# The seed Push Order example of SPEC §2, shared with the tests.
+SEED: dict[str, Any] = json.loads((ROOT / "tests" / "fixtures" / "api" / "seed-order.json").read_text())
 
 # Each wrk thread numbers its own orders; `done` prints one JSON line the script parses.
 _LUA = """

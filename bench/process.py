@@ -33,23 +33,9 @@ from store import queue
 from store.db import Checkpointer, connect, transaction
 from store.schema import migrate
 
-SEED: dict[str, Any] = {
-    "orderId": "order-1001",
-    "totalCents": 8850,
-    "currency": "USD",
-    "orderedAt": "2026-06-01T12:00:00.000Z",
-    "customer": {"email": "buyer@example.com", "firstName": "Jane", "attributes": {"acquisitionChannel": "tiktok"}},
-    "items": [
-        {
-            "productId": "SKU-PROTEIN-1KG",
-            "variantId": "SKU-PROTEIN-1KG-VANILLA",
-            "title": "Protein Powder",
-            "variantTitle": "Vanilla",
-            "quantity": 2,
-            "priceCents": 4425,
-        }
-    ],
-}
+ROOT = Path(__file__).resolve().parent.parent
+# The seed Push Order example of SPEC §2, shared with the tests.
+SEED: dict[str, Any] = json.loads((ROOT / "tests" / "fixtures" / "api" / "seed-order.json").read_text())
 CUSTOMERS_PER_ORDER = 0.3  # ~3.3 orders per customer
 _BATCH = 20_000
 

@@ -86,11 +86,6 @@ def insert_many(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[bool]:
     return [conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job.job_id,)).fetchone() is not None for job in jobs]
 
 
-def existing_job_id(conn: sqlite3.Connection, source: str, dedup_key: str) -> str | None:
-    row = conn.execute("SELECT job_id FROM jobs WHERE source = ? AND dedup_key = ?", (source, dedup_key)).fetchone()
-    return row[0] if row else None
-
-
 # Each branch reads its partial index oldest-first and stops at the limit: ordering the whole union by id made
 # SQLite walk the table in rowid order, every finished job included, on every claim.
 _CLAIM = """
@@ -130,13 +125,6 @@ def claim(conn: sqlite3.Connection, owner: str, now: int, lease_us: int, limit: 
     return jobs
 
 
-def still_leased(conn: sqlite3.Connection, job: Job, owner: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM jobs WHERE id = ? AND status = 'processing' AND lease_owner = ?", (job.id, owner)
-    ).fetchone()
-    return row is not None
-
-
 def still_leased_ids(conn: sqlite3.Connection, jobs: Sequence[Job], owner: str) -> set[int]:
     """`still_leased` for many jobs in one query."""
     rows = conn.execute(
@@ -145,14 +133,6 @@ def still_leased_ids(conn: sqlite3.Connection, jobs: Sequence[Job], owner: str) 
         (json.dumps([job.id for job in jobs]), owner),
     ).fetchall()
     return {row[0] for row in rows}
-
-
-def complete(conn: sqlite3.Connection, job: Job, now: int, warnings: list[str]) -> None:
-    conn.execute(
-        "UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires = NULL, error = NULL, warnings = ?,"
-        " finished_at = ? WHERE id = ?",
-        (json.dumps(warnings) if warnings else None, now, job.id),
-    )
 
 
 def complete_many(conn: sqlite3.Connection, done: Sequence[tuple[Job, int, list[str]]]) -> None:

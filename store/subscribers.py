@@ -136,11 +136,6 @@ def find(conn: sqlite3.Connection, email: str) -> tuple[int, dict[str, int] | No
     return int(row[0]), json.loads(row[1]) if row[1] else None
 
 
-def baseline(conn: sqlite3.Connection, subscriber_id: int) -> dict[str, int] | None:
-    row = conn.execute("SELECT baseline FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
-    return json.loads(row[0]) if row and row[0] else None
-
-
 def set_baseline(conn: sqlite3.Connection, subscriber_id: int, value: dict[str, int]) -> None:
     conn.execute("UPDATE subscribers SET baseline = ? WHERE id = ?", (json.dumps(value), subscriber_id))
 

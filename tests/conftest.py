@@ -112,22 +112,7 @@ def harness(make_harness: Any) -> Harness:
 
 def order(order_id: str = "order-1001", **fields: Any) -> dict[str, Any]:
     """The seed's Push Order example, with any field replaced."""
-    body: dict[str, Any] = {
-        "orderId": order_id,
-        "totalCents": 8850,
-        "currency": "USD",
-        "orderedAt": "2026-06-01T12:00:00.000Z",
-        "customer": {"email": "buyer@example.com", "firstName": "Jane", "attributes": {"acquisitionChannel": "tiktok"}},
-        "items": [
-            {
-                "productId": "SKU-PROTEIN-1KG",
-                "variantId": "SKU-PROTEIN-1KG-VANILLA",
-                "title": "Protein Powder",
-                "variantTitle": "Vanilla",
-                "quantity": 2,
-                "priceCents": 4425,
-            }
-        ],
-    }
+    body: dict[str, Any] = json.loads((FIXTURES / "api" / "seed-order.json").read_text())
+    body["orderId"] = order_id
     body.update(fields)
     return body
