@@ -77,14 +77,17 @@ class Engine:
         if customer is not None:
             attributes = self._custom_attributes(customer, warnings)
             email = customer.email
-            if email == after.email:
-                # One read and one write of the subscriber instead of upsert + find + set_totals.
-                subscriber_id = subscribers.upsert_with_totals(
-                    conn, customer, attributes, now, lambda base: self._totals(conn, email, order, warnings, base)
-                )
-                totalled = email
-            else:  # an older event than the ledger's: its customer is not the order's customer
-                subscriber_id = subscribers.upsert(conn, customer, attributes, now)
+            # An older event than the ledger's may name another customer than the order's: that subscriber is
+            # upserted with its own ledger totals, and this order's customerTotals do not apply to it.
+            current = email == after.email
+            subscriber_id = subscribers.upsert_with_totals(
+                conn,
+                customer,
+                attributes,
+                now,
+                lambda base: self._totals(conn, email, order if current else None, warnings, base),
+            )
+            totalled = email
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
         event_id = None

@@ -15,52 +15,6 @@ class Totals:
     total_spent_cents: int
 
 
-def upsert(conn: sqlite3.Connection, customer: Customer, attributes: dict[str, Any], now: int) -> int:
-    """Create or update a subscriber: names and externalId when given non-empty, attributes merged shallowly
-    (a key whose value is JSON null is removed). Returns the subscriber id."""
-    row = conn.execute(
-        "SELECT id, external_id, first_name, last_name, attributes FROM subscribers WHERE email = ?",
-        (customer.email,),
-    ).fetchone()
-    if row is None:
-        kept = {k: v for k, v in attributes.items() if v is not None}
-        return int(
-            conn.execute(
-                "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
-                " total_spent_cents, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?) RETURNING id",
-                (
-                    customer.email,
-                    customer.externalId,
-                    customer.firstName,
-                    customer.lastName,
-                    json.dumps(kept),
-                    now,
-                    now,
-                ),
-            ).fetchone()[0]
-        )
-    subscriber_id, external_id, first_name, last_name, stored = row
-    merged = json.loads(stored) if stored else {}
-    for key, value in attributes.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    conn.execute(
-        "UPDATE subscribers SET external_id = ?, first_name = ?, last_name = ?, attributes = ?, updated_at = ?"
-        " WHERE id = ?",
-        (
-            customer.externalId or external_id,
-            customer.firstName or first_name,
-            customer.lastName or last_name,
-            json.dumps(merged),
-            now,
-            subscriber_id,
-        ),
-    )
-    return int(subscriber_id)
-
-
 def upsert_with_totals(
     conn: sqlite3.Connection,
     customer: Customer,
@@ -68,8 +22,9 @@ def upsert_with_totals(
     now: int,
     totals: Callable[[dict[str, int] | None], tuple[Totals, dict[str, int] | None]],
 ) -> int:
-    """`upsert`, then `set_totals` (and `set_baseline` when it changes), as one read and one write: the engine
-    does this for every order. `totals(stored baseline)` returns the totals and the baseline to keep."""
+    """Create or update a subscriber with its totals, in one read and one write: names and externalId when given
+    non-empty, attributes merged shallowly (a key whose value is JSON null is removed), and
+    `totals(stored baseline)` -> the totals and the baseline to keep. Returns the subscriber id."""
     row = conn.execute(
         "SELECT id, external_id, first_name, last_name, attributes, baseline FROM subscribers WHERE email = ?",
         (customer.email,),

@@ -21,6 +21,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def write_config(folder: Path, **overrides: Any) -> Path:
+    """A config.yaml in `folder` with its database in `folder/data`; keys given as None are left out."""
     settings: dict[str, Any] = {
         "database": str(folder / "data" / "gateway.db"),
         "currency": "USD",
@@ -30,7 +31,7 @@ def write_config(folder: Path, **overrides: Any) -> Path:
     }
     settings.update(overrides)
     path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump(settings))
+    path.write_text(yaml.safe_dump({k: v for k, v in settings.items() if v is not None}))
     return path
 
 

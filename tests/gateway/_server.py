@@ -16,24 +16,10 @@ import httpx
 import httpx2
 import yaml
 
-API_KEY = "proc-test-key-0123456789abcdef"
+from tests.conftest import API_KEY
+
 HOST = "127.0.0.1"
 STARTUP_LIMIT_SECONDS = 60.0  # a safety net against a hung start, not a timing assertion
-
-
-def write_config(folder: Path, **overrides: Any) -> Path:
-    """A config.yaml in `folder` with its database in `folder/data`; keys given as None are left out."""
-    settings: dict[str, Any] = {
-        "database": str(folder / "data" / "gateway.db"),
-        "currency": "USD",
-        "fx_rates": {"EUR": 1.08},
-        "api_keys": [API_KEY],
-        "sources": {},
-    }
-    settings.update(overrides)
-    path = folder / "config.yaml"
-    path.write_text(yaml.safe_dump({k: v for k, v in settings.items() if v is not None}))
-    return path
 
 
 def free_port() -> int:

@@ -21,15 +21,8 @@ import yaml
 
 from gateway.cli import main
 from store import queue
-from tests.gateway._server import (
-    API_KEY,
-    STARTUP_LIMIT_SECONDS,
-    Process,
-    Server,
-    cli,
-    wait_done,
-    write_config,
-)
+from tests.conftest import API_KEY, write_config
+from tests.gateway._server import STARTUP_LIMIT_SECONDS, Process, Server, cli, wait_done
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,9 @@ after a restart every accepted order is processed exactly once (SPEC §6)."""
 import asyncio
 from pathlib import Path
 
+from tests.conftest import write_config
 from tests.gateway import _workload
-from tests.gateway._server import Server, database, job_counts, wait_all_done, write_config
+from tests.gateway._server import Server, database, job_counts, wait_all_done
 
 POSTS = 3000
 CUSTOMERS = 300

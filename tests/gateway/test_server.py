@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.gateway._server import API_KEY, Server, database, wait_done, write_config
+from tests.conftest import API_KEY, write_config
+from tests.gateway._server import Server, database, wait_done
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

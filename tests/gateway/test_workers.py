@@ -5,8 +5,9 @@ import asyncio
 import time
 from pathlib import Path
 
+from tests.conftest import write_config
 from tests.gateway import _workload
-from tests.gateway._server import STARTUP_LIMIT_SECONDS, Process, Server, database, wait_all_done, write_config
+from tests.gateway._server import STARTUP_LIMIT_SECONDS, Process, Server, database, wait_all_done
 
 POSTS = 2000
 CUSTOMERS = 200
