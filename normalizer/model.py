@@ -10,6 +10,7 @@ Input rules, chosen once and documented in docs/api.md:
   turned into their decimal string; empty strings count as absent, except orderId, productId which are required.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from normalizer.emails import normalise_email
-from normalizer.money import MoneyError, normalise_currency
+from normalizer.money import normalise_currency
 from normalizer.timefmt import parse_instant
 
 STATUSES = ("placed", "cancelled", "fulfilled", "refunded")
@@ -49,21 +50,31 @@ def _required_identifier(value: Any) -> Any:
     return value
 
 
-def _instant(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise PydanticCustomError("datetime_type", "must be an ISO 8601 timestamp string")
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise PydanticCustomError("datetime_parsing", str(exc)) from None
+def _normalised(
+    normalise: Callable[[str], Any], code: str, expected: str, ready: type | None = None
+) -> BeforeValidator:
+    """A string normalised by `normalise`; its ValueError becomes the field's error message. Values already of
+    type `ready` (a datetime an adapter built) pass as they are."""
+
+    def check(value: Any) -> Any:
+        if ready is not None and isinstance(value, ready):
+            return value
+        if not isinstance(value, str):
+            raise PydanticCustomError(f"{code}_type", "must be {expected}", {"expected": expected})
+        try:
+            return normalise(value)
+        except ValueError as exc:
+            raise PydanticCustomError(code, str(exc)) from None
+
+    return BeforeValidator(check)
 
 
 Id = Annotated[Annotated[str, Field(max_length=255)] | None, BeforeValidator(_identifier)]
 RequiredId = Annotated[str, BeforeValidator(_required_identifier), Field(max_length=255)]
 Cents = Annotated[StrictInt, Field(ge=0, le=2**62)]
-Instant = Annotated[datetime, BeforeValidator(_instant)]
+Instant = Annotated[datetime, _normalised(parse_instant, "datetime", "an ISO 8601 timestamp string", datetime)]
+Email = Annotated[str, _normalised(normalise_email, "email", "a string")]
+Currency = Annotated[str, _normalised(normalise_currency, "currency", "an ISO 4217 currency code string")]
 
 
 class _Strict(BaseModel):
@@ -71,21 +82,11 @@ class _Strict(BaseModel):
 
 
 class Customer(_Strict):
-    email: str
+    email: Email
     externalId: Id = None
     firstName: str | None = Field(default=None, max_length=255)
     lastName: str | None = Field(default=None, max_length=255)
     attributes: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise PydanticCustomError("string_type", "must be a string")
-        try:
-            return normalise_email(value)
-        except ValueError as exc:
-            raise PydanticCustomError("value_error", str(exc)) from None
 
     @field_validator("firstName", "lastName", mode="before")
     @classmethod
@@ -113,23 +114,13 @@ class PushOrder(_Strict):
     orderNumber: Id = None
     status: Status = "placed"
     totalCents: Cents
-    currency: str
+    currency: Currency
     orderedAt: Instant | None = None  # absent: the time the gateway accepted the order
     customer: Customer
     items: list[Item] = Field(default_factory=list, max_length=10_000)
     refundAmountCents: Cents | None = None
     customerTotals: CustomerTotals | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _currency(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise PydanticCustomError("string_type", "must be an ISO 4217 currency code string")
-        try:
-            return normalise_currency(value)
-        except MoneyError as exc:
-            raise PydanticCustomError("currency", str(exc)) from None
 
     @field_validator("refundAmountCents")
     @classmethod
