@@ -65,7 +65,7 @@ class Engine:
         items = (
             [item.model_dump(exclude_none=True) for item in order.items] if "items" in order.model_fields_set else None
         )
-        before, after = ledger.merge(conn, source, provider, order, version, now, version, items)
+        before, after = ledger.merge(conn, source, provider, order, version, now, items)
         if convert(0, after.currency, self.currency, self.fx_rates) is None:
             warnings.append(
                 f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"

@@ -121,21 +121,21 @@ def merge(
     order: PushOrder,
     version: int,
     now: int,
-    accepted_at: int,
     items: list[dict[str, Any]] | None = None,
 ) -> tuple[LedgerOrder | None, LedgerOrder]:
     """Merge one order event into the ledger; returns the row before (None if new) and after.
-    `accepted_at` (µs) stands in for orderedAt when the first event of an order gives none; `items`, when given,
+    When the first event of an order gives no orderedAt, its `version` (µs: for a canonical post, the time
+    the gateway accepted it) stands in. `items`, when given,
     is the order's items already dumped (the engine dumps them once for the ledger and the event)."""
     facts = _stated_facts(order, items)
     # Most events are an order's first: insert it as new, and read the stored row only when it is there already.
-    after = _merged(None, source, provider, order, version, accepted_at, facts)
+    after = _merged(None, source, provider, order, version, facts)
     if _insert(conn, after, now):
         return None, after
     before = get(conn, source, order.orderId)
     if before is None:  # unreachable: the insert met this very (source, orderId)
         raise sqlite3.IntegrityError(f"ledger row of order {order.orderId} conflicts but is missing")
-    after = _merged(before, source, provider, order, version, accepted_at, facts)
+    after = _merged(before, source, provider, order, version, facts)
     _update(conn, after, now)
     return before, after
 
@@ -146,7 +146,6 @@ def _merged(
     provider: str,
     order: PushOrder,
     version: int,
-    accepted_at: int,
     facts: dict[str, Any],
 ) -> LedgerOrder:
     after = (
@@ -181,7 +180,7 @@ def _merged(
             setattr(after, key, value)
         after.version = version
     if not after.ordered_at:
-        after.ordered_at = format_instant_us(accepted_at)
+        after.ordered_at = format_instant_us(version)
     return after
 
 

@@ -14,6 +14,17 @@ OLD_SECRET = "shpss_old_app_secret_9876543210"
 SHOP = "gateway-demo.myshopify.com"
 SOURCE = "my-shop"
 FOLDER: Path = FIXTURES / "shopify"
+ORDER_A = "9007199254740993"  # 2**53 + 1: through a float it would become ...992
+ORDER_B = "9007199254741993"
+POWDER = {
+    "productId": "9007199254760001",
+    "title": "Protein Powder",
+    "quantity": 2,
+    "variantId": "9007199254770001",
+    "sku": "PROTEIN-1KG-VAN",
+    "variantTitle": "Vanilla",
+    "priceCents": 4425,
+}
 
 
 def raw(name: str) -> bytes:

@@ -14,23 +14,24 @@ from adapters import Command, Delivery, NotReady, TranslationError
 from adapters.shopify import ShopifyAdapter, ShopifyOptions
 from gateway.config import ConfigError, load
 from normalizer import CanonicalOrder
-from tests.adapters.shopify_helpers import OLD_SECRET, SECRET, SOURCE, deliver, headers, raw, shop_harness, sign
+from tests.adapters.shopify_helpers import (
+    OLD_SECRET,
+    ORDER_A,
+    ORDER_B,
+    POWDER,
+    SECRET,
+    SOURCE,
+    deliver,
+    headers,
+    raw,
+    shop_harness,
+    sign,
+)
 from tests.conftest import write_config
 
-ORDER_A = "9007199254740993"  # 2**53 + 1: through a float it would become ...992
-ORDER_B = "9007199254741993"
 REFUND_1 = "9007199254850001"
 REFUND_2 = "9007199254850002"
 JANE = {"email": "jane.buyer@example.com", "externalId": "9007199254741337", "firstName": "Jane", "lastName": "Buyer"}
-POWDER = {
-    "productId": "9007199254760001",
-    "title": "Protein Powder",
-    "quantity": 2,
-    "variantId": "9007199254770001",
-    "sku": "PROTEIN-1KG-VAN",
-    "variantTitle": "Vanilla",
-    "priceCents": 4425,
-}
 USD_8850 = {"presentmentCurrency": "USD", "presentmentTotalCents": 8850}
 
 

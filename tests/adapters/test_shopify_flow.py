@@ -8,21 +8,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.adapters.shopify_helpers import SOURCE, deliver, raw, shop_harness
+from tests.adapters.shopify_helpers import ORDER_A, ORDER_B, POWDER, SOURCE, deliver, raw, shop_harness
 from tests.conftest import Harness
 
-ORDER_A = "9007199254740993"
-ORDER_B = "9007199254741993"
 JANE = "jane.buyer@example.com"
-POWDER = {
-    "productId": "9007199254760001",
-    "title": "Protein Powder",
-    "quantity": 2,
-    "variantId": "9007199254770001",
-    "sku": "PROTEIN-1KG-VAN",
-    "variantTitle": "Vanilla",
-    "priceCents": 4425,
-}
 
 
 def queued(response: Any) -> str:
