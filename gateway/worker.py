@@ -84,21 +84,46 @@ class Worker:
         while start < len(jobs):
             with self._turn(), transaction(self.conn) as conn:
                 began = time.monotonic()
-                deadline = began + _CHUNK_SECONDS
                 # Checked once per chunk: with the write lock held, no other worker can take a lease over.
                 leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
-                done: list[tuple[queue.Job, int, list[str]]] = []
-                while True:  # at least one job per chunk, so the worker progresses under any ingest load
-                    if jobs[start].id in leased:  # else our lease expired and another worker took the job over
-                        self._process(conn, jobs[start], done)
-                    start += 1
-                    if start == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
-                        break
+                start, done = self._chunk(conn, jobs, start, leased, began + _CHUNK_SECONDS)
                 # One statement for the chunk's completions, committed with the jobs' effects.
                 queue.complete_many(conn, done)
             if self.turns is not None:
                 self.turns.pace(time.monotonic() - began)
         return len(jobs)
+
+    def _chunk(
+        self, conn: sqlite3.Connection, jobs: list[queue.Job], start: int, leased: set[int], deadline: float
+    ) -> tuple[int, list[tuple[queue.Job, int, list[str]]]]:
+        """Apply jobs from `start` until the deadline (at least one, so the worker progresses under any ingest
+        load); returns where the next chunk starts and the jobs done. Jobs run under one savepoint for the
+        chunk: when one fails, the chunk is rolled back and run again up to that job, one savepoint per job,
+        so only the failed job's effects are undone."""
+        done: list[tuple[queue.Job, int, list[str]]] = []
+        index = start
+        conn.execute("SAVEPOINT chunk")
+        try:
+            while True:
+                job = jobs[index]
+                if job.id in leased:  # else our lease expired and another worker took the job over
+                    now = now_us()
+                    done.append((job, now, _once(self._apply(conn, job, now))))
+                index += 1
+                if index == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
+                    break
+        except sqlite3.Error:
+            raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again
+        except Exception:
+            conn.execute("ROLLBACK TO chunk")
+            conn.execute("RELEASE chunk")
+            done = []
+            for job in jobs[start : index + 1]:
+                if job.id in leased:
+                    self._process(conn, job, done)
+            return index + 1, done
+        conn.execute("RELEASE chunk")
+        return index, done
 
     def _ingest_waiting(self) -> bool:
         """In `serve`, a request batch waiting for the write lock ends the chunk after the current job."""
@@ -113,8 +138,7 @@ class Worker:
         try:
             with savepoint(conn):
                 warnings = self._apply(conn, job, now)
-            # One delivery can imply several orders that warn alike (no email): each warning once.
-            done.append((job, now, list(dict.fromkeys(warnings))))
+            done.append((job, now, _once(warnings)))
             return
         except sqlite3.Error:
             raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again
@@ -161,6 +185,11 @@ class Worker:
             version = to_micros(order.updatedAt) if order.updatedAt else job.received_at
             warnings += self.engine.apply(conn, job.source, provider, order, version, now, job.job_id)
         return warnings
+
+
+def _once(warnings: list[str]) -> list[str]:
+    """One delivery can imply several orders that warn alike (no email): each warning once."""
+    return list(dict.fromkeys(warnings))
 
 
 def _describe(exc: Exception) -> str:

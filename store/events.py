@@ -19,12 +19,12 @@ def record(
     job_id: str | None = None,
 ) -> int | None:
     """Store an event unless its dedup key is already stored; returns the new event id, or None if a repeat."""
-    row = conn.execute(
+    cursor = conn.execute(
         "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
         (subscriber_id, name, json.dumps(properties), occurred_at, dedup_key, source, order_id, job_id),
-    ).fetchone()
-    return int(row[0]) if row else None
+    )
+    return cursor.lastrowid if cursor.rowcount == 1 else None
 
 
 def for_subscriber(

@@ -206,16 +206,16 @@ def _values(row: LedgerOrder, now: int) -> tuple[Any, ...]:
 
 def _insert(conn: sqlite3.Connection, row: LedgerOrder, now: int) -> bool:
     """Insert a new order's row (setting its id); False, and nothing written, when the order is already there."""
-    inserted = conn.execute(
+    cursor = conn.execute(
         "INSERT INTO orders (provider, order_number, email, customer, total_cents, currency, items, ordered_at,"
         " statuses, cancelled, fulfilled, refunded_cents, refunds, version, updated_at, source, order_id,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (source, order_id) DO NOTHING RETURNING id",
+        " ON CONFLICT (source, order_id) DO NOTHING",
         (*_values(row, now), row.source, row.order_id, now),
-    ).fetchone()
-    if inserted is None:
+    )
+    if cursor.rowcount != 1:
         return False
-    row.id = inserted[0]
+    row.id = cursor.lastrowid
     return True
 
 

@@ -32,25 +32,24 @@ def upsert_with_totals(
     if row is None:
         result, base = totals(None)
         kept = {k: v for k, v in attributes.items() if v is not None}
-        return int(
-            conn.execute(
-                "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
-                " total_spent_cents, baseline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " RETURNING id",
-                (
-                    customer.email,
-                    customer.externalId,
-                    customer.firstName,
-                    customer.lastName,
-                    json.dumps(kept),
-                    result.orders_count,
-                    result.total_spent_cents,
-                    None if base is None else json.dumps(base),
-                    now,
-                    now,
-                ),
-            ).fetchone()[0]
-        )
+        inserted = conn.execute(
+            "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
+            " total_spent_cents, baseline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                customer.email,
+                customer.externalId,
+                customer.firstName,
+                customer.lastName,
+                json.dumps(kept),
+                result.orders_count,
+                result.total_spent_cents,
+                None if base is None else json.dumps(base),
+                now,
+                now,
+            ),
+        ).lastrowid
+        assert inserted is not None  # set by every successful INSERT
+        return inserted
     subscriber_id, external_id, first_name, last_name, stored, stored_base = row
     stored_baseline = json.loads(stored_base) if stored_base else None
     result, base = totals(stored_baseline)
