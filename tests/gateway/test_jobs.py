@@ -158,6 +158,26 @@ def test_untranslatable_delivery_is_dead_kept_and_replayable(platform: Harness) 
     assert platform.attributes("hook@example.com")["ordersCount"] == 1
 
 
+def test_a_failing_job_amid_a_chunk_undoes_only_its_own_effects(platform: Harness) -> None:
+    # The worker applies a chunk under one savepoint; a failure rolls it back and runs it again job by job.
+    def hook(conn: Any, applied: Any, now: int) -> None:
+        if applied.order.orderId == "c-2":  # fails after c-2's ledger row, subscriber and event are written
+            raise RuntimeError("automation failed")
+
+    platform.worker.engine.hooks.append(hook)
+    first = deliver(platform, canonical("c-1")).json()["jobId"]
+    failing = deliver(platform, canonical("c-2", totalCents=7000)).json()["jobId"]
+    broken = deliver(platform, canonical("c-3", mode="broken")).json()["jobId"]
+    last = deliver(platform, canonical("c-4", totalCents=1000)).json()["jobId"]
+    assert platform.drain() == 4
+    assert [platform.job(j)["status"] for j in (first, failing, broken, last)] == ["done", "failed", "dead", "done"]
+    assert platform.job(failing)["error"] == "RuntimeError: automation failed"
+    assert platform.attributes("hook@example.com") == {"ltv": 35.0, "totalSpent": 35.0, "ordersCount": 2, "aov": 17.5}
+    assert [e["properties"]["orderId"] for e in platform.events("hook@example.com")] == ["c-1", "c-4"]
+    with platform.db() as conn:
+        assert conn.execute("SELECT order_id FROM orders ORDER BY id").fetchall() == [("c-1",), ("c-4",)]
+
+
 def test_replay_of_a_done_job_is_409_and_unknown_is_404(platform: Harness) -> None:
     job_id = deliver(platform, canonical()).json()["jobId"]
     platform.drain()
