@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.config import Config
 from gateway.engine import Engine
-from gateway.worker import Worker, now_us
+from gateway.worker import Worker
 from normalizer import PushOrder
+from normalizer.timefmt import now_us
 from store import queue
 from store.db import Checkpointer, connect, transaction
 from store.schema import migrate

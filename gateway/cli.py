@@ -12,7 +12,8 @@ from adapters import Adapter
 from gateway import backfill, logs, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import Engine
-from gateway.worker import Worker, now_us
+from gateway.worker import Worker
+from normalizer.timefmt import now_us
 from store import queue
 from store.db import connect, transaction
 from store.schema import migrate

@@ -18,7 +18,7 @@ from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
 from gateway.turns import WriteTurns
 from normalizer import PushOrder
-from normalizer.timefmt import to_micros
+from normalizer.timefmt import now_us, to_micros
 from store import queue
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transaction
 
@@ -28,10 +28,6 @@ _CHUNK_SECONDS = 0.05  # commit at least this often: other processes meet SQLite
 
 class Permanent(Exception):
     """Retrying cannot help (unknown source, invalid canonical order): the job goes dead at once."""
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Worker:

@@ -1,5 +1,6 @@
 """Time: ISO 8601 in, UTC out; a timestamp without an offset is UTC."""
 
+import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -29,6 +30,11 @@ def format_instant(moment: datetime) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def now_us() -> int:
+    """Now, in µs since the epoch: the unit of every *_at integer the store keeps."""
+    return time.time_ns() // 1000
 
 
 def to_micros(moment: datetime) -> int:
