@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import queue as stdqueue
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -127,12 +126,13 @@ def _resolve(answers: list[tuple[asyncio.Future[bool], bool]], error: Exception 
 
 def webhook_job(delivery: Delivery, intake: Intake, prefix: str = "commerce-webhook") -> queue.NewJob:
     """The job row of a verified delivery the adapter wants kept: queued to translate, or recorded as done."""
+    received = to_micros(delivery.received_at)
     return queue.NewJob(
-        job_id=f"{prefix}-{secrets.token_hex(8)}",
+        job_id=queue.new_job_id(prefix, received),
         kind="webhook",
         source=delivery.source,
         body=delivery.body,
-        received_at=to_micros(delivery.received_at),
+        received_at=received,
         dedup_key=intake.dedup_key,
         topic=intake.topic,
         headers=json.dumps(dict(delivery.headers)),

@@ -7,7 +7,6 @@ keep the one shape of `errors.error_body`; every other path goes to the Starlett
 """
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -75,11 +74,12 @@ class PushOrders:
         self.keys.check(authorization or "")
         raw = await self._body(receive, content_length)
         order = parse_order(raw)
-        job_id = f"commerce-order-{secrets.token_hex(8)}"
+        received = now_us()
+        job_id = queue.new_job_id("commerce-order", received)
         # Stored normalised and with only the fields the client gave: a field left out must not overwrite what
         # the ledger knows (a refund without items keeps the order's items).
         stored = order.model_dump_json(exclude_unset=True).encode()
-        await self.committer.submit(queue.NewJob(job_id, "order", "api", stored, now_us()))
+        await self.committer.submit(queue.NewJob(job_id, "order", "api", stored, received))
         return 202, {"success": True, "queued": True, "jobId": job_id, "orderId": order.orderId, "status": order.status}
 
     async def _body(self, receive: Receive, content_length: bytes | None) -> bytes:
