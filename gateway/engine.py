@@ -149,15 +149,21 @@ class Engine:
         return {**order.properties, **reserved}
 
     def ledger_totals(self, conn: sqlite3.Connection, email: str) -> tuple[int, int]:
-        """(orders counted, spend in base minor units) from the ledger alone; orders without a rate left out."""
+        """(orders counted, spend in base minor units) from the ledger alone: cancelled orders count for
+        nothing, refunds come off, each order is converted on its own; orders without a rate are left out."""
         count = cents = 0
+        base = self.currency
         for total, currency, cancelled, refunded in ledger.for_email(conn, email):
-            contribution = 0 if cancelled else total - min(refunded, total)
-            converted = convert(contribution, currency, self.currency, self.fx_rates)
-            if converted is None:
+            if cancelled:
                 continue
-            count += 0 if cancelled else 1
-            cents += converted
+            contribution = total - min(refunded, total)
+            if currency != base:
+                converted = convert(contribution, currency, base, self.fx_rates)
+                if converted is None:
+                    continue
+                contribution = converted
+            count += 1
+            cents += contribution
         return count, cents
 
     def recompute(

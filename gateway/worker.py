@@ -17,7 +17,7 @@ from adapters import Adapter, Delivery, NotReady, TranslationError
 from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
 from gateway.turns import WriteTurns
-from normalizer import PushOrder
+from normalizer import StoredOrder
 from normalizer.timefmt import now_us, to_micros
 from store import queue
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transaction
@@ -161,8 +161,8 @@ class Worker:
 
     def _apply(self, conn: sqlite3.Connection, job: queue.Job, now: int) -> list[str]:
         if job.kind == "order":
-            order = PushOrder.model_validate_json(job.body)
-            return self.engine.apply(conn, job.source, "api", order, job.received_at, now, job.job_id)
+            stored = StoredOrder.model_validate_json(job.body)
+            return self.engine.apply(conn, job.source, "api", stored, job.received_at, now, job.job_id)
         adapter = self.adapters.get(job.source)
         if adapter is None:
             raise Permanent(f"source {job.source!r} is no longer configured")

@@ -8,6 +8,7 @@ from normalizer.model import (
     CustomerTotals,
     Item,
     PushOrder,
+    StoredOrder,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "CustomerTotals",
     "Item",
     "PushOrder",
+    "StoredOrder",
 ]

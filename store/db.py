@@ -6,11 +6,25 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 Durability = Literal["normal", "full"]
 log = logging.getLogger("store.db")
 _MMAP_BYTES = 256 * 1024 * 1024
+
+
+_T = TypeVar("_T")
+
+
+def _as_is(value: _T) -> _T:
+    return value
+
+
+# Python's sqlite3 binds int, float and str directly, but sends None and bytes through its adapter registry,
+# where a miss costs two failed attribute lookups per parameter (~2,000 instructions). Registered, they cost one
+# dictionary hit. The values bound are the same.
+sqlite3.register_adapter(type(None), _as_is)
+sqlite3.register_adapter(bytes, _as_is)
 
 
 class StoreUnavailable(Exception):

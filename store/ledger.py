@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from normalizer import STATUSES, CanonicalOrder, PushOrder
+from normalizer import STATUSES, CanonicalOrder, Customer, PushOrder
 from normalizer.timefmt import format_instant, format_instant_us
 from store import _json as json
 
@@ -92,6 +92,11 @@ def for_email(conn: sqlite3.Connection, email: str) -> list[tuple[int, str, int,
     ).fetchall()
 
 
+def _named(customer: Customer) -> dict[str, str]:
+    named = (("externalId", customer.externalId), ("firstName", customer.firstName), ("lastName", customer.lastName))
+    return {key: value for key, value in named if value}
+
+
 def _stated_facts(order: PushOrder, items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The latest-state facts this event states; what it leaves out keeps what the ledger knows."""
     given = order.model_fields_set
@@ -99,19 +104,18 @@ def _stated_facts(order: PushOrder, items: list[dict[str, Any]] | None = None) -
     if "orderNumber" in given:
         facts["order_number"] = order.orderNumber
     if "items" in given:
-        facts["items"] = items if items is not None else [item.model_dump(exclude_none=True) for item in order.items]
+        facts["items"] = items if items is not None else _dumped(order)
     if order.orderedAt is not None:
         facts["ordered_at"] = format_instant(order.orderedAt)
     customer = order.customer
     if customer is not None:
         facts["email"] = customer.email
-        named = (
-            ("externalId", customer.externalId),
-            ("firstName", customer.firstName),
-            ("lastName", customer.lastName),
-        )
-        facts["customer"] = {key: value for key, value in named if value}
+        facts["customer"] = _named(customer)
     return facts
+
+
+def _dumped(order: PushOrder) -> list[dict[str, Any]]:
+    return [item.model_dump(exclude_none=True) for item in order.items]
 
 
 def merge(
@@ -127,48 +131,47 @@ def merge(
     When the first event of an order gives no orderedAt, its `version` (µs: for a canonical post, the time
     the gateway accepted it) stands in. `items`, when given,
     is the order's items already dumped (the engine dumps them once for the ledger and the event)."""
-    facts = _stated_facts(order, items)
     # Most events are an order's first: insert it as new, and read the stored row only when it is there already.
-    after = _merged(None, source, provider, order, version, facts)
+    after = _first(source, provider, order, version, items)
     if _insert(conn, after, now):
         return None, after
     before = get(conn, source, order.orderId)
     if before is None:  # unreachable: the insert met this very (source, orderId)
         raise sqlite3.IntegrityError(f"ledger row of order {order.orderId} conflicts but is missing")
-    after = _merged(before, source, provider, order, version, facts)
+    after = _merged(before, order, version, _stated_facts(order, items))
     _update(conn, after, now)
     return before, after
 
 
-def _merged(
-    before: LedgerOrder | None,
-    source: str,
-    provider: str,
-    order: PushOrder,
-    version: int,
-    facts: dict[str, Any],
+def _first(
+    source: str, provider: str, order: PushOrder, version: int, items: list[dict[str, Any]] | None
 ) -> LedgerOrder:
-    after = (
-        replace(before)
-        if before
-        else LedgerOrder(
-            source=source,
-            order_id=order.orderId,
-            provider=provider,
-            order_number=None,
-            email=None,
-            customer={},
-            total_cents=0,
-            currency=order.currency,
-            items=[],
-            ordered_at="",
-            statuses=[],
-            cancelled=False,
-            fulfilled=False,
-            refunded_cents=0,
-            version=-1,
-        )
+    """The row of an order's first event: everything it states, nothing merged."""
+    customer = order.customer
+    status = order.status
+    return LedgerOrder(
+        source=source,
+        order_id=order.orderId,
+        provider=provider,
+        order_number=order.orderNumber,
+        email=customer.email if customer is not None else None,
+        customer=_named(customer) if customer is not None else {},
+        total_cents=order.totalCents,
+        currency=order.currency,
+        items=items if items is not None else _dumped(order),
+        ordered_at=format_instant(order.orderedAt) if order.orderedAt else format_instant_us(version),
+        statuses=[status],
+        cancelled=status == "cancelled",
+        fulfilled=status == "fulfilled",
+        refunded_cents=order.refunded_cents,
+        refunds=dict(order.refunds) if isinstance(order, CanonicalOrder) else {},
+        version=version,
     )
+
+
+def _merged(before: LedgerOrder, order: PushOrder, version: int, facts: dict[str, Any]) -> LedgerOrder:
+    """`before` with one more event: monotone facts merged, stated facts taken when the event is not older."""
+    after = replace(before)
     refunds = order.refunds if isinstance(order, CanonicalOrder) else {}
     after.statuses = [s for s in STATUSES if s in after.statuses or s == order.status]
     after.cancelled = after.cancelled or order.status == "cancelled"
@@ -179,8 +182,6 @@ def _merged(
         for key, value in facts.items():
             setattr(after, key, value)
         after.version = version
-    if not after.ordered_at:
-        after.ordered_at = format_instant_us(version)
     return after
 
 
