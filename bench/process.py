@@ -31,7 +31,7 @@ from gateway.worker import Worker
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue
-from store.db import Checkpointer, connect, transaction
+from store.db import connect, transaction
 from store.schema import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,7 +148,7 @@ def drain(config: Config) -> tuple[int, float, float]:
     worker = Worker(config, {}, Engine(config.currency, config.fx_rates))
     started, cpu = time.perf_counter(), time.process_time()
     total = 0
-    with Checkpointer(config.database):  # as `Worker.run` does around the same loop
+    with worker.checkpointer:  # as `Worker.run` does around the same loop
         while processed := worker.run_once():
             total += processed
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -77,7 +77,7 @@ class Gateway:
         else:
             # The committer's connection leaves checkpoints to others; with no worker here (`--no-worker`, the
             # tests), this process copies its own WAL back, so the file stays bounded without a worker process.
-            self._resources.enter_context(Checkpointer(self.config.database))
+            self.committer.checkpointer = self._resources.enter_context(Checkpointer(self.config.database))
 
     def stop(self) -> None:
         self.committer.stop()

@@ -20,7 +20,7 @@ from adapters import Delivery, Intake
 from gateway.turns import WriteTurns
 from normalizer.timefmt import to_micros
 from store import queue
-from store.db import Durability, StoreUnavailable, connect, transaction
+from store.db import Checkpointer, Durability, StoreUnavailable, connect, transaction
 
 log = logging.getLogger("gateway.ingest")
 _MAX_BATCH = 1024
@@ -49,6 +49,8 @@ class Committer:
         self._gathering: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         self._thread = threading.Thread(target=self._run, name="ingest-committer", daemon=True)
         self._conn: sqlite3.Connection | None = None
+        # Set when this process has no worker: the committer is then its only writer (see `Checkpointer`).
+        self.checkpointer: Checkpointer | None = None
 
     def start(self) -> None:
         self._conn = connect(self._database, self._durability, autocheckpoint=False)
@@ -112,6 +114,8 @@ class Committer:
             by_loop.setdefault(pending.loop, []).append((pending.future, results[index] if error is None else False))
         for loop, answers in by_loop.items():
             loop.call_soon_threadsafe(_resolve, answers, error)
+        if self.checkpointer is not None:  # after the answers: no request waits on this
+            self.checkpointer.rewind_if_due(self._conn)
 
 
 def _resolve(answers: list[tuple[asyncio.Future[bool], bool]], error: Exception | None) -> None:

@@ -41,6 +41,7 @@ class Worker:
         self.owner = f"{secrets.token_hex(4)}"
         self.wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
+        self.checkpointer = Checkpointer(config.database)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -54,7 +55,7 @@ class Worker:
             self._conn = None
 
     def run(self, stop: threading.Event) -> None:
-        with Checkpointer(self.config.database):
+        with self.checkpointer:
             while not stop.is_set():
                 try:
                     processed = self.run_once()
@@ -78,13 +79,15 @@ class Worker:
             jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
         start = 0
         while start < len(jobs):
-            with self._turn(), transaction(self.conn) as conn:
-                began = time.monotonic()
-                # Checked once per chunk: with the write lock held, no other worker can take a lease over.
-                leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
-                start, done = self._chunk(conn, jobs, start, leased, began + _CHUNK_SECONDS)
-                # One statement for the chunk's completions, committed with the jobs' effects.
-                queue.complete_many(conn, done)
+            with self._turn():
+                with transaction(self.conn) as conn:
+                    began = time.monotonic()
+                    # Checked once per chunk: with the write lock held, no other worker can take a lease over.
+                    leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
+                    start, done = self._chunk(conn, jobs, start, leased, began + _CHUNK_SECONDS)
+                    # One statement for the chunk's completions, committed with the jobs' effects.
+                    queue.complete_many(conn, done)
+                self.checkpointer.rewind_if_due(self.conn)
             if self.turns is not None:
                 self.turns.pace(time.monotonic() - began)
         return len(jobs)

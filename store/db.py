@@ -3,6 +3,7 @@
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,10 @@ from typing import Literal, TypeVar
 Durability = Literal["normal", "full"]
 log = logging.getLogger("store.db")
 _MMAP_BYTES = 256 * 1024 * 1024
+_WAL_LIMIT_BYTES = 64 * 1024 * 1024  # what a started-over WAL file is cut back to
+_REWIND_FRAMES = 16_384  # a WAL this long (64 MiB of 4 KiB pages) should start over: see `Checkpointer`
+_CATCH_UP_PASSES = 5
+_QUICK_PASS_SECONDS = 0.01
 
 
 _T = TypeVar("_T")
@@ -47,6 +52,7 @@ def connect(
     conn.execute("PRAGMA temp_store=MEMORY")
     # Reads of pages the OS already caches come straight from memory, without a copy per page.
     conn.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
+    conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
     if not autocheckpoint:
         conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
@@ -55,11 +61,17 @@ def connect(
 class Checkpointer:
     """Copies the WAL into the database every `interval` seconds from a thread of its own: the checkpoint's
     fsyncs then hold up neither a request's commit nor the worker (their connections have autocheckpoint off).
-    PASSIVE: it never waits for, or blocks, readers and writers."""
+    PASSIVE: it never waits for, or blocks, readers and writers.
+
+    SQLite starts the WAL over only once all of it is copied, and under a steady stream of writes new frames
+    always arrive before a pass ends: draining a 100,000-job backlog grew the file past 1 GB. So after a pass
+    that leaves a long WAL, `rewind_due` is set; the writer then copies the few frames it wrote since
+    (`rewind_if_due`), between two of its transactions, and its next write starts the WAL from the beginning."""
 
     def __init__(self, path: str | Path, interval: float = 0.5) -> None:
         self._path = path
         self._interval = interval
+        self.rewind_due = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
 
@@ -76,11 +88,34 @@ class Checkpointer:
         try:
             while not self._stop.wait(self._interval):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    if self._copy(conn) > _REWIND_FRAMES:
+                        # Passes back to back, each copying what arrived during the one before, until one is
+                        # quick: the writer is then left only a few frames to copy.
+                        for _ in range(_CATCH_UP_PASSES):
+                            started = time.monotonic()
+                            self._copy(conn)
+                            if time.monotonic() - started < _QUICK_PASS_SECONDS:
+                                break
+                        self.rewind_due = True
                 except sqlite3.Error as exc:
                     log.warning("checkpoint failed", extra={"error": str(exc)})
         finally:
             conn.close()
+
+    def rewind_if_due(self, conn: sqlite3.Connection) -> bool:
+        """Called by the writer, between two of its transactions on `conn`: copy what is left of a long WAL, so
+        that the next write starts it over. True when it did."""
+        if not self.rewind_due:
+            return False
+        self.rewind_due = False
+        self._copy(conn)
+        return True
+
+    @staticmethod
+    def _copy(conn: sqlite3.Connection) -> int:
+        """One PASSIVE pass; returns how many frames the WAL holds."""
+        _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames)
 
 
 @contextmanager
