@@ -23,6 +23,7 @@ from store import queue
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transaction
 
 log = logging.getLogger("gateway.worker")
+_BUSY_BATCH = 16
 _CHUNK_SECONDS = 0.05  # commit at least this often: other processes meet SQLite's busy handler meanwhile
 
 
@@ -75,8 +76,10 @@ class Worker:
     def run_once(self) -> int:
         """Lease one batch and process it; returns how many jobs were leased."""
         settings = self.config.worker
+        # While requests are arriving, a small lease: the claim holds the write lock that a request batch waits for.
+        limit = _BUSY_BATCH if self.turns is not None and self.turns.busy else settings.batch_size
         with self._turn(), transaction(self.conn) as conn:
-            jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
+            jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), limit)
         start = 0
         while start < len(jobs):
             with self._turn():
