@@ -31,6 +31,7 @@ class WorkerConfig(_Strict):
     retry_base_seconds: float = Field(default=2, gt=0)
     retry_max_seconds: float = Field(default=3600, gt=0)
     poll_seconds: float = Field(default=0.2, gt=0)
+    keep_done_jobs_days: float | None = Field(default=30, gt=0)  # None: keep them forever
 
 
 class Config(_Strict):

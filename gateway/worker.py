@@ -24,6 +24,8 @@ from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transac
 
 log = logging.getLogger("gateway.worker")
 _BUSY_BATCH = 16
+_PRUNE_SECONDS = 60.0
+_PRUNE_BATCH, _PRUNE_BATCHES = 500, 20  # at most 10,000 done jobs a minute, 500 per transaction
 _CHUNK_SECONDS = 0.05  # commit at least this often: other processes meet SQLite's busy handler meanwhile
 
 
@@ -43,6 +45,7 @@ class Worker:
         self.wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
         self.checkpointer = Checkpointer(config.database)
+        self._prune_at = 0.0
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -68,6 +71,10 @@ class Worker:
                     # worker itself must outlive any one batch.
                     log.exception("worker batch failed")
                     processed = 0
+                try:
+                    self.prune_done_jobs()
+                except (StoreUnavailable, sqlite3.Error) as exc:
+                    log.warning("pruning done jobs failed", extra={"error": str(exc)})
                 if processed == 0:
                     self.wake.wait(self.config.worker.poll_seconds)
                     self.wake.clear()
@@ -94,6 +101,25 @@ class Worker:
             if self.turns is not None:
                 self.turns.pace(time.monotonic() - began)
         return len(jobs)
+
+    def prune_done_jobs(self, force: bool = False) -> int:
+        """Delete done jobs older than `keep_done_jobs_days` (at most once a minute, a few short transactions):
+        their raw bodies carry personal data and nothing reads them once done. Returns how many went."""
+        days = self.config.worker.keep_done_jobs_days
+        if days is None or (time.monotonic() < self._prune_at and not force):
+            return 0
+        self._prune_at = time.monotonic() + _PRUNE_SECONDS
+        cutoff = now_us() - int(days * 86_400 * 1e6)
+        removed = 0
+        for _ in range(_PRUNE_BATCHES):
+            with self._turn(), transaction(self.conn) as conn:
+                batch = queue.prune_done(conn, cutoff, _PRUNE_BATCH)
+            removed += batch
+            if batch < _PRUNE_BATCH:
+                break
+        if removed:
+            log.info("done jobs pruned", extra={"jobs": removed, "days": days})
+        return removed
 
     def _chunk(
         self, conn: sqlite3.Connection, jobs: list[queue.Job], start: int, leased: set[int], deadline: float

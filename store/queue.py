@@ -171,6 +171,16 @@ def fail(conn: sqlite3.Connection, job: Job, error: str, retry_at: int | None, n
         )
 
 
+def prune_done(conn: sqlite3.Connection, finished_before: int, limit: int) -> int:
+    """Delete up to `limit` done jobs finished before `finished_before` (µs), oldest first; returns how many.
+    Dead and failed jobs stay for replay; what the done ones did stays in the ledger, subscribers and events."""
+    return conn.execute(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = 'done' AND finished_at < ?"
+        " ORDER BY finished_at LIMIT ?)",
+        (finished_before, limit),
+    ).rowcount
+
+
 def replay(conn: sqlite3.Connection, job_id: str | None, now: int) -> list[str]:
     """Re-queue one job (dead or failed) or, with job_id None, every dead job; returns the re-queued ids."""
     where = "job_id = ? AND status IN ('dead', 'failed')" if job_id else "status = 'dead'"

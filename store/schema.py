@@ -106,7 +106,12 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Done jobs by finish time, for the retention of done jobs (`queue.prune_done`)."""
+    db.execute("CREATE INDEX jobs_done ON jobs(finished_at) WHERE status = 'done'")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

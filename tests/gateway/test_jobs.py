@@ -178,6 +178,35 @@ def test_a_failing_job_amid_a_chunk_undoes_only_its_own_effects(platform: Harnes
         assert conn.execute("SELECT order_id FROM orders ORDER BY id").fetchall() == [("c-1",), ("c-4",)]
 
 
+def _age(harness: Harness, days: int, *job_ids: str) -> None:
+    with harness.db() as conn:
+        for job_id in job_ids:
+            conn.execute(
+                "UPDATE jobs SET finished_at = finished_at - ? WHERE job_id = ?", (days * 86_400 * 10**6, job_id)
+            )
+
+
+def test_done_jobs_past_retention_are_pruned_and_dead_ones_kept(platform: Harness) -> None:
+    old = platform.post_order(canonical("p-1")).json()["jobId"]
+    recent = platform.post_order(canonical("p-2")).json()["jobId"]
+    dead = deliver(platform, canonical("p-3", mode="broken")).json()["jobId"]
+    platform.drain()
+    _age(platform, 31, old, dead)  # the default keeps done jobs 30 days
+    assert platform.worker.prune_done_jobs(force=True) == 1
+    assert platform.get(f"/api/v1/jobs/{old}").status_code == 404
+    assert (platform.job(recent)["status"], platform.job(dead)["status"]) == ("done", "dead")
+    assert platform.attributes("hook@example.com")["ordersCount"] == 2  # what the pruned job did stays
+
+
+def test_done_jobs_are_kept_forever_when_retention_is_off(make_harness: Any) -> None:
+    harness: Harness = make_harness(worker={"keep_done_jobs_days": None})
+    job_id = harness.post_order(canonical("k-1")).json()["jobId"]
+    harness.drain()
+    _age(harness, 3650, job_id)
+    assert harness.worker.prune_done_jobs(force=True) == 0
+    assert harness.job(job_id)["status"] == "done"
+
+
 def test_replay_of_a_done_job_is_409_and_unknown_is_404(platform: Harness) -> None:
     job_id = deliver(platform, canonical()).json()["jobId"]
     platform.drain()
