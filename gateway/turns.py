@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 _HAND_OVER_LIMIT_SECONDS = 1.0  # never let a stuck committer stall the worker for good
 _BUSY_SECONDS = 0.1  # ingest counts as busy this long after its last turn
-_YIELD = 3.0  # while ingest is busy, the worker sleeps this many times as long as each chunk took
+_YIELD = 8.0  # while ingest is busy, the worker sleeps this many times as long as each chunk took
 
 
 class WriteTurns:
