@@ -102,7 +102,7 @@ class Committer:
         results: list[bool] = []
         error: Exception | None = None
         try:
-            with self._turns.ingest() if self._turns else nullcontext(), transaction(self._conn) as conn:
+            with self._turns.ingest(len(batch)) if self._turns else nullcontext(), transaction(self._conn) as conn:
                 results = queue.insert_many(conn, [pending.job for pending in batch])
         except (StoreUnavailable, sqlite3.Error) as exc:
             log.error("ingest commit failed", extra={"error": str(exc), "jobs": len(batch)})
