@@ -130,27 +130,24 @@ class Worker:
         so only the failed job's effects are undone."""
         done: list[tuple[queue.Job, int, list[str]]] = []
         index = start
-        conn.execute("SAVEPOINT chunk")
         try:
-            while True:
-                job = jobs[index]
-                if job.id in leased:  # else our lease expired and another worker took the job over
-                    now = now_us()
-                    done.append((job, now, _once(self._apply(conn, job, now))))
-                index += 1
-                if index == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
-                    break
+            with savepoint(conn, "chunk"):
+                while True:
+                    job = jobs[index]
+                    if job.id in leased:  # else our lease expired and another worker took the job over
+                        now = now_us()
+                        done.append((job, now, _once(self._apply(conn, job, now))))
+                    index += 1
+                    if index == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
+                        break
         except sqlite3.Error:
             raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again
-        except Exception:
-            conn.execute("ROLLBACK TO chunk")
-            conn.execute("RELEASE chunk")
+        except Exception:  # the chunk is rolled back: run it again up to the failed job, a savepoint each
             done = []
             for job in jobs[start : index + 1]:
                 if job.id in leased:
                     self._process(conn, job, done)
             return index + 1, done
-        conn.execute("RELEASE chunk")
         return index, done
 
     def _ingest_waiting(self) -> bool:
