@@ -24,7 +24,7 @@ from gateway.auth import ApiKeys
 from gateway.config import Config
 from gateway.engine import Engine
 from gateway.ingest import Committer, webhook_job
-from gateway.push import PushOrders
+from gateway.push import PushOrders, read_body
 from gateway.turns import WriteTurns
 from gateway.worker import Worker
 from normalizer.timefmt import format_instant_us, now_us, utcnow
@@ -105,17 +105,7 @@ def _gateway(request: Request) -> Gateway:
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_body(request.receive, request.headers.get("content-length"), limit)
 
 
 async def _commit(gateway: Gateway, job: queue.NewJob) -> bool:

@@ -7,11 +7,12 @@ keep the one shape of `errors.error_body`; every other path goes to the Starlett
 """
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import errors
 from gateway.auth import ApiKeys
@@ -24,14 +25,9 @@ from store.db import StoreUnavailable
 log = logging.getLogger("gateway.push")
 
 PATH = "/api/v1/orders"
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class ClientGone(Exception):
+class ClientGone(ClientDisconnect):
     """The client disconnected before its body arrived: there is nothing to answer."""
 
 
@@ -72,7 +68,7 @@ class PushOrders:
             elif name == b"content-length":
                 content_length = value
         self.keys.check(authorization or "")
-        raw = await self._body(receive, content_length)
+        raw = await read_body(receive, content_length, self.max_body_bytes)
         order = parse_order(raw)
         received = now_us()
         job_id = queue.new_job_id("commerce-order", received)
@@ -82,23 +78,24 @@ class PushOrders:
         await self.committer.submit(queue.NewJob(job_id, "order", "api", stored, received))
         return 202, {"success": True, "queued": True, "jobId": job_id, "orderId": order.orderId, "status": order.status}
 
-    async def _body(self, receive: Receive, content_length: bytes | None) -> bytes:
-        limit = self.max_body_bytes
-        if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+
+async def read_body(receive: Receive, content_length: str | bytes | None, limit: int) -> bytes:
+    """The whole request body, or 413 as soon as it is known to be over `limit` (declared or counted)."""
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
             raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
-        chunks = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def parse_order(body: bytes) -> PushOrder:
