@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import random
-import secrets
 import shutil
 import socket
 import sqlite3
@@ -290,6 +289,8 @@ def serve_bare(port: int) -> None:
 
     sys.path.insert(0, str(ROOT))
     from gateway import logs
+    from normalizer.timefmt import now_us
+    from store.queue import new_job_id
 
     async def orders(request: Request) -> Response:
         await request.body()
@@ -297,7 +298,7 @@ def serve_bare(port: int) -> None:
             {
                 "success": True,
                 "queued": True,
-                "jobId": f"commerce-order-{secrets.token_hex(8)}",
+                "jobId": new_job_id("commerce-order", now_us()),  # the same id as the gateway's
                 "orderId": "bench-1-1",
                 "status": "placed",
             },
