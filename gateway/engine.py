@@ -105,11 +105,13 @@ class Engine:
             )
         else:
             warnings.append(f"order {order.orderId} has no customer email: recorded in the ledger, no subscriber")
-        for email in {e for e in (after.email, before.email if before else None) if e and e != totalled}:
-            self.recompute(conn, email, now, order if email == after.email else None, warnings)
-        applied = Applied(source, order, before, after, subscriber_id, event_id, warnings)
-        for hook in self.hooks:
-            hook(conn, applied, now)
+        if before is not None or after.email != totalled:  # another customer's totals may have changed too
+            for email in {e for e in (after.email, before.email if before else None) if e and e != totalled}:
+                self.recompute(conn, email, now, order if email == after.email else None, warnings)
+        if self.hooks:
+            applied = Applied(source, order, before, after, subscriber_id, event_id, warnings)
+            for hook in self.hooks:
+                hook(conn, applied, now)
         return warnings
 
     def run_command(self, conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
