@@ -308,10 +308,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, StoreUnavailable | sqlite3.OperationalError):
-        return await _gateway_error(request, errors.Unavailable())
-    log.exception("unhandled error", extra={"path": request.url.path})
-    return await _gateway_error(request, errors.GatewayError())
+    return await _gateway_error(request, errors.answer_for(exc, request.url.path))
 
 
 def create_app(

@@ -1,8 +1,14 @@
 """One error hierarchy and the one function that builds every JSON error body (SPEC §2)."""
 
+import logging
+import sqlite3
 from typing import Any
 
 from pydantic import ValidationError
+
+from store.db import StoreUnavailable
+
+log = logging.getLogger("gateway.errors")
 
 
 class GatewayError(Exception):
@@ -86,3 +92,14 @@ def error_body(error: GatewayError) -> dict[str, Any]:
         "success": False,
         "error": {"code": error.code, "message": error.message, "details": error.details},
     }
+
+
+def answer_for(exc: Exception, path: str) -> GatewayError:
+    """What a request answers when its handler raised `exc`: a GatewayError as it is, 503 when the database
+    cannot take the write, and 500 (its traceback logged, no payload) for anything else."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, StoreUnavailable | sqlite3.OperationalError):
+        return Unavailable()
+    log.exception("unhandled error", extra={"path": path})
+    return GatewayError()

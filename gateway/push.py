@@ -6,7 +6,6 @@ routing, the Request object, the exception middleware and JSONResponse. On a bar
 keep the one shape of `errors.error_body`; every other path goes to the Starlette app unchanged.
 """
 
-import logging
 from typing import Any
 
 import orjson
@@ -20,9 +19,7 @@ from gateway.ingest import Committer
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue
-from store.db import StoreUnavailable
 
-log = logging.getLogger("gateway.push")
 
 PATH = "/api/v1/orders"
 
@@ -51,13 +48,9 @@ class PushOrders:
             status, body = await self._accept(scope, receive)
         except ClientGone:
             return
-        except errors.GatewayError as exc:
-            status, body = exc.status, exc
-        except StoreUnavailable:
-            status, body = 503, errors.Unavailable()
-        except Exception:
-            log.exception("unhandled error", extra={"path": PATH})
-            status, body = 500, errors.GatewayError()
+        except Exception as exc:
+            body = errors.answer_for(exc, PATH)
+            status = body.status
         await _respond(send, status, body)
 
     async def _accept(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
