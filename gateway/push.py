@@ -20,7 +20,6 @@ from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue
 
-
 PATH = "/api/v1/orders"
 
 
