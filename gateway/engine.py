@@ -85,7 +85,8 @@ class Engine:
                 customer,
                 attributes,
                 now,
-                lambda base: self._totals(conn, email, order if current else None, warnings, base),
+                self.currency,
+                lambda base, spend: self._totals(spend, order if current else None, warnings, base),
             )
             totalled = email
         elif after.email:
@@ -150,22 +151,15 @@ class Engine:
             reserved["refundAmountCents"] = order.refunded_cents
         return {**order.properties, **reserved}
 
-    def ledger_totals(self, conn: sqlite3.Connection, email: str) -> tuple[int, int]:
-        """(orders counted, spend in base minor units) from the ledger alone: cancelled orders count for
-        nothing, refunds come off, each order is converted on its own; orders without a rate are left out."""
-        count = cents = 0
-        base = self.currency
-        for total, currency, cancelled, refunded in ledger.for_email(conn, email):
-            if cancelled:
-                continue
-            contribution = total - min(refunded, total)
-            if currency != base:
-                converted = convert(contribution, currency, base, self.fx_rates)
-                if converted is None:
-                    continue
-                contribution = converted
-            count += 1
-            cents += contribution
+    def _counted(self, spend: ledger.Spend) -> tuple[int, int]:
+        """(orders counted, spend in base minor units): each foreign order converted on its own, those without a
+        rate left out."""
+        count, cents = spend.orders, spend.cents
+        for contribution, currency in spend.foreign:
+            converted = convert(contribution, currency, self.currency, self.fx_rates)
+            if converted is not None:
+                count += 1
+                cents += converted
         return count, cents
 
     def recompute(
@@ -177,21 +171,21 @@ class Engine:
         if found is None:
             return
         subscriber_id, stored = found
-        totals, base = self._totals(conn, email, order, warnings, stored)
+        totals, base = self._totals(ledger.spend(conn, email, self.currency), order, warnings, stored)
         if base is not stored and base is not None:
             subscribers.set_baseline(conn, subscriber_id, base)
         subscribers.set_totals(conn, subscriber_id, totals, now)
 
     def _totals(
         self,
-        conn: sqlite3.Connection,
-        email: str,
+        spend: ledger.Spend,
         order: PushOrder | None,
         warnings: list[str],
         base: dict[str, int] | None,
     ) -> tuple[subscribers.Totals, dict[str, int] | None]:
-        """The customer's totals and the baseline to keep (`base` itself unless `order` brings a new one)."""
-        count, cents = self.ledger_totals(conn, email)
+        """The customer's totals from their ledger `spend`, and the baseline to keep (`base` itself unless
+        `order` brings a new one)."""
+        count, cents = self._counted(spend)
         platform = order.customerTotals if order is not None else None
         if platform is not None and order is not None:
             spent = convert(platform.totalSpentCents, order.currency, self.currency, self.fx_rates)

@@ -85,10 +85,38 @@ def get(conn: sqlite3.Connection, source: str, order_id: str) -> LedgerOrder | N
     return _row(row) if row else None
 
 
-def for_email(conn: sqlite3.Connection, email: str) -> list[tuple[int, str, int, int]]:
-    """(total_cents, currency, cancelled, refunded_cents) of every order of one customer."""
+@dataclass(slots=True)
+class Spend:
+    """One customer's orders as revenue counts them (SPEC §4.4): cancelled orders left out, refunds taken off.
+    Orders in the base currency are counted and summed by SQLite; the others are listed, as (contribution,
+    currency), for the engine to convert one by one."""
+
+    orders: int
+    cents: int
+    foreign: list[tuple[int, str]]
+
+
+# What `Spend` is made of, in one row: orders and cents in the base currency (?2), and how many orders are in
+# another. Also read by `subscribers.upsert_with_totals` together with the subscriber, in one statement.
+SPEND_SQL = (
+    "SELECT count(*) FILTER (WHERE currency = ?2) AS orders,"
+    " coalesce(sum(total_cents - min(refunded_cents, total_cents)) FILTER (WHERE currency = ?2), 0) AS cents,"
+    " count(*) FILTER (WHERE currency != ?2) AS foreign_orders"
+    " FROM orders WHERE email = ?1 AND NOT cancelled"
+)
+
+
+def spend(conn: sqlite3.Connection, email: str, base: str) -> Spend:
+    orders, cents, foreign = conn.execute(SPEND_SQL, (email, base)).fetchone()
+    return Spend(orders, cents, foreign_spend(conn, email, base) if foreign else [])
+
+
+def foreign_spend(conn: sqlite3.Connection, email: str, base: str) -> list[tuple[int, str]]:
+    """(contribution, currency) of the customer's uncancelled orders in other currencies than `base`."""
     return conn.execute(
-        "SELECT total_cents, currency, cancelled, refunded_cents FROM orders WHERE email = ?", (email,)
+        "SELECT total_cents - min(refunded_cents, total_cents), currency FROM orders"
+        " WHERE email = ? AND NOT cancelled AND currency != ?",
+        (email, base),
     ).fetchall()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from normalizer import Customer
 from store import _json as json
+from store import ledger
 
 
 @dataclass(slots=True)
@@ -15,28 +16,38 @@ class Totals:
     total_spent_cents: int
 
 
+# The subscriber (all NULL when there is none yet) and the customer's `ledger.Spend`, in one statement.
+_SUBSCRIBER_AND_SPEND = (
+    "SELECT s.id, s.external_id, s.first_name, s.last_name, s.attributes, s.baseline,"
+    " spend.orders, spend.cents, spend.foreign_orders"
+    f" FROM ({ledger.SPEND_SQL}) AS spend LEFT JOIN subscribers AS s ON s.email = ?1"
+)
+
+
 def upsert_with_totals(
     conn: sqlite3.Connection,
     customer: Customer,
     attributes: dict[str, Any],
     now: int,
-    totals: Callable[[dict[str, int] | None], tuple[Totals, dict[str, int] | None]],
+    base_currency: str,
+    totals: Callable[[dict[str, int] | None, ledger.Spend], tuple[Totals, dict[str, int] | None]],
 ) -> int:
     """Create or update a subscriber with its totals, in one read and one write: names and externalId when given
     non-empty, attributes merged shallowly (a key whose value is JSON null is removed), and
-    `totals(stored baseline)` -> the totals and the baseline to keep. Returns the subscriber id."""
-    row = conn.execute(
-        "SELECT id, external_id, first_name, last_name, attributes, baseline FROM subscribers WHERE email = ?",
-        (customer.email,),
-    ).fetchone()
-    if row is None:
-        result, base = totals(None)
+    `totals(stored baseline, the customer's ledger spend)` -> the totals and the baseline to keep. Returns the
+    subscriber id."""
+    email = customer.email
+    row = conn.execute(_SUBSCRIBER_AND_SPEND, (email, base_currency)).fetchone()
+    subscriber_id, external_id, first_name, last_name, stored, stored_base, orders, cents, foreign = row
+    spend = ledger.Spend(orders, cents, ledger.foreign_spend(conn, email, base_currency) if foreign else [])
+    if subscriber_id is None:
+        result, base = totals(None, spend)
         kept = {k: v for k, v in attributes.items() if v is not None}
         inserted = conn.execute(
             "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
             " total_spent_cents, baseline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                customer.email,
+                email,
                 customer.externalId,
                 customer.firstName,
                 customer.lastName,
@@ -50,9 +61,8 @@ def upsert_with_totals(
         ).lastrowid
         assert inserted is not None  # set by every successful INSERT
         return inserted
-    subscriber_id, external_id, first_name, last_name, stored, stored_base = row
     stored_baseline = json.loads(stored_base) if stored_base else None
-    result, base = totals(stored_baseline)
+    result, base = totals(stored_baseline, spend)
     merged = json.loads(stored) if stored else {}
     for key, value in attributes.items():
         if value is None:
