@@ -1,4 +1,4 @@
-"""Worker throughput: queue N canonical orders, then time the worker (`Worker.run_once`, the code `serve` runs)
+"""Worker throughput: queue N canonical orders, then time the worker (`Worker.run_once` as `serve` runs it)
 draining them, once over a small ledger and once over a large one, in the same run.
 
 Setup is not measured: the background ledger (orders, subscribers, events) is written with direct SQL, the jobs
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.config import Config
 from gateway.engine import Engine
+from gateway.turns import WriteTurns
 from gateway.worker import Worker
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
@@ -143,9 +144,12 @@ def queue_orders(conn: sqlite3.Connection, orders: int, rng: random.Random) -> N
                 queue.insert(conn, queue.NewJob(f"commerce-order-bench{i:010d}", "order", "api", raw, received + i))
 
 
-def drain(config: Config) -> tuple[int, float, float]:
-    """(jobs drained, wall seconds, CPU seconds of this process, checkpointer thread included)."""
-    worker = Worker(config, {}, Engine(config.currency, config.fx_rates))
+def drain(config: Config, standalone: bool = False) -> tuple[int, float, float]:
+    """(jobs drained, wall seconds, CPU seconds of this process, checkpointer thread included). The worker is
+    built as `serve` builds its own (with the write turns it shares with ingest, here idle), or with
+    `standalone` as the `worker` command does (shorter transactions, for writers in other processes)."""
+    turns = None if standalone else WriteTurns()
+    worker = Worker(config, {}, Engine(config.currency, config.fx_rates), turns)
     started, cpu = time.perf_counter(), time.process_time()
     total = 0
     with worker.checkpointer:  # as `Worker.run` does around the same loop
@@ -163,7 +167,7 @@ def check(conn: sqlite3.Connection, orders: int) -> None:
         raise SystemExit(f"worker left jobs behind: done={done} of {orders}, {counts}")
 
 
-def run(orders: int, ledger: int, folder: Path, seed: int) -> float:
+def run(orders: int, ledger: int, folder: Path, seed: int, standalone: bool = False) -> float:
     rng = random.Random(seed)
     database = folder / f"ledger-{ledger}-{seed}-{time.time_ns()}.db"
     config = Config.model_validate({"database": str(database), "fx_rates": {"EUR": 1.08}})
@@ -175,7 +179,7 @@ def run(orders: int, ledger: int, folder: Path, seed: int) -> float:
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     setup = time.perf_counter() - started
-    total, elapsed, cpu = drain(config)
+    total, elapsed, cpu = drain(config, standalone)
     check(conn, orders)
     conn.close()
     rate = total / elapsed
@@ -195,15 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20,000 orders; 200,000-order large ledger")
     parser.add_argument("--repeat", type=int, default=1, help="run the pair this many times")
     parser.add_argument("--keep", type=Path, help="keep the databases in this folder")
+    parser.add_argument("--standalone", action="store_true", help="the `worker` command's worker, not `serve`'s")
     args = parser.parse_args(argv)
     if args.quick:
         args.orders, args.ledger = 20_000, 200_000
-    print(f"worker drain: {args.orders:,} queued orders; `Worker.run_once` until idle, one thread", flush=True)
+    who = "the `worker` command's" if args.standalone else "`serve`'s"
+    print(f"worker drain: {args.orders:,} queued orders; {who} `Worker.run_once` until idle, one thread", flush=True)
     for attempt in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp:
             folder = args.keep or Path(tmp)
-            small = run(args.orders, args.small_ledger, folder, seed=attempt)
-            large = run(args.orders, args.ledger, folder, seed=attempt)
+            small = run(args.orders, args.small_ledger, folder, attempt, args.standalone)
+            large = run(args.orders, args.ledger, folder, attempt, args.standalone)
         print(f"ratio large/small ledger: {large / small:.2f}", flush=True)
     return 0
 

@@ -25,7 +25,7 @@ class _Strict(BaseModel):
 
 
 class WorkerConfig(_Strict):
-    batch_size: int = Field(default=200, ge=1, le=5000)
+    batch_size: int = Field(default=1000, ge=1, le=5000)
     lease_seconds: float = Field(default=30, gt=0)
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=2, gt=0)
