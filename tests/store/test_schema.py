@@ -4,7 +4,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from store import schema
+from store import ledger, schema
 from store.db import connect
 
 
@@ -16,12 +16,22 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
         "INSERT INTO jobs (job_id, kind, source, body, received_at, status, attempts, run_at, finished_at)"
         " VALUES ('commerce-order-old', 'order', 'api', x'7b7d', 1, 'done', 1, 1, 2)"
     )
-    assert schema.migrate(conn) == len(schema.MIGRATIONS) == 2
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.execute(
+        "INSERT INTO orders (source, order_id, provider, email, total_cents, currency, ordered_at, statuses,"
+        " cancelled, fulfilled, refunded_cents, version, created_at, updated_at)"
+        " VALUES ('api', 'o-1', 'api', 'old@example.com', 8850, 'USD', '2026-01-01T00:00:00.000Z', '[\"placed\"]',"
+        " 0, 0, 1000, 1, 1, 1)"
+    )
+    assert schema.migrate(conn) == len(schema.MIGRATIONS) == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     plan = conn.execute(
         "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE status = 'done' AND finished_at < 5 ORDER BY finished_at"
     ).fetchall()
     assert any("jobs_done" in row[-1] for row in plan)
     assert conn.execute("SELECT job_id FROM jobs").fetchall() == [("commerce-order-old",)]
-    assert schema.migrate(conn) == 2  # a second start changes nothing
+    # v3: a customer's revenue is read from an index alone, and the old rows are in it.
+    plan = conn.execute("EXPLAIN QUERY PLAN " + ledger.SPEND_SQL, ("old@example.com", "USD")).fetchall()
+    assert any("COVERING INDEX orders_spend" in row[-1] for row in plan)
+    assert ledger.spend(conn, "old@example.com", "USD") == ledger.Spend(1, 7850, [])
+    assert schema.migrate(conn) == 3  # a second start changes nothing
     conn.close()
