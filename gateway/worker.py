@@ -60,7 +60,6 @@ class Worker:
         self._conn: sqlite3.Connection | None = None
         self.checkpointer = Checkpointer(config.database)
         self._prune_at = 0.0
-        self._chunk_seconds = _CHUNK_SECONDS if turns is None else _CHUNK_SECONDS_IN_SERVE
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -96,29 +95,53 @@ class Worker:
         self.close()
 
     def run_once(self) -> int:
-        """Lease one batch and process it; returns how many jobs were leased."""
+        """Process one batch of runnable jobs; returns how many were taken (0: nothing to do now)."""
+        if self.turns is not None:
+            return self._run_in_turn(self.turns)
+        return self._run_leased()
+
+    def _run_in_turn(self, turns: WriteTurns) -> int:
+        """`serve`'s worker: one transaction takes runnable jobs, applies them and completes them. The write lock
+        is held from the first statement to the commit, so no other worker can see the jobs meanwhile and no
+        lease is written (a leased batch writes every job row twice); a crash leaves them queued as they were.
+        While requests are arriving, the batch is small: a request batch waits for the lock."""
+        limit = _BUSY_BATCH if turns.busy else self.config.worker.batch_size
+        with turns.background():
+            try:
+                with transaction(self.conn) as conn:
+                    began = time.monotonic()
+                    jobs = queue.take(conn, now_us(), limit)
+                    deadline = began + _CHUNK_SECONDS_IN_SERVE
+                    taken = self._chunk(conn, jobs, 0, {job.id for job in jobs}, deadline) if jobs else 0
+            except _JobFailed as failed:  # rolled back: run the chunk again up to the failed job, one by one
+                with transaction(self.conn) as conn:
+                    jobs = queue.take(conn, now_us(), failed.index + 1)
+                    self._one_by_one(conn, jobs, {job.id for job in jobs})
+                taken = len(jobs)
+            self.checkpointer.rewind_if_due(self.conn)
+        turns.pace(time.monotonic() - began)
+        return taken
+
+    def _run_leased(self) -> int:
+        """The standalone worker: lease a batch in one short transaction, then apply it in chunks of at most
+        _CHUNK_SECONDS, one transaction each, so that writers in other processes get the lock in between."""
         settings = self.config.worker
-        # While requests are arriving, a small lease: the claim holds the write lock that a request batch waits for.
-        limit = _BUSY_BATCH if self.turns is not None and self.turns.busy else settings.batch_size
-        with self._turn(), transaction(self.conn) as conn:
-            jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), limit)
+        with transaction(self.conn) as conn:
+            jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
         start = 0
         while start < len(jobs):
-            with self._turn():
-                try:
-                    with transaction(self.conn) as conn:
-                        began = time.monotonic()  # the write lock is ours from here
-                        # Checked once per chunk: with the write lock held, no other worker can take a lease over.
-                        leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
-                        start = self._chunk(conn, jobs, start, leased, began + self._chunk_seconds)
-                except _JobFailed as failed:  # the chunk's transaction is rolled back: see `_chunk`
-                    with transaction(self.conn) as conn:
-                        leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
-                        self._one_by_one(conn, jobs[start : failed.index + 1], leased)
-                    start = failed.index + 1
-                self.checkpointer.rewind_if_due(self.conn)
-            if self.turns is not None:
-                self.turns.pace(time.monotonic() - began)
+            try:
+                with transaction(self.conn) as conn:
+                    deadline = time.monotonic() + _CHUNK_SECONDS  # the write lock is ours from here
+                    # Checked once per chunk: with the write lock held, no other worker can take a lease over.
+                    leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
+                    start = self._chunk(conn, jobs, start, leased, deadline)
+            except _JobFailed as failed:  # the chunk's transaction is rolled back: see `_chunk`
+                with transaction(self.conn) as conn:
+                    leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
+                    self._one_by_one(conn, jobs[start : failed.index + 1], leased)
+                start = failed.index + 1
+            self.checkpointer.rewind_if_due(self.conn)
         return len(jobs)
 
     def prune_done_jobs(self, force: bool = False) -> int:
@@ -165,7 +188,7 @@ class Worker:
             if index == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
                 break
         # One statement for the chunk's completions, committed with the jobs' effects.
-        queue.complete_many(conn, done)
+        queue.complete_many(conn, done, self.owner)
         return index
 
     def _one_by_one(self, conn: sqlite3.Connection, jobs: list[queue.Job], leased: set[int]) -> None:
@@ -174,7 +197,7 @@ class Worker:
         for job in jobs:
             if job.id in leased:
                 self._process(conn, job, done)
-        queue.complete_many(conn, done)
+        queue.complete_many(conn, done, self.owner)
 
     def _ingest_waiting(self) -> bool:
         """In `serve`, a request batch waiting for the write lock ends the chunk after the current job."""

@@ -1,4 +1,4 @@
-"""The durable job queue: insert (with delivery dedup), lease, finish, retry, dead, replay."""
+"""The durable job queue: insert (with delivery dedup), lease or take, finish, retry, dead, replay."""
 
 import secrets
 import sqlite3
@@ -93,27 +93,29 @@ def insert_many(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[bool]:
     return [conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job.job_id,)).fetchone() is not None for job in jobs]
 
 
-# Each branch reads its partial index oldest-first and stops at the limit: ordering the whole union by id made
-# SQLite walk the table in rowid order, every finished job included, on every claim.
-_CLAIM = """
-UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM (
-        SELECT id FROM jobs WHERE status IN ('queued', 'failed') AND run_at <= :now ORDER BY run_at LIMIT :limit
-    )
-    UNION ALL
-    SELECT id FROM (
-        SELECT id FROM jobs WHERE status = 'processing' AND lease_expires < :now ORDER BY lease_expires LIMIT :limit
-    )
-    ORDER BY id LIMIT :limit
+# The ids of up to :limit runnable jobs: queued, due retries, expired leases. Each branch reads its partial index
+# oldest-first and stops at the limit: ordering the whole union by id made SQLite walk the table in rowid order,
+# every finished job included, on every claim.
+_RUNNABLE = """
+SELECT id FROM (
+    SELECT id FROM jobs WHERE status IN ('queued', 'failed') AND run_at <= :now ORDER BY run_at LIMIT :limit
 )
-RETURNING id, job_id, kind, source, topic, headers, body, received_at, attempts
+UNION ALL
+SELECT id FROM (
+    SELECT id FROM jobs WHERE status = 'processing' AND lease_expires < :now ORDER BY lease_expires LIMIT :limit
+)
+ORDER BY id LIMIT :limit
 """
+_JOB_COLUMNS = "id, job_id, kind, source, topic, headers, body, received_at"
+_CLAIM = f"""
+UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires = :expires, attempts = attempts + 1
+WHERE id IN ({_RUNNABLE})
+RETURNING {_JOB_COLUMNS}, attempts
+"""
+_TAKE = f"SELECT {_JOB_COLUMNS}, attempts + 1 FROM jobs WHERE id IN ({_RUNNABLE}) ORDER BY id"
 
 
-def claim(conn: sqlite3.Connection, owner: str, now: int, lease_us: int, limit: int) -> list[Job]:
-    """Lease up to `limit` runnable jobs (queued, due retries, expired leases) in the caller's transaction."""
-    rows = conn.execute(_CLAIM, {"owner": owner, "expires": now + lease_us, "now": now, "limit": limit}).fetchall()
+def _jobs(rows: list[tuple[Any, ...]]) -> list[Job]:
     jobs = [
         Job(
             id=row[0],
@@ -132,6 +134,21 @@ def claim(conn: sqlite3.Connection, owner: str, now: int, lease_us: int, limit: 
     return jobs
 
 
+def claim(conn: sqlite3.Connection, owner: str, now: int, lease_us: int, limit: int) -> list[Job]:
+    """Lease up to `limit` runnable jobs (queued, due retries, expired leases) in the caller's transaction; their
+    `attempts` count this one."""
+    return _jobs(
+        conn.execute(_CLAIM, {"owner": owner, "expires": now + lease_us, "now": now, "limit": limit}).fetchall()
+    )
+
+
+def take(conn: sqlite3.Connection, now: int, limit: int) -> list[Job]:
+    """Up to `limit` runnable jobs, for a writer that applies and finishes them in this same transaction: with the
+    write lock held from the first statement to the commit, no other worker can see them until they are done, so
+    no lease is written. Their `attempts` count this one; `complete_many` and `fail` store it."""
+    return _jobs(conn.execute(_TAKE, {"now": now, "limit": limit}).fetchall())
+
+
 def still_leased_ids(conn: sqlite3.Connection, jobs: Sequence[Job], owner: str) -> set[int]:
     """`still_leased` for many jobs in one query."""
     rows = conn.execute(
@@ -142,16 +159,21 @@ def still_leased_ids(conn: sqlite3.Connection, jobs: Sequence[Job], owner: str) 
     return {row[0] for row in rows}
 
 
-def complete_many(conn: sqlite3.Connection, done: Sequence[tuple[Job, int, list[str]]]) -> None:
-    """`complete` for every (job, now, warnings) of a chunk in one statement, in the transaction that holds the
-    jobs' effects."""
+def complete_many(conn: sqlite3.Connection, done: Sequence[tuple[Job, int, list[str]]], owner: str) -> None:
+    """Mark every (job, now, warnings) of a chunk done in one statement, in the transaction that holds the jobs'
+    effects. A done job's `lease_owner` is the worker that did it."""
     if not done:
         return
     conn.execute(
-        "UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires = NULL, error = NULL,"
-        " warnings = done.value ->> 1, finished_at = done.value ->> 2"
+        "UPDATE jobs SET status = 'done', lease_owner = ?, lease_expires = NULL, error = NULL,"
+        " warnings = done.value ->> 1, finished_at = done.value ->> 2, attempts = done.value ->> 3"
         " FROM json_each(?) AS done WHERE jobs.id = done.value ->> 0",
-        (json.dumps([[job.id, json.dumps(warnings) if warnings else None, now] for job, now, warnings in done]),),
+        (
+            owner,
+            json.dumps(
+                [[job.id, json.dumps(warnings) if warnings else None, now, job.attempts] for job, now, warnings in done]
+            ),
+        ),
     )
 
 
@@ -159,15 +181,15 @@ def fail(conn: sqlite3.Connection, job: Job, error: str, retry_at: int | None, n
     """A failed attempt: `failed` until `retry_at`, or `dead` (kept with its error) when retry_at is None."""
     if retry_at is None:
         conn.execute(
-            "UPDATE jobs SET status = 'dead', lease_owner = NULL, lease_expires = NULL, error = ?, finished_at = ?"
-            " WHERE id = ?",
-            (error, now, job.id),
+            "UPDATE jobs SET status = 'dead', lease_owner = NULL, lease_expires = NULL, error = ?, finished_at = ?,"
+            " attempts = ? WHERE id = ?",
+            (error, now, job.attempts, job.id),
         )
     else:
         conn.execute(
-            "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires = NULL, error = ?, run_at = ?"
-            " WHERE id = ?",
-            (error, retry_at, job.id),
+            "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires = NULL, error = ?, run_at = ?,"
+            " attempts = ? WHERE id = ?",
+            (error, retry_at, job.attempts, job.id),
         )
 
 

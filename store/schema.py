@@ -21,7 +21,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             "status": str,  # queued | processing | done | failed | dead
             "attempts": int,
             "run_at": int,
-            "lease_owner": str,
+            "lease_owner": str,  # the worker holding the job's lease; of a done job, the worker that did it
             "lease_expires": int,
             "error": str,
             "warnings": str,  # JSON list

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.config import Config, build_adapters, load
 from gateway.engine import Engine
+from gateway.turns import WriteTurns
 from gateway.worker import Worker
 
 API_KEY = "test-key-0123456789abcdef"
@@ -36,10 +37,15 @@ def write_config(folder: Path, **overrides: Any) -> Path:
 
 
 class Harness:
-    def __init__(self, client: TestClient, config: Config) -> None:
+    """The app without its own worker thread, and a worker run by hand (`drain`): `serve`'s worker, or with
+    `standalone` the `worker` command's (leases, short chunks)."""
+
+    def __init__(self, client: TestClient, config: Config, standalone: bool = False) -> None:
         self.client = client
         self.config = config
-        self.worker = Worker(config, client.app.state.gateway.adapters, Engine(config.currency, config.fx_rates))
+        turns = None if standalone else WriteTurns()
+        engine = Engine(config.currency, config.fx_rates)
+        self.worker = Worker(config, client.app.state.gateway.adapters, engine, turns)
         self.headers = {"Authorization": f"Bearer {API_KEY}"}
 
     def post_order(self, body: Any, **kwargs: Any) -> Any:
@@ -48,7 +54,7 @@ class Harness:
         return self.client.post("/api/v1/orders", content=body, headers={**self.headers, **kwargs})
 
     def drain(self) -> int:
-        """Process every runnable job; returns how many were leased."""
+        """Process every runnable job; returns how many were taken."""
         total = 0
         while processed := self.worker.run_once():
             total += processed
@@ -92,13 +98,13 @@ def make_harness(tmp_path: Path) -> Iterator[Any]:
     """Build a harness with config overrides (sources, fx_rates, …); closed at the end of the test."""
     stack: list[TestClient] = []
 
-    def build(**overrides: Any) -> Harness:
+    def build(standalone: bool = False, **overrides: Any) -> Harness:
         config = load(write_config(tmp_path, **overrides))
         app = create_app(config, build_adapters(config), list(config.api_keys), run_worker=False)
         client = TestClient(app)
         client.__enter__()
         stack.append(client)
-        return Harness(client, config)
+        return Harness(client, config, standalone)
 
     yield build
     for client in stack:

@@ -50,10 +50,13 @@ class FakePlatform:
         return Translation(orders=[CanonicalOrder.model_validate(payload)])
 
 
-@pytest.fixture
-def platform(make_harness: Any, monkeypatch: pytest.MonkeyPatch) -> Harness:
+@pytest.fixture(params=["serve", "standalone"])
+def platform(make_harness: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Harness:
+    """Every test here runs with both workers: `serve`'s (jobs taken in the transaction that applies them) and
+    the `worker` command's (leased batches)."""
     monkeypatch.setitem(REGISTRY, "testplatform", FakePlatform)
     harness: Harness = make_harness(
+        standalone=request.param == "standalone",
         sources={"shop": {"type": "testplatform", "secrets": ["old-secret", SECRET]}},
         worker={"max_attempts": 3},
     )
@@ -159,7 +162,7 @@ def test_untranslatable_delivery_is_dead_kept_and_replayable(platform: Harness) 
 
 
 def test_a_failing_job_amid_a_chunk_undoes_only_its_own_effects(platform: Harness) -> None:
-    # The worker applies a chunk under one savepoint; a failure rolls it back and runs it again job by job.
+    # The worker applies a chunk in one transaction; a failure rolls it back and runs it again job by job.
     def hook(conn: Any, applied: Any, now: int) -> None:
         if applied.order.orderId == "c-2":  # fails after c-2's ledger row, subscriber and event are written
             raise RuntimeError("automation failed")
