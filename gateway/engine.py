@@ -66,7 +66,7 @@ class Engine:
             [item.model_dump(exclude_none=True) for item in order.items] if "items" in order.model_fields_set else None
         )
         before, after = ledger.merge(conn, source, provider, order, version, now, items)
-        if convert(0, after.currency, self.currency, self.fx_rates) is None:
+        if after.currency != self.currency and after.currency not in self.fx_rates:
             warnings.append(
                 f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"
                 " kept in the ledger, left out of revenue totals"
@@ -97,7 +97,7 @@ class Engine:
                 conn,
                 subscriber_id,
                 f"ecommerce.order_{order.status}",
-                self._event_properties(source, provider, order, after, items),
+                self._event_properties(source, provider, order, after, items, before is None),
                 now,
                 event_dedup_key(source, order),
                 source,
@@ -131,11 +131,19 @@ class Engine:
         return {k: v for k, v in customer.attributes.items() if k not in reserved}
 
     def _event_properties(
-        self, source: str, provider: str, order: PushOrder, after: LedgerOrder, items: list[dict[str, Any]] | None
+        self,
+        source: str,
+        provider: str,
+        order: PushOrder,
+        after: LedgerOrder,
+        items: list[dict[str, Any]] | None,
+        first: bool,
     ) -> dict[str, Any]:
         """The event's own facts; what it left out (a bare refund has no items) comes from the ledger.
-        `items` is the order's items dumped, None when the order gives none."""
+        `items` is the order's items dumped, None when the order gives none; `first`: the order's first event,
+        whose ledger row holds its own facts."""
         given = order.model_fields_set
+        ordered_at = after.ordered_at if first or not order.orderedAt else format_instant(order.orderedAt)
         reserved: dict[str, Any] = {
             "provider": provider,
             "source": source,
@@ -144,7 +152,7 @@ class Engine:
             "status": order.status,
             "totalCents": order.totalCents,
             "currency": order.currency,
-            "orderedAt": format_instant(order.orderedAt) if order.orderedAt else after.ordered_at,
+            "orderedAt": ordered_at,
             "lineItems": items if items is not None else after.items,
         }
         if order.status == "refunded":

@@ -263,7 +263,7 @@ class Worker:
 
 def _once(warnings: list[str]) -> list[str]:
     """One delivery can imply several orders that warn alike (no email): each warning once."""
-    return list(dict.fromkeys(warnings))
+    return list(dict.fromkeys(warnings)) if len(warnings) > 1 else warnings
 
 
 def _describe(exc: Exception) -> str:

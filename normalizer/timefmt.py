@@ -2,7 +2,6 @@
 
 import time
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -20,7 +19,6 @@ def parse_instant(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-@lru_cache(maxsize=4096)  # one order's time is formatted for the ledger and again for its event
 def format_instant(moment: datetime) -> str:
     """UTC with millisecond precision and a Z, the shape the API returns everywhere."""
     if moment.tzinfo is not UTC:  # already UTC: skip the conversion, on every order's hot path

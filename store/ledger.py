@@ -213,6 +213,9 @@ def _merged(before: LedgerOrder, order: PushOrder, version: int, facts: dict[str
     return after
 
 
+_ONE_STATUS = {status: json.dumps([status]) for status in STATUSES}
+
+
 def _values(row: LedgerOrder, now: int) -> tuple[Any, ...]:
     return (
         row.provider,
@@ -223,7 +226,7 @@ def _values(row: LedgerOrder, now: int) -> tuple[Any, ...]:
         row.currency,
         json.dumps(row.items),
         row.ordered_at,
-        json.dumps(row.statuses),
+        _ONE_STATUS[row.statuses[0]] if len(row.statuses) == 1 else json.dumps(row.statuses),
         int(row.cancelled),
         int(row.fulfilled),
         row.refunded_cents,

@@ -29,7 +29,7 @@ class NewJob:
     warnings: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__
 class Job:
     id: int
     job_id: str
