@@ -262,3 +262,53 @@ def test_hooks_see_every_applied_order_in_the_same_transaction(harness: Harness)
     harness.drain()
     assert [s[:3] for s in seen] == [("A", "placed", True), ("A", "placed", False), ("A", "cancelled", False)]
     assert seen[0][3] is not None and seen[1][3] is None  # the duplicate fired no event
+
+
+def test_object_valued_attributes_are_replaced_not_merged(harness: Harness) -> None:
+    push(harness, "A", customer={"email": EMAIL, "attributes": {"prefs": {"size": "M", "color": "red"}, "tier": "x"}})
+    push(harness, "B", customer={"email": EMAIL, "attributes": {"prefs": {"size": "L"}}})
+    push(harness, "C", customer={"email": EMAIL, "attributes": {"tier": "y", "tags": ["a", "b"]}})
+    harness.drain()
+    custom = {
+        k: v for k, v in harness.attributes(EMAIL).items() if k not in {"ltv", "totalSpent", "ordersCount", "aov"}
+    }
+    assert custom == {"prefs": {"size": "L"}, "tier": "y", "tags": ["a", "b"]}
+    assert figures(harness) == (3, 265.5, 88.5, 265.5)
+
+
+def spend_kept(harness: Harness, email: str = EMAIL) -> tuple[int | None, ...]:
+    with harness.db() as conn:
+        row: tuple[int | None, ...] = conn.execute(
+            "SELECT spend_orders, spend_cents, spend_foreign FROM subscribers WHERE email = ?", (email,)
+        ).fetchone()
+    return row
+
+
+def test_a_subscriber_from_an_older_release_gets_exact_totals(harness: Harness) -> None:
+    push(harness, "A", totalCents=1000)
+    harness.drain()
+    assert spend_kept(harness) == (1, 1000, 0)
+    with harness.db() as conn:  # as migrated from schema v3: the spend kept with the subscriber is unknown
+        conn.execute("UPDATE subscribers SET spend_orders = NULL, spend_cents = NULL, spend_foreign = NULL")
+    push(harness, "B", totalCents=2500)
+    harness.drain()
+    assert figures(harness) == (2, 35.0, 17.5, 35.0)
+    assert spend_kept(harness) == (2, 3500, 0)
+
+
+def test_a_new_subscriber_whose_ledger_holds_other_currencies(harness: Harness) -> None:
+    with harness.db() as conn:  # an order of this email already in the ledger, in EUR, and no subscriber yet
+        conn.execute(
+            "INSERT INTO orders (source, order_id, provider, email, customer, total_cents, currency, items,"
+            " ordered_at, statuses, cancelled, fulfilled, refunded_cents, version, created_at, updated_at)"
+            " VALUES ('api', 'old', 'api', ?, '{}', 1000, 'EUR', '[]', '2026-01-01T00:00:00.000Z', '[\"placed\"]',"
+            " 0, 0, 0, 1, 1, 1)",
+            (EMAIL,),
+        )
+    push(harness, "A", totalCents=2000)
+    harness.drain()
+    assert figures(harness) == (2, 30.8, 15.4, 30.8)  # 20.00 USD + 10.00 EUR at 1.08
+    assert spend_kept(harness) == (1, 2000, 1)
+    push(harness, "B", totalCents=500)  # the stored spend holds EUR: read from the ledger again, still exact
+    harness.drain()
+    assert figures(harness) == (3, 35.8, 11.93, 35.8)
