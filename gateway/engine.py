@@ -80,17 +80,14 @@ class Engine:
             # An older event than the ledger's may name another customer than the order's: that subscriber is
             # upserted with its own ledger totals, and this order's customerTotals do not apply to it.
             current = email == after.email
-            if before is None and order.customerTotals is None and after.currency == self.currency:
-                subscriber_id = self._add_first_order(conn, customer, attributes, after, now, warnings)
-            if subscriber_id is None:
-                subscriber_id = subscribers.upsert_with_totals(
-                    conn,
-                    customer,
-                    attributes,
-                    now,
-                    self.currency,
-                    lambda base, spend: self._totals(spend, order if current else None, warnings, base),
-                )
+            subscriber_id = subscribers.upsert_with_totals(
+                conn,
+                customer,
+                attributes,
+                now,
+                self.currency,
+                lambda base, spend: self._totals(spend, order if current else None, warnings, base),
+            )
             totalled = email
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
@@ -117,31 +114,6 @@ class Engine:
             for hook in self.hooks:
                 hook(conn, applied, now)
         return warnings
-
-    def _add_first_order(
-        self,
-        conn: sqlite3.Connection,
-        customer: Customer,
-        attributes: dict[str, Any],
-        after: LedgerOrder,
-        now: int,
-        warnings: list[str],
-    ) -> int | None:
-        """The common case, in one statement: an order's first event, in the base currency, adds its contribution
-        to the spend stored with the subscriber. None when that cannot be done (object-valued attributes, a
-        stored spend that is unknown or holds other currencies): the caller reads the ledger instead."""
-        if any(isinstance(value, dict) for value in attributes.values()):
-            return None
-        counted = not after.cancelled
-        added = subscribers.add_order(
-            conn, customer, attributes, self.currency, int(counted), after.contribution_cents, now
-        )
-        if added is None:
-            return None
-        subscriber_id, convert_others = added
-        if convert_others:  # a new subscriber whose ledger already holds orders in other currencies
-            self.recompute(conn, customer.email, now, None, warnings)
-        return subscriber_id
 
     def run_command(self, conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
         handler = self.commands.get(command.name)
@@ -207,11 +179,10 @@ class Engine:
         if found is None:
             return
         subscriber_id, stored = found
-        spend = ledger.spend(conn, email, self.currency)
-        totals, base = self._totals(spend, order, warnings, stored)
+        totals, base = self._totals(ledger.spend(conn, email, self.currency), order, warnings, stored)
         if base is not stored and base is not None:
             subscribers.set_baseline(conn, subscriber_id, base)
-        subscribers.set_totals(conn, subscriber_id, totals, spend, now)
+        subscribers.set_totals(conn, subscriber_id, totals, now)
 
     def _totals(
         self,

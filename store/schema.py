@@ -118,14 +118,7 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX orders_email")
 
 
-def _v4(db: sqlite_utils.Database) -> None:
-    """The customer's `ledger.Spend` as of the subscriber's last write (NULL: not known yet), so that an order's
-    first event adds to the totals in the one statement that upserts the subscriber (`subscribers.add_order`)."""
-    for column in ("spend_orders", "spend_cents", "spend_foreign"):
-        db.execute(f"ALTER TABLE subscribers ADD COLUMN {column} INTEGER")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

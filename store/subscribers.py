@@ -45,8 +45,7 @@ def upsert_with_totals(
         kept = {k: v for k, v in attributes.items() if v is not None}
         inserted = conn.execute(
             "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
-            " total_spent_cents, baseline, created_at, updated_at, spend_orders, spend_cents, spend_foreign)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " total_spent_cents, baseline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 email,
                 customer.externalId,
@@ -58,7 +57,6 @@ def upsert_with_totals(
                 None if base is None else json.dumps(base),
                 now,
                 now,
-                *_spend_columns(spend),
             ),
         ).lastrowid
         assert inserted is not None  # set by every successful INSERT
@@ -73,8 +71,7 @@ def upsert_with_totals(
             merged[key] = value
     conn.execute(
         "UPDATE subscribers SET external_id = ?, first_name = ?, last_name = ?, attributes = ?, orders_count = ?,"
-        " total_spent_cents = ?, baseline = ?, updated_at = ?, spend_orders = ?, spend_cents = ?, spend_foreign = ?"
-        " WHERE id = ?",
+        " total_spent_cents = ?, baseline = ?, updated_at = ? WHERE id = ?",
         (
             customer.externalId or external_id,
             customer.firstName or first_name,
@@ -84,7 +81,6 @@ def upsert_with_totals(
             result.total_spent_cents,
             stored_base if base is stored_baseline else json.dumps(base),
             now,
-            *_spend_columns(spend),
             subscriber_id,
         ),
     )
@@ -108,77 +104,11 @@ def set_baseline(conn: sqlite3.Connection, subscriber_id: int, value: dict[str, 
     conn.execute("UPDATE subscribers SET baseline = ? WHERE id = ?", (json.dumps(value), subscriber_id))
 
 
-def set_totals(conn: sqlite3.Connection, subscriber_id: int, totals: Totals, spend: ledger.Spend, now: int) -> None:
-    """Totals computed from the customer's ledger `spend`, kept with them."""
+def set_totals(conn: sqlite3.Connection, subscriber_id: int, totals: Totals, now: int) -> None:
     conn.execute(
-        "UPDATE subscribers SET orders_count = ?, total_spent_cents = ?, updated_at = ?, spend_orders = ?,"
-        " spend_cents = ?, spend_foreign = ? WHERE id = ?",
-        (totals.orders_count, totals.total_spent_cents, now, *_spend_columns(spend), subscriber_id),
+        "UPDATE subscribers SET orders_count = ?, total_spent_cents = ?, updated_at = ? WHERE id = ?",
+        (totals.orders_count, totals.total_spent_cents, now, subscriber_id),
     )
-
-
-def _spend_columns(spend: ledger.Spend) -> tuple[int, int, int]:
-    return spend.orders, spend.cents, len(spend.foreign)
-
-
-# An order's first event, in the base currency, for a customer whose stored spend is in the base currency alone:
-# its contribution (?9 orders, ?10 cents) is added to that spend, and the totals follow from it (and from the
-# baseline, when there is one: §4.4), in the statement that upserts the subscriber. A new subscriber's spend is
-# read from the ledger. Attributes merge as JSON Merge Patch (RFC 7396), which is the engine's shallow merge for
-# values that are not objects. When the stored spend is unknown or holds other currencies, nothing is written
-# and no row is returned.
-_ADD_ORDER = f"""
-INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count, total_spent_cents,
-    baseline, created_at, updated_at, spend_orders, spend_cents, spend_foreign)
-SELECT ?1, ?3, ?4, ?5, ?6, spend.orders, spend.cents, NULL, ?8, ?8, spend.orders, spend.cents, spend.foreign_orders
-FROM ({ledger.SPEND_SQL}) AS spend WHERE true
-ON CONFLICT (email) DO UPDATE SET
-    external_id = coalesce(excluded.external_id, external_id),
-    first_name = coalesce(excluded.first_name, first_name),
-    last_name = coalesce(excluded.last_name, last_name),
-    attributes = json_patch(coalesce(attributes, '{{}}'), ?7),
-    orders_count = CASE WHEN baseline IS NULL THEN spend_orders + ?9
-        ELSE max(0, (baseline ->> '$.ordersCount') + spend_orders + ?9 - (baseline ->> '$.ledgerOrders')) END,
-    total_spent_cents = CASE WHEN baseline IS NULL THEN spend_cents + ?10
-        ELSE max(0, (baseline ->> '$.totalSpentCents') + spend_cents + ?10 - (baseline ->> '$.ledgerCents')) END,
-    spend_orders = spend_orders + ?9,
-    spend_cents = spend_cents + ?10,
-    updated_at = ?8
-WHERE spend_orders IS NOT NULL AND spend_foreign = 0
-RETURNING id, spend_foreign
-"""
-
-
-def add_order(
-    conn: sqlite3.Connection,
-    customer: Customer,
-    attributes: dict[str, Any],
-    base_currency: str,
-    orders: int,
-    cents: int,
-    now: int,
-) -> tuple[int, bool] | None:
-    """Upsert the subscriber of an order's first event in one statement, adding its contribution to revenue
-    (`orders` 0 or 1, `cents` in the base currency). Returns (subscriber id, whether the totals still need other
-    currencies converted: a new subscriber whose ledger holds some), or None when nothing was written because the
-    stored spend cannot be added to; then `upsert_with_totals` does it. `attributes` must hold no objects."""
-    kept = {k: v for k, v in attributes.items() if v is not None}
-    row = conn.execute(
-        _ADD_ORDER,
-        (
-            customer.email,
-            base_currency,
-            customer.externalId,
-            customer.firstName,
-            customer.lastName,
-            json.dumps(kept),
-            json.dumps(attributes),
-            now,
-            orders,
-            cents,
-        ),
-    ).fetchone()
-    return None if row is None else (int(row[0]), bool(row[1]))
 
 
 def get(conn: sqlite3.Connection, email: str) -> dict[str, Any] | None:
