@@ -262,3 +262,15 @@ def test_hooks_see_every_applied_order_in_the_same_transaction(harness: Harness)
     harness.drain()
     assert [s[:3] for s in seen] == [("A", "placed", True), ("A", "placed", False), ("A", "cancelled", False)]
     assert seen[0][3] is not None and seen[1][3] is None  # the duplicate fired no event
+
+
+def test_object_valued_attributes_are_replaced_not_merged(harness: Harness) -> None:
+    push(harness, "A", customer={"email": EMAIL, "attributes": {"prefs": {"size": "M", "color": "red"}, "tier": "x"}})
+    push(harness, "B", customer={"email": EMAIL, "attributes": {"prefs": {"size": "L"}}})
+    push(harness, "C", customer={"email": EMAIL, "attributes": {"tier": "y", "tags": ["a", "b"]}})
+    harness.drain()
+    custom = {
+        k: v for k, v in harness.attributes(EMAIL).items() if k not in {"ltv", "totalSpent", "ordersCount", "aov"}
+    }
+    assert custom == {"prefs": {"size": "L"}, "tier": "y", "tags": ["a", "b"]}
+    assert figures(harness) == (3, 265.5, 88.5, 265.5)
