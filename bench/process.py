@@ -14,6 +14,7 @@ and indexes are. That isolates what the issue asks: is the worker slower when th
 """
 
 import argparse
+import gc
 import json
 import random
 import sqlite3
@@ -150,6 +151,8 @@ def drain(config: Config, standalone: bool = False) -> tuple[int, float, float]:
     `standalone` as the `worker` command does (shorter transactions, for writers in other processes)."""
     turns = None if standalone else WriteTurns()
     worker = Worker(config, {}, Engine(config.currency, config.fx_rates), turns)
+    gc.collect()  # the setup's garbage, then what is alive frozen, as `serve` and `worker` do when they start
+    gc.freeze()
     started, cpu = time.perf_counter(), time.process_time()
     total = 0
     with worker.checkpointer:  # as `Worker.run` does around the same loop

@@ -1,6 +1,7 @@
 """The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill."""
 
 import argparse
+import gc
 import logging
 import secrets
 import signal
@@ -110,6 +111,7 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     worker = Worker(config, adapters, Engine(config.currency, config.fx_rates))
+    gc.freeze()  # as `serve` does: what lives now lives as long as the process, out of the collector's reach
     log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
     worker.run(stop)
     log.info("worker stopped")
