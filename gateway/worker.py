@@ -115,7 +115,9 @@ class Worker:
                     taken = self._chunk(conn, jobs, 0, {job.id for job in jobs}, deadline) if jobs else 0
             except _JobFailed as failed:  # rolled back: run the chunk again up to the failed job, one by one
                 with transaction(self.conn) as conn:
-                    jobs = queue.take(conn, now_us(), failed.index + 1)
+                    # The same take as the chunk's (its transaction left nothing behind), unless another worker
+                    # took some of those jobs meanwhile: then a few others, just as runnable.
+                    jobs = queue.take(conn, now_us(), limit)[: failed.index + 1]
                     self._one_by_one(conn, jobs, {job.id for job in jobs})
                 taken = len(jobs)
             self.checkpointer.rewind_if_due(self.conn)
