@@ -11,7 +11,10 @@ from typing import Literal, TypeVar
 
 Durability = Literal["normal", "full"]
 log = logging.getLogger("store.db")
-_MMAP_BYTES = 256 * 1024 * 1024
+# Reads of the database file are memory-mapped up to this size (SQLite caps it at its build's maximum: 2 GiB
+# minus 64 KiB for Debian's). Past the mapping every page goes through SQLite's own cache and a read() each:
+# with 256 MiB, a worker over a 650 MB database (1M ledger orders) drained ~20% slower than with 1 GiB.
+_MMAP_BYTES = 2 * 1024 * 1024 * 1024
 _WAL_LIMIT_BYTES = 64 * 1024 * 1024  # what a started-over WAL file is cut back to
 _REWIND_FRAMES = 16_384  # a WAL this long (64 MiB of 4 KiB pages) should start over: see `Checkpointer`
 _CATCH_UP_PASSES = 5
