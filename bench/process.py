@@ -1,8 +1,9 @@
 """Worker throughput: queue N canonical orders, then time the worker (`Worker.run_once` as `serve` runs it)
 draining them, once over a small ledger and once over a large one, in the same run.
 
-Setup is not measured: the background ledger (orders, subscribers, events) is written with direct SQL, the jobs
-with `store.queue.insert` in large transactions, exactly the rows `POST /api/v1/orders` would commit.
+Each run (setup and drain) is an interpreter of its own, as `serve` is. Setup is not measured: the background
+ledger (orders, subscribers, events) is written with direct SQL, the jobs with `store.queue.insert` in large
+transactions, exactly the rows `POST /api/v1/orders` would commit.
 
 The queued orders belong to their own ~30% as many customers (so about 3.3 orders each, plus ~10% follow-up
 events: fulfilled, partial refund, cancel) in both runs; the background ledger only changes how big the tables
@@ -16,8 +17,10 @@ and indexes are. That isolates what the issue asks: is the worker slower when th
 import argparse
 import gc
 import json
+import os
 import random
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,6 +184,7 @@ def run(orders: int, ledger: int, folder: Path, seed: int, standalone: bool = Fa
     queue_orders(conn, orders, rng)
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    os.sync()  # the setup's writes reach the disk now, not while the drain is timed (1M orders: ~1 GB)
     setup = time.perf_counter() - started
     total, elapsed, cpu = drain(config, standalone)
     check(conn, orders)
@@ -194,6 +198,16 @@ def run(orders: int, ledger: int, folder: Path, seed: int, standalone: bool = Fa
     return rate
 
 
+def run_apart(orders: int, ledger: int, folder: Path, seed: int, standalone: bool) -> float:
+    """`run` in an interpreter of its own, as `serve` is: a second drain in one process ran ~15% slower than the
+    first, whichever ledger came second (measured: 10k then 1M, and 1M then 10k)."""
+    command = [sys.executable, __file__, "--one", str(ledger), "--orders", str(orders), "--seed", str(seed)]
+    command += ["--keep", str(folder)] + (["--standalone"] if standalone else [])
+    *lines, rate = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+    print(*lines, sep="\n", flush=True)
+    return float(rate)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=100_000, help="orders queued and drained per run")
@@ -203,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="run the pair this many times")
     parser.add_argument("--keep", type=Path, help="keep the databases in this folder")
     parser.add_argument("--standalone", action="store_true", help="the `worker` command's worker, not `serve`'s")
+    parser.add_argument("--one", type=int, metavar="LEDGER", help=argparse.SUPPRESS)  # one run, for `run_apart`
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one is not None:
+        print(run(args.orders, args.one, args.keep, args.seed, args.standalone))
+        return 0
     if args.quick:
         args.orders, args.ledger = 20_000, 200_000
     who = "the `worker` command's" if args.standalone else "`serve`'s"
@@ -211,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     for attempt in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp:
             folder = args.keep or Path(tmp)
-            small = run(args.orders, args.small_ledger, folder, attempt, args.standalone)
-            large = run(args.orders, args.ledger, folder, attempt, args.standalone)
+            small = run_apart(args.orders, args.small_ledger, folder, attempt, args.standalone)
+            large = run_apart(args.orders, args.ledger, folder, attempt, args.standalone)
         print(f"ratio large/small ledger: {large / small:.2f}", flush=True)
     return 0
 

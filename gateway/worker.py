@@ -81,8 +81,8 @@ class Worker:
                     log.warning("worker cannot reach the database", extra={"error": str(exc)})
                     processed = 0
                 except Exception:
-                    # Whatever broke the batch rolled it back; its leases expire and the jobs run again. The
-                    # worker itself must outlive any one batch.
+                    # Whatever broke the batch rolled it back; its jobs run again (a standalone worker's once
+                    # their leases expire). The worker itself must outlive any one batch.
                     log.exception("worker batch failed")
                     processed = 0
                 try:
@@ -182,7 +182,7 @@ class Worker:
                 try:
                     warnings = self._apply(conn, job, now)
                 except sqlite3.Error:
-                    raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again
+                    raise  # the transaction itself is in trouble: abandon the chunk; its jobs run again later
                 except Exception as exc:
                     raise _JobFailed(index) from exc
                 done.append((job, now, _once(warnings)))
@@ -217,7 +217,7 @@ class Worker:
             done.append((job, now, _once(warnings)))
             return
         except sqlite3.Error:
-            raise  # the transaction itself is in trouble: abandon the chunk, leases expire, jobs run again
+            raise  # the transaction itself is in trouble: abandon the chunk; its jobs run again later
         except (Permanent, TranslationError, ValidationError) as exc:
             error, retry = _describe(exc), False
         except NotReady as exc:

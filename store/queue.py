@@ -112,7 +112,7 @@ UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires = :ex
 WHERE id IN ({_RUNNABLE})
 RETURNING {_JOB_COLUMNS}, attempts
 """
-_TAKE = f"SELECT {_JOB_COLUMNS}, attempts + 1 FROM jobs WHERE id IN ({_RUNNABLE}) ORDER BY id"
+_TAKE = f"SELECT {_JOB_COLUMNS}, attempts + 1 FROM jobs WHERE id IN ({_RUNNABLE})"  # `_jobs` sorts them by id
 
 
 def _jobs(rows: list[tuple[Any, ...]]) -> list[Job]:
