@@ -107,7 +107,11 @@ SPEND_SQL = (
 
 
 def spend(conn: sqlite3.Connection, email: str, base: str) -> Spend:
-    orders, cents, foreign = conn.execute(SPEND_SQL, (email, base)).fetchone()
+    return spend_from(conn, email, base, *conn.execute(SPEND_SQL, (email, base)).fetchone())
+
+
+def spend_from(conn: sqlite3.Connection, email: str, base: str, orders: int, cents: int, foreign: int) -> Spend:
+    """The `Spend` of a row of SPEND_SQL's columns; the foreign-currency orders are read only when there are some."""
     return Spend(orders, cents, foreign_spend(conn, email, base) if foreign else [])
 
 

@@ -150,7 +150,7 @@ def take(conn: sqlite3.Connection, now: int, limit: int) -> list[Job]:
 
 
 def still_leased_ids(conn: sqlite3.Connection, jobs: Sequence[Job], owner: str) -> set[int]:
-    """`still_leased` for many jobs in one query."""
+    """The ids of `jobs` whose lease is still `owner`'s (not expired and taken over), in one query."""
     rows = conn.execute(
         "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status = 'processing'"
         " AND lease_owner = ?",

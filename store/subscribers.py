@@ -39,7 +39,7 @@ def upsert_with_totals(
     email = customer.email
     row = conn.execute(_SUBSCRIBER_AND_SPEND, (email, base_currency)).fetchone()
     subscriber_id, external_id, first_name, last_name, stored, stored_base, orders, cents, foreign = row
-    spend = ledger.Spend(orders, cents, ledger.foreign_spend(conn, email, base_currency) if foreign else [])
+    spend = ledger.spend_from(conn, email, base_currency, orders, cents, foreign)
     if subscriber_id is None:
         result, base = totals(None, spend)
         kept = {k: v for k, v in attributes.items() if v is not None}
