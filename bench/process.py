@@ -1,9 +1,11 @@
 """Worker throughput: queue N canonical orders, then time the worker (`Worker.run_once` as `serve` runs it)
 draining them, once over a small ledger and once over a large one, in the same run.
 
-Each run (setup and drain) is an interpreter of its own, as `serve` is. Setup is not measured: the background
-ledger (orders, subscribers, events) is written with direct SQL, the jobs with `store.queue.insert` in large
-transactions, exactly the rows `POST /api/v1/orders` would commit.
+Each database is built once, in an interpreter of its own; setup is not measured. The background ledger (orders,
+subscribers, events) is written with direct SQL, the jobs with `store.queue.insert` in large transactions, exactly
+the rows `POST /api/v1/orders` would commit. Each drain then takes a fresh copy of its database in a new
+interpreter, as a `serve` started on it would. Drains alternate between the two ledgers `--repeat` times (3 by
+default), and the medians are compared: this shared machine's speed drifts by ±15% from minute to minute.
 
 The queued orders belong to their own ~30% as many customers (so about 3.3 orders each, plus ~10% follow-up
 events: fulfilled, partial refund, cancel) in both runs; the background ledger only changes how big the tables
@@ -19,7 +21,9 @@ import gc
 import json
 import os
 import random
+import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,10 +177,10 @@ def check(conn: sqlite3.Connection, orders: int) -> None:
         raise SystemExit(f"worker left jobs behind: done={done} of {orders}, {counts}")
 
 
-def run(orders: int, ledger: int, folder: Path, seed: int, standalone: bool = False) -> float:
+def build(orders: int, ledger: int, folder: Path, seed: int = 0) -> Path:
+    """A database with a `ledger`-order background ledger and `orders` queued jobs, checkpointed and on disk."""
     rng = random.Random(seed)
-    database = folder / f"ledger-{ledger}-{seed}-{time.time_ns()}.db"
-    config = Config.model_validate({"database": str(database), "fx_rates": {"EUR": 1.08}})
+    database = folder / f"ledger-{ledger}-{time.time_ns()}.db"
     conn = connect(database)
     migrate(conn)
     started = time.perf_counter()
@@ -184,28 +188,39 @@ def run(orders: int, ledger: int, folder: Path, seed: int, standalone: bool = Fa
     queue_orders(conn, orders, rng)
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    os.sync()  # the setup's writes reach the disk now, not while the drain is timed (1M orders: ~1 GB)
-    setup = time.perf_counter() - started
+    conn.close()
+    print(f"built the {ledger:,}-order ledger and {orders:,} jobs in {time.perf_counter() - started:.1f} s", flush=True)
+    return database
+
+
+def run(built: Path, orders: int, ledger: int, standalone: bool = False) -> float:
+    """Drain a fresh copy of `built` (in this interpreter, as a `serve` started on that database would)."""
+    database = built.with_name(f"drain-{time.time_ns()}.db")
+    shutil.copyfile(built, database)
+    os.sync()  # the copy reaches the disk now, not while the drain is timed (1M orders: ~1 GB)
+    config = Config.model_validate({"database": str(database), "fx_rates": {"EUR": 1.08}})
     total, elapsed, cpu = drain(config, standalone)
+    conn = connect(database)
     check(conn, orders)
     conn.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
     rate = total / elapsed
     print(
         f"ledger {ledger:>9,} orders: drained {total:,} orders in {elapsed:6.2f} s = {rate:8,.0f} orders/s"
-        f" ({total / cpu:,.0f} per CPU-second; setup {setup:.1f} s)",
+        f" ({total / cpu:,.0f} per CPU-second)",
         flush=True,
     )
     return rate
 
 
-def run_apart(orders: int, ledger: int, folder: Path, seed: int, standalone: bool) -> float:
-    """`run` in an interpreter of its own, as `serve` is: a second drain in one process ran ~15% slower than the
-    first, whichever ledger came second (measured: 10k then 1M, and 1M then 10k)."""
-    command = [sys.executable, __file__, "--one", str(ledger), "--orders", str(orders), "--seed", str(seed)]
-    command += ["--keep", str(folder)] + (["--standalone"] if standalone else [])
-    *lines, rate = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
+def _apart(*args: str) -> str:
+    """This script with `args` in an interpreter of its own: its output lines echoed, the last one returned. A
+    drain in the interpreter that built the ledger, or after another drain, ran ~15% slower (measured)."""
+    command = [sys.executable, __file__, *args]
+    *lines, last = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
     print(*lines, sep="\n", flush=True)
-    return float(rate)
+    return last
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,25 +229,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ledger", type=int, default=1_000_000, help="orders already in the large ledger")
     parser.add_argument("--small-ledger", type=int, default=10_000, help="orders already in the small ledger")
     parser.add_argument("--quick", action="store_true", help="20,000 orders; 200,000-order large ledger")
-    parser.add_argument("--repeat", type=int, default=1, help="run the pair this many times")
-    parser.add_argument("--keep", type=Path, help="keep the databases in this folder")
+    parser.add_argument("--repeat", type=int, default=3, help="drain each ledger this many times, alternating")
+    parser.add_argument("--keep", type=Path, help="keep the built databases in this folder")
     parser.add_argument("--standalone", action="store_true", help="the `worker` command's worker, not `serve`'s")
-    parser.add_argument("--one", type=int, metavar="LEDGER", help=argparse.SUPPRESS)  # one run, for `run_apart`
-    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    # One step in an interpreter of its own (see `_apart`).
+    parser.add_argument("--build", type=int, metavar="LEDGER", help=argparse.SUPPRESS)
+    parser.add_argument("--drain", type=Path, metavar="DATABASE", help=argparse.SUPPRESS)
+    parser.add_argument("--drain-ledger", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.one is not None:
-        print(run(args.orders, args.one, args.keep, args.seed, args.standalone))
+    if args.build is not None:
+        print(build(args.orders, args.build, args.keep))
+        return 0
+    if args.drain is not None:
+        print(run(args.drain, args.orders, args.drain_ledger, args.standalone))
         return 0
     if args.quick:
         args.orders, args.ledger = 20_000, 200_000
     who = "the `worker` command's" if args.standalone else "`serve`'s"
     print(f"worker drain: {args.orders:,} queued orders; {who} `Worker.run_once` until idle, one thread", flush=True)
-    for attempt in range(args.repeat):
-        with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp:
-            folder = args.keep or Path(tmp)
-            small = run_apart(args.orders, args.small_ledger, folder, attempt, args.standalone)
-            large = run_apart(args.orders, args.ledger, folder, attempt, args.standalone)
-        print(f"ratio large/small ledger: {large / small:.2f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        ledgers = (args.small_ledger, args.ledger)
+        built = [_apart("--build", str(n), "--orders", str(args.orders), "--keep", str(folder)) for n in ledgers]
+        rates: tuple[list[float], list[float]] = ([], [])
+        for _ in range(args.repeat):  # alternating, so a slow minute of this shared machine hits both alike
+            for database, n, runs in zip(built, ledgers, rates, strict=True):
+                drain = ["--drain", database, "--drain-ledger", str(n), "--orders", str(args.orders)]
+                runs.append(float(_apart(*drain, *(["--standalone"] if args.standalone else []))))
+            print(f"ratio large/small ledger: {rates[1][-1] / rates[0][-1]:.2f}", flush=True)
+        if args.keep is None:
+            for database in built:
+                Path(database).unlink()
+    small, large = (statistics.median(runs) for runs in rates)
+    print(
+        f"median of {args.repeat}: {small:,.0f} orders/s over {args.small_ledger:,}, {large:,.0f} over"
+        f" {args.ledger:,}; ratio of medians {large / small:.2f}",
+        flush=True,
+    )
     return 0
 
 

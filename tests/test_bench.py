@@ -22,10 +22,11 @@ def _load(name: str) -> ModuleType:
 
 
 def test_process_bench_drains_a_tiny_queue(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _load("process").main(["--orders", "50", "--ledger", "100", "--small-ledger", "10"]) == 0
+    assert _load("process").main(["--orders", "50", "--ledger", "100", "--small-ledger", "10", "--repeat", "2"]) == 0
     out = capsys.readouterr().out
-    assert "drained 50 orders" in out
-    assert "ratio large/small ledger" in out
+    assert out.count("drained 50 orders") == 4  # two drains of each ledger, each checked complete by `check`
+    assert out.count("ratio large/small ledger") == 2
+    assert "median of 2:" in out
 
 
 def test_ingest_bench_posts_valid_orders() -> None:
