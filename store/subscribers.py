@@ -18,7 +18,7 @@ class Totals:
 
 # The subscriber (all NULL when there is none yet) and the customer's `ledger.Spend`, in one statement.
 _SUBSCRIBER_AND_SPEND = (
-    "SELECT s.id, s.external_id, s.first_name, s.last_name, s.attributes, s.baseline,"
+    "SELECT s.id, s.attributes, s.baseline,"
     " spend.orders, spend.cents, spend.foreign_orders"
     f" FROM ({ledger.SPEND_SQL}) AS spend LEFT JOIN subscribers AS s ON s.email = ?1"
 )
@@ -38,7 +38,7 @@ def upsert_with_totals(
     subscriber id."""
     email = customer.email
     row = conn.execute(_SUBSCRIBER_AND_SPEND, (email, base_currency)).fetchone()
-    subscriber_id, external_id, first_name, last_name, stored, stored_base, orders, cents, foreign = row
+    subscriber_id, stored, stored_base, orders, cents, foreign = row
     spend = ledger.spend_from(conn, email, base_currency, orders, cents, foreign)
     if subscriber_id is None:
         result, base = totals(None, spend)
@@ -69,13 +69,14 @@ def upsert_with_totals(
             merged.pop(key, None)
         else:
             merged[key] = value
-    conn.execute(
-        "UPDATE subscribers SET external_id = ?, first_name = ?, last_name = ?, attributes = ?, orders_count = ?,"
-        " total_spent_cents = ?, baseline = ?, updated_at = ? WHERE id = ?",
+    conn.execute(  # a name or externalId not given (NULL or empty) keeps the stored one
+        "UPDATE subscribers SET external_id = coalesce(nullif(?, ''), external_id),"
+        " first_name = coalesce(nullif(?, ''), first_name), last_name = coalesce(nullif(?, ''), last_name),"
+        " attributes = ?, orders_count = ?, total_spent_cents = ?, baseline = ?, updated_at = ? WHERE id = ?",
         (
-            customer.externalId or external_id,
-            customer.firstName or first_name,
-            customer.lastName or last_name,
+            customer.externalId,
+            customer.firstName,
+            customer.lastName,
             json.dumps(merged),
             result.orders_count,
             result.total_spent_cents,
