@@ -1,5 +1,5 @@
 """Worker throughput: queue N canonical orders, then time the worker (`Worker.run_once` as `serve` runs it)
-draining them, once over a small ledger and once over a large one, in the same run.
+draining them over a small ledger and over a large one, in turn, in the same run.
 
 Each database is built once, in an interpreter of its own; setup is not measured. The background ledger (orders,
 subscribers, events) is written with direct SQL, the jobs with `store.queue.insert` in large transactions, exactly
@@ -177,9 +177,9 @@ def check(conn: sqlite3.Connection, orders: int) -> None:
         raise SystemExit(f"worker left jobs behind: done={done} of {orders}, {counts}")
 
 
-def build(orders: int, ledger: int, folder: Path, seed: int = 0) -> Path:
+def build(orders: int, ledger: int, folder: Path) -> Path:
     """A database with a `ledger`-order background ledger and `orders` queued jobs, checkpointed and on disk."""
-    rng = random.Random(seed)
+    rng = random.Random(0)
     database = folder / f"ledger-{ledger}-{time.time_ns()}.db"
     conn = connect(database)
     migrate(conn)
