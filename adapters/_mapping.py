@@ -15,7 +15,7 @@ from jmespath.parser import ParsedResult
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from adapters._blocks import Block
+from adapters._config_block import Block
 from adapters.base import TranslationError
 from normalizer import CanonicalOrder
 from normalizer.model import Status

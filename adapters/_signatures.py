@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from adapters._blocks import Block
+from adapters._config_block import Block
 from adapters.base import Delivery, SignatureError, hmac_matches
 
 

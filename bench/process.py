@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.config import Config
 from gateway.engine import Engine
-from gateway.turns import WriteTurns
-from gateway.worker import Worker
+from gateway.pipeline.worker import Worker
+from gateway.pipeline.write_turns import WriteTurns
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue

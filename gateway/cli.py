@@ -10,10 +10,11 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from adapters import Adapter
-from gateway import backfill, logs, try_mapping
+from gateway import logs
+from gateway.commands import backfill, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import Engine
-from gateway.worker import Worker
+from gateway.pipeline.worker import Worker
 from normalizer.timefmt import now_us
 from store import queue
 from store.db import connect, transaction
@@ -121,7 +122,7 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
 def _serve(config: Config, adapters: Mapping[str, Adapter], host: str, port: int, run_worker: bool) -> int:
     import uvicorn
 
-    from gateway.app import create_app
+    from gateway.web.app import create_app
 
     keys = api_keys(config)
     app = create_app(config, adapters, keys, run_worker=run_worker)

@@ -4,7 +4,7 @@ this table in id order."""
 import sqlite3
 from typing import Any
 
-from store import _json as json
+from store import json_columns
 
 
 def record(
@@ -22,7 +22,7 @@ def record(
     cursor = conn.execute(
         "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
-        (subscriber_id, name, json.dumps(properties), occurred_at, dedup_key, source, order_id, job_id),
+        (subscriber_id, name, json_columns.dumps(properties), occurred_at, dedup_key, source, order_id, job_id),
     )
     return cursor.lastrowid if cursor.rowcount == 1 else None
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from normalizer import STATUSES, CanonicalOrder, Customer, PushOrder
 from normalizer.timefmt import format_instant, format_instant_us
-from store import _json as json
+from store import json_columns
 
 
 @dataclass(slots=True)
@@ -64,16 +64,16 @@ def _row(row: tuple[Any, ...]) -> LedgerOrder:
         provider=row[3],
         order_number=row[4],
         email=row[5],
-        customer=json.loads(row[6]) if row[6] else {},
+        customer=json_columns.loads(row[6]) if row[6] else {},
         total_cents=row[7],
         currency=row[8],
-        items=json.loads(row[9]) if row[9] else [],
+        items=json_columns.loads(row[9]) if row[9] else [],
         ordered_at=row[10],
-        statuses=json.loads(row[11]),
+        statuses=json_columns.loads(row[11]),
         cancelled=bool(row[12]),
         fulfilled=bool(row[13]),
         refunded_cents=row[14],
-        refunds=json.loads(row[15]) if row[15] else {},
+        refunds=json_columns.loads(row[15]) if row[15] else {},
         version=row[16],
     )
 
@@ -217,7 +217,7 @@ def _merged(before: LedgerOrder, order: PushOrder, version: int, facts: dict[str
     return after
 
 
-_ONE_STATUS = {status: json.dumps([status]) for status in STATUSES}
+_ONE_STATUS = {status: json_columns.dumps([status]) for status in STATUSES}
 
 
 def _values(row: LedgerOrder, now: int) -> tuple[Any, ...]:
@@ -225,16 +225,16 @@ def _values(row: LedgerOrder, now: int) -> tuple[Any, ...]:
         row.provider,
         row.order_number,
         row.email,
-        json.dumps(row.customer),
+        json_columns.dumps(row.customer),
         row.total_cents,
         row.currency,
-        json.dumps(row.items),
+        json_columns.dumps(row.items),
         row.ordered_at,
-        _ONE_STATUS[row.statuses[0]] if len(row.statuses) == 1 else json.dumps(row.statuses),
+        _ONE_STATUS[row.statuses[0]] if len(row.statuses) == 1 else json_columns.dumps(row.statuses),
         int(row.cancelled),
         int(row.fulfilled),
         row.refunded_cents,
-        json.dumps(row.refunds) if row.refunds else None,
+        json_columns.dumps(row.refunds) if row.refunds else None,
         row.version,
         now,
     )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from store import _json as json
+from store import json_columns
 
 
 def new_job_id(prefix: str, now_us: int) -> str:
@@ -123,7 +123,7 @@ def _jobs(rows: list[tuple[Any, ...]]) -> list[Job]:
             kind=row[2],
             source=row[3],
             topic=row[4],
-            headers=json.loads(row[5]) if row[5] else {},
+            headers=json_columns.loads(row[5]) if row[5] else {},
             body=row[6],
             received_at=row[7],
             attempts=row[8],
@@ -154,7 +154,7 @@ def still_leased_ids(conn: sqlite3.Connection, jobs: Sequence[Job], owner: str) 
     rows = conn.execute(
         "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND status = 'processing'"
         " AND lease_owner = ?",
-        (json.dumps([job.id for job in jobs]), owner),
+        (json_columns.dumps([job.id for job in jobs]), owner),
     ).fetchall()
     return {row[0] for row in rows}
 
@@ -170,8 +170,11 @@ def complete_many(conn: sqlite3.Connection, done: Sequence[tuple[Job, int, list[
         " FROM json_each(?) AS done WHERE jobs.id = done.value ->> 0",
         (
             owner,
-            json.dumps(
-                [[job.id, json.dumps(warnings) if warnings else None, now, job.attempts] for job, now, warnings in done]
+            json_columns.dumps(
+                [
+                    [job.id, json_columns.dumps(warnings) if warnings else None, now, job.attempts]
+                    for job, now, warnings in done
+                ]
             ),
         ),
     )
@@ -226,7 +229,7 @@ def get(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
         "status": row[1],
         "attempts": row[2],
         "error": row[3],
-        "warnings": json.loads(row[4]) if row[4] else [],
+        "warnings": json_columns.loads(row[4]) if row[4] else [],
         "kind": row[5],
         "source": row[6],
         "topic": row[7],

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from normalizer import Customer
-from store import _json as json
-from store import ledger
+from store import json_columns, ledger
 
 
 @dataclass(slots=True)
@@ -51,19 +50,19 @@ def upsert_with_totals(
                 customer.externalId,
                 customer.firstName,
                 customer.lastName,
-                json.dumps(kept),
+                json_columns.dumps(kept),
                 result.orders_count,
                 result.total_spent_cents,
-                None if base is None else json.dumps(base),
+                None if base is None else json_columns.dumps(base),
                 now,
                 now,
             ),
         ).lastrowid
         assert inserted is not None  # set by every successful INSERT
         return inserted
-    stored_baseline = json.loads(stored_base) if stored_base else None
+    stored_baseline = json_columns.loads(stored_base) if stored_base else None
     result, base = totals(stored_baseline, spend)
-    merged = json.loads(stored) if stored else {}
+    merged = json_columns.loads(stored) if stored else {}
     for key, value in attributes.items():
         if value is None:
             merged.pop(key, None)
@@ -77,10 +76,10 @@ def upsert_with_totals(
             customer.externalId,
             customer.firstName,
             customer.lastName,
-            json.dumps(merged),
+            json_columns.dumps(merged),
             result.orders_count,
             result.total_spent_cents,
-            stored_base if base is stored_baseline else json.dumps(base),
+            stored_base if base is stored_baseline else json_columns.dumps(base),
             now,
             subscriber_id,
         ),
@@ -98,11 +97,11 @@ def find(conn: sqlite3.Connection, email: str) -> tuple[int, dict[str, int] | No
     row = conn.execute("SELECT id, baseline FROM subscribers WHERE email = ?", (email,)).fetchone()
     if row is None:
         return None
-    return int(row[0]), json.loads(row[1]) if row[1] else None
+    return int(row[0]), json_columns.loads(row[1]) if row[1] else None
 
 
 def set_baseline(conn: sqlite3.Connection, subscriber_id: int, value: dict[str, int]) -> None:
-    conn.execute("UPDATE subscribers SET baseline = ? WHERE id = ?", (json.dumps(value), subscriber_id))
+    conn.execute("UPDATE subscribers SET baseline = ? WHERE id = ?", (json_columns.dumps(value), subscriber_id))
 
 
 def set_totals(conn: sqlite3.Connection, subscriber_id: int, totals: Totals, now: int) -> None:
@@ -133,5 +132,5 @@ def get(conn: sqlite3.Connection, email: str) -> dict[str, Any] | None:
         "updatedAt",
     )
     result = dict(zip(keys, row, strict=True))
-    result["attributes"] = json.loads(result["attributes"] or "{}")
+    result["attributes"] = json_columns.loads(result["attributes"] or "{}")
     return result

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
 from gateway.config import Config, build_adapters, load
 from gateway.engine import Engine
-from gateway.turns import WriteTurns
-from gateway.worker import Worker
+from gateway.pipeline.worker import Worker
+from gateway.pipeline.write_turns import WriteTurns
+from gateway.web.app import create_app
 
 API_KEY = "test-key-0123456789abcdef"
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway import try_mapping
+from gateway.commands import try_mapping
 from gateway.config import build_adapters, load
 from tests.adapters.custom_support import FIXTURES, example_source
 from tests.conftest import write_config

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters import Delivery, Intake
-from gateway.turns import WriteTurns
+from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import to_micros
 from store import queue
 from store.db import Checkpointer, Durability, StoreUnavailable, connect, transaction

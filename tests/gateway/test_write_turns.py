@@ -3,7 +3,7 @@ comes first, the queue is durable), hardly at all when they are few (the queue m
 
 import pytest
 
-from gateway.turns import WriteTurns
+from gateway.pipeline.write_turns import WriteTurns
 
 
 def test_the_worker_pauses_in_proportion_to_the_request_rate() -> None:

@@ -24,8 +24,8 @@ from adapters import Adapter, Delivery
 from adapters.woocommerce import WooApi, WooCommerceAdapter
 from gateway.config import Config
 from gateway.engine import Engine
-from gateway.ingest import webhook_job
-from gateway.worker import Worker
+from gateway.pipeline.ingest import webhook_job
+from gateway.pipeline.worker import Worker
 from store import queue
 from store.db import connect, transaction
 from store.schema import migrate

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import errors
-from gateway.auth import ApiKeys
-from gateway.ingest import Committer
+from gateway.pipeline.ingest import Committer
+from gateway.web import errors
+from gateway.web.auth import ApiKeys
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue

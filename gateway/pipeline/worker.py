@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from adapters import Adapter, Delivery, NotReady, TranslationError
 from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
-from gateway.turns import WriteTurns
+from gateway.pipeline.write_turns import WriteTurns
 from normalizer import StoredOrder
 from normalizer.timefmt import now_us, to_micros
 from store import queue

@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from adapters import Command, TranslationError
-from gateway import compliance
+from gateway.engine import compliance
 from normalizer import RESERVED_ATTRIBUTES, CanonicalOrder, Customer, PushOrder
 from normalizer.money import convert, to_major
 from normalizer.timefmt import format_instant, parse_instant

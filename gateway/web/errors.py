@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from store.db import StoreUnavailable
 
-log = logging.getLogger("gateway.errors")
+log = logging.getLogger("gateway.web")
 
 
 class GatewayError(Exception):

@@ -2,7 +2,7 @@
 
 import hmac
 
-from gateway.errors import Unauthorized
+from gateway.web.errors import Unauthorized
 
 
 class ApiKeys:

@@ -1,0 +1,1 @@
+"""The HTTP side: the Starlette app, the Push Order fast path, webhook intake, the read API, auth, errors."""

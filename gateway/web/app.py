@@ -1,0 +1,80 @@
+"""The Starlette app: the route table of every route module, the Push Order fast path in front, and the
+handlers through which every error leaves as one JSON body."""
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from adapters import Adapter
+from gateway.config import Config
+from gateway.web import errors, jobs, reads, webhooks
+from gateway.web.push_orders import PushOrders
+from gateway.web.service import Gateway
+
+log = logging.getLogger("gateway.web")
+ROUTES = [*reads.ROUTES, *jobs.ROUTES, *webhooks.ROUTES]
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.GatewayError)
+    return JSONResponse(errors.error_body(exc), status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    mapped: errors.GatewayError
+    if exc.status_code == 404:
+        mapped = errors.NotFound()
+    elif exc.status_code == 405:
+        mapped = errors.MethodNotAllowed()
+    else:
+        mapped = errors.GatewayError(str(exc.detail))
+        mapped.status = exc.status_code
+    return await _gateway_error(request, mapped)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return await _gateway_error(request, errors.answer_for(exc, request.url.path))
+
+
+def create_app(
+    config: Config, adapters: Mapping[str, Adapter], api_keys: list[str], run_worker: bool = True
+) -> Starlette:
+    gateway = Gateway(config, adapters, api_keys, run_worker)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway.start()
+        log.info("gateway started", extra={"sources": sorted(adapters), "worker": run_worker})
+        try:
+            yield
+        finally:
+            gateway.stop()
+            log.info("gateway stopped")
+
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={
+            errors.GatewayError: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+        # POST /api/v1/orders, the hot path, is answered in front of the app, by `PushOrders`.
+        middleware=[
+            Middleware(
+                PushOrders,
+                keys=gateway.keys,
+                committer=gateway.committer,
+                max_body_bytes=config.max_body_bytes,
+            )
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,45 @@
+"""`POST /webhooks/{source}`: verify, classify and queue a platform's delivery."""
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters import Delivery, SignatureError
+from gateway.pipeline.ingest import webhook_job
+from gateway.web import errors
+from gateway.web.context import commit, gateway_of, read_request_body
+from normalizer.timefmt import utcnow
+
+log = logging.getLogger("gateway.web")
+_DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+async def webhook(request: Request) -> Response:
+    gateway = gateway_of(request)
+    source = request.path_params["source"]
+    adapter = gateway.adapters.get(source)
+    if adapter is None:
+        raise errors.NotFound(f"No source named '{source}' is configured.")
+    body = await read_request_body(request, gateway.config.max_body_bytes)
+    headers = {k: v for k, v in request.headers.items() if k not in _DROPPED_HEADERS}
+    delivery = Delivery(source=source, headers=headers, body=body, received_at=utcnow())
+    try:
+        adapter.verify(delivery)
+    except SignatureError as exc:
+        gateway.rejected[source] += 1
+        log.warning("webhook signature rejected", extra={"source": source, "reason": str(exc)})
+        raise errors.BadSignature() from None
+    intake = adapter.intake(delivery)
+    if intake.action == "ignore":
+        return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})
+    job = webhook_job(delivery, intake)
+    if not await commit(gateway, job):
+        return JSONResponse({"success": True, "duplicate": True})
+    if intake.action == "record":
+        return JSONResponse({"success": True, "recorded": True, "jobId": job.job_id, "reason": intake.reason})
+    return JSONResponse({"success": True, "queued": True, "jobId": job.job_id})
+
+
+ROUTES = [Route("/webhooks/{source}", webhook, methods=["POST"])]
