@@ -1,5 +1,6 @@
-"""`type: custom`: any platform, from configuration alone (SPEC §3). A signature scheme (`_signatures`), where the
-delivery key and the event type are, and a JMESPath mapping into canonical orders (`_mapping`).
+"""`type: custom`: any platform, from configuration alone (docs/custom-platforms.md). A signature scheme
+(`_signatures`), where the delivery key and the event type are, and a JMESPath mapping into canonical orders
+(`_mapping`).
 
 Where the issue left a choice:
 - a delivery whose status maps to nothing is acknowledged as ignored at intake, naming the value, so the

@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key-0123456789abcdef"
 CUSTOMERS = 100_000  # emails are drawn from this many customers
-# The seed Push Order example of SPEC §2, shared with the tests.
+# The README's Push Order example, shared with the tests.
 SEED: dict[str, Any] = json.loads((ROOT / "tests" / "fixtures" / "api" / "seed-order.json").read_text())
 
 # Each wrk thread numbers its own orders; `done` prints one JSON line the script parses.

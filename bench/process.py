@@ -44,7 +44,7 @@ from store.db import connect, transaction
 from store.schema import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-# The seed Push Order example of SPEC §2, shared with the tests.
+# The README's Push Order example, shared with the tests.
 SEED: dict[str, Any] = json.loads((ROOT / "tests" / "fixtures" / "api" / "seed-order.json").read_text())
 CUSTOMERS_PER_ORDER = 0.3  # ~3.3 orders per customer
 _BATCH = 20_000

@@ -1,4 +1,4 @@
-"""The canonical order (SPEC §2): the one model adapters produce and the engine consumes.
+"""The canonical order (field table: docs/api.md, Push Order): the one model adapters produce and the engine consumes.
 
 `PushOrder` is exactly what `POST /api/v1/orders` accepts. `CanonicalOrder` adds what only adapters know
 (the platform's update time, refunds keyed by their platform id); the engine takes either.

@@ -1,5 +1,5 @@
-"""Subscriber events (SPEC §4.3): stored once per dedup key, read oldest first. Automations and segments read
-this table in id order."""
+"""Subscriber events (docs/api.md, Engine semantics): stored once per dedup key, read oldest first. Automations
+and segments read this table in id order."""
 
 import sqlite3
 from typing import Any

@@ -1,4 +1,5 @@
-"""The order ledger (SPEC §4.1): one row per (source, orderId), merging the facts of every event of that order.
+"""The order ledger (docs/api.md, Engine semantics): one row per (source, orderId), merging the facts of every
+event of that order.
 
 Monotone facts (statuses seen, cancelled, fulfilled, the largest refund, refunds by id) merge whatever the
 order of arrival; the latest-state facts (total, currency, items, number, time, customer) come from the event
@@ -44,7 +45,8 @@ class LedgerOrder:
 
     @property
     def contribution_cents(self) -> int:
-        """What the order adds to the customer's spend, in its own currency (SPEC §4.4)."""
+        """What the order adds to the customer's spend, in its own currency: 0 if cancelled, else the total less
+        the refund."""
         if self.cancelled:
             return 0
         return self.total_cents - min(self.refunded_cents, self.total_cents)
@@ -87,7 +89,7 @@ def get(conn: sqlite3.Connection, source: str, order_id: str) -> LedgerOrder | N
 
 @dataclass(slots=True)
 class Spend:
-    """One customer's orders as revenue counts them (SPEC §4.4): cancelled orders left out, refunds taken off.
+    """One customer's orders as revenue counts them (docs/api.md): cancelled orders left out, refunds taken off.
     Orders in the base currency are counted and summed by SQLite; the others are listed, as (contribution,
     currency), for the engine to convert one by one."""
 

@@ -1,4 +1,4 @@
-"""Subscribers (SPEC §4.2) and their revenue attributes (§4.4), keyed by email."""
+"""Subscribers and their revenue attributes, keyed by email (docs/api.md, Engine semantics)."""
 
 import sqlite3
 from collections.abc import Callable

@@ -1,7 +1,7 @@
-"""The core engine (SPEC §4): one canonical order in, all of its effects applied in the caller's transaction.
+"""The core engine: one canonical order in, all of its effects applied in the caller's transaction.
 
-Ledger merge (§4.1), subscriber upsert (§4.2), events (§4.3), revenue attributes recomputed from the ledger
-(§4.4). Lifecycle automations and segments plug in later as `hooks`, called with every applied order.
+Ledger merge, subscriber upsert, events, revenue attributes recomputed from the ledger (docs/api.md, Engine
+semantics). Lifecycle automations and segments plug in later as `hooks`, called with every applied order.
 """
 
 import sqlite3

@@ -2,7 +2,7 @@
 row waiting at that moment in one transaction and answers them all after COMMIT.
 
 One commit per request caps a server near the disk's commit rate; a batch per commit does not, and the
-202 still goes out only once the row is durable (SPEC §6). The event loop never waits on a SQLite lock.
+202 still goes out only once the row is durable (docs/operations.md). The event loop never waits on a SQLite lock.
 """
 
 import asyncio

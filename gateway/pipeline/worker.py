@@ -1,5 +1,6 @@
 """The worker: leases jobs, turns each into canonical orders, applies them with the engine, and marks the job
-done in the same transaction (SPEC §6). Safe to run in several threads or processes on one database."""
+done in the same transaction (docs/operations.md, the queue). Safe to run in several threads or processes on
+one database."""
 
 import logging
 import random

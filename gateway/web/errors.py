@@ -1,4 +1,4 @@
-"""One error hierarchy and the one function that builds every JSON error body (SPEC §2)."""
+"""One error hierarchy and the one function that builds every JSON error body (its shape and codes: docs/api.md)."""
 
 import logging
 import sqlite3

@@ -1,4 +1,4 @@
-"""`POST /api/v1/orders` (SPEC §2) as plain ASGI, in front of the Starlette app.
+"""`POST /api/v1/orders` (docs/api.md, Push Order) as plain ASGI, in front of the Starlette app.
 
 The Push Order endpoint is the one a store hits on every order, so it skips what the other routes use:
 routing, the Request object, the exception middleware and JSONResponse. On a bare endpoint that only answers
@@ -91,7 +91,7 @@ async def read_body(receive: Receive, content_length: str | bytes | None, limit:
 
 
 def parse_order(body: bytes) -> PushOrder:
-    """A Push Order body, or the §2 error for it: bad JSON, not an object, or each field's problem."""
+    """A Push Order body, or its error (docs/api.md): bad JSON, not an object, or each field's problem."""
     try:
         return PushOrder.model_validate_json(body)
     except ValidationError as exc:

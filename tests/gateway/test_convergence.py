@@ -1,5 +1,6 @@
-"""SPEC §4.4 and §4.3 as an invariant: any shuffle and duplication of a customer's order events gives the same
-subscriber attributes and the same set of events as the in-order sequence."""
+"""Revenue attributes and event dedup (docs/api.md) as an invariant: any shuffle and duplication of a
+customer's order events gives the same subscriber attributes and the same set of events as the in-order
+sequence."""
 
 import json
 import tempfile

@@ -1,5 +1,5 @@
 """SIGKILL of a real `serve` while its worker is processing a few thousand orders (and more are arriving):
-after a restart every accepted order is processed exactly once (SPEC §6)."""
+after a restart every accepted order is processed exactly once (docs/operations.md)."""
 
 import asyncio
 from pathlib import Path

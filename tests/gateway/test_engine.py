@@ -1,4 +1,4 @@
-"""SPEC §4.1-§4.4 through the real API and worker, with exact figures in cents."""
+"""The engine semantics of docs/api.md through the real API and worker, with exact figures in cents."""
 
 from typing import Any
 

@@ -1,6 +1,6 @@
-"""SPEC §3 and §6 through the adapter protocol: webhook intake, duplicates, retries with backoff, dead jobs kept
-with their error, replay (API), and the rejected-signature counter. A small test platform exercises the same
-path every real adapter takes."""
+"""The queue (docs/operations.md) through the adapter protocol: webhook intake, duplicates, retries with
+backoff, dead jobs kept with their error, replay (API), and the rejected-signature counter. A small test
+platform exercises the same path every real adapter takes."""
 
 import hashlib
 import hmac

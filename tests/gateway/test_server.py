@@ -1,5 +1,5 @@
 """`serve` as a real process on a loopback port, driven over HTTP: the README's own examples, verbatim, give
-the figures the README states; errors keep the §2 shape."""
+the figures the README states; errors keep the one shape of docs/api.md."""
 
 import json
 import re

@@ -1,4 +1,4 @@
-"""SPEC §2: every validation rule and error case of POST /api/v1/orders, one case per row and rule."""
+"""Every validation rule and error case of POST /api/v1/orders (docs/api.md), one case per row and rule."""
 
 import json
 from typing import Any
