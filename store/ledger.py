@@ -10,7 +10,8 @@ import sqlite3
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from normalizer import STATUSES, CanonicalOrder, Customer, PushOrder
+from normalizer import STATUSES, Customer
+from normalizer.order_event import OrderEvent
 from normalizer.timefmt import format_instant, format_instant_us
 from store import json_columns
 
@@ -99,7 +100,7 @@ class Spend:
 
 
 # What `Spend` is made of, in one row: orders and cents in the base currency (?2), and how many orders are in
-# another. Also read by `subscribers.upsert_with_totals` together with the subscriber, in one statement.
+# another. Also read by `subscribers.load` together with the subscriber, in one statement.
 SPEND_SQL = (
     "SELECT count(*) FILTER (WHERE currency = ?2) AS orders,"
     " coalesce(sum(total_cents - min(refunded_cents, total_cents)) FILTER (WHERE currency = ?2), 0) AS cents,"
@@ -131,92 +132,69 @@ def _named(customer: Customer) -> dict[str, str]:
     return {key: value for key, value in named if value}
 
 
-def _stated_facts(order: PushOrder, items: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The latest-state facts this event states; what it leaves out keeps what the ledger knows."""
-    given = order.model_fields_set
-    facts: dict[str, Any] = {"total_cents": order.totalCents, "currency": order.currency}
-    if "orderNumber" in given:
-        facts["order_number"] = order.orderNumber
-    if "items" in given:
-        facts["items"] = items if items is not None else _dumped(order)
-    if order.orderedAt is not None:
-        facts["ordered_at"] = format_instant(order.orderedAt)
-    customer = order.customer
-    if customer is not None:
-        facts["email"] = customer.email
-        facts["customer"] = _named(customer)
-    return facts
-
-
-def _dumped(order: PushOrder) -> list[dict[str, Any]]:
-    return [item.model_dump(exclude_none=True) for item in order.items]
-
-
-def merge(
-    conn: sqlite3.Connection,
-    source: str,
-    provider: str,
-    order: PushOrder,
-    version: int,
-    now: int,
-    items: list[dict[str, Any]] | None = None,
-) -> tuple[LedgerOrder | None, LedgerOrder]:
-    """Merge one order event into the ledger; returns the row before (None if new) and after.
-    When the first event of an order gives no orderedAt, its `version` (µs: for a canonical post, the time
-    the gateway accepted it) stands in. `items`, when given,
-    is the order's items already dumped (the engine dumps them once for the ledger and the event)."""
+def merge(conn: sqlite3.Connection, event: OrderEvent, now: int) -> tuple[LedgerOrder | None, LedgerOrder]:
+    """Merge one order event into the ledger; returns the row before (None if new) and after."""
     # Most events are an order's first: insert it as new, and read the stored row only when it is there already.
-    after = _first(source, provider, order, version, items)
+    after = _merged(_blank(event), event)
     if _insert(conn, after, now):
         return None, after
-    before = get(conn, source, order.orderId)
+    before = get(conn, event.source, event.order.orderId)
     if before is None:  # unreachable: the insert met this very (source, orderId)
-        raise sqlite3.IntegrityError(f"ledger row of order {order.orderId} conflicts but is missing")
-    after = _merged(before, order, version, _stated_facts(order, items))
+        raise sqlite3.IntegrityError(f"ledger row of order {event.order.orderId} conflicts but is missing")
+    after = _merged(replace(before), event)
     _update(conn, after, now)
     return before, after
 
 
-def _first(
-    source: str, provider: str, order: PushOrder, version: int, items: list[dict[str, Any]] | None
-) -> LedgerOrder:
-    """The row of an order's first event: everything it states, nothing merged."""
-    customer = order.customer
-    status = order.status
+def _blank(event: OrderEvent) -> LedgerOrder:
+    """The row of an order before its first event: no facts yet. When that event gives no orderedAt, its
+    version (for a canonical post, the time the gateway accepted it) stands in."""
     return LedgerOrder(
-        source=source,
-        order_id=order.orderId,
-        provider=provider,
-        order_number=order.orderNumber,
-        email=customer.email if customer is not None else None,
-        customer=_named(customer) if customer is not None else {},
-        total_cents=order.totalCents,
-        currency=order.currency,
-        items=items if items is not None else _dumped(order),
-        ordered_at=format_instant(order.orderedAt) if order.orderedAt else format_instant_us(version),
-        statuses=[status],
-        cancelled=status == "cancelled",
-        fulfilled=status == "fulfilled",
-        refunded_cents=order.refunded_cents,
-        refunds=dict(order.refunds) if isinstance(order, CanonicalOrder) else {},
-        version=version,
+        source=event.source,
+        order_id=event.order.orderId,
+        provider=event.provider,
+        order_number=None,
+        email=None,
+        customer={},
+        total_cents=0,
+        currency=event.order.currency,
+        items=[],
+        ordered_at=format_instant_us(event.version),
+        statuses=[],
+        cancelled=False,
+        fulfilled=False,
+        refunded_cents=0,
+        version=event.version,
     )
 
 
-def _merged(before: LedgerOrder, order: PushOrder, version: int, facts: dict[str, Any]) -> LedgerOrder:
-    """`before` with one more event: monotone facts merged, stated facts taken when the event is not older."""
-    after = replace(before)
-    refunds = order.refunds if isinstance(order, CanonicalOrder) else {}
-    after.statuses = [s for s in STATUSES if s in after.statuses or s == order.status]
-    after.cancelled = after.cancelled or order.status == "cancelled"
-    after.fulfilled = after.fulfilled or order.status == "fulfilled"
-    after.refunds = {**after.refunds, **refunds}
-    after.refunded_cents = max(after.refunded_cents, order.refunded_cents, sum(after.refunds.values()))
-    if version >= after.version:
-        for key, value in facts.items():
-            setattr(after, key, value)
-        after.version = version
-    return after
+def _merged(row: LedgerOrder, event: OrderEvent) -> LedgerOrder:
+    """`row` (changed in place) with one more event: the monotone facts merged whatever the order of arrival,
+    and the latest-state facts the event states taken unless the event is older than what the row holds."""
+    order = event.order
+    status = order.status
+    row.statuses = [s for s in STATUSES if s == status or s in row.statuses]
+    row.cancelled = row.cancelled or status == "cancelled"
+    row.fulfilled = row.fulfilled or status == "fulfilled"
+    if event.refunds:
+        row.refunds = {**row.refunds, **event.refunds}
+    row.refunded_cents = max(row.refunded_cents, order.refunded_cents, sum(row.refunds.values()))
+    if event.version < row.version:
+        return row
+    row.version = event.version
+    row.total_cents = order.totalCents
+    row.currency = order.currency
+    if "orderNumber" in order.model_fields_set:
+        row.order_number = order.orderNumber
+    if event.items is not None:
+        row.items = event.items
+    if order.orderedAt is not None:
+        row.ordered_at = format_instant(order.orderedAt)
+    customer = order.customer
+    if customer is not None:
+        row.email = customer.email
+        row.customer = _named(customer)
+    return row
 
 
 _ONE_STATUS = {status: json_columns.dumps([status]) for status in STATUSES}

@@ -10,63 +10,56 @@ from typing import TYPE_CHECKING, Any
 from adapters import Command, TranslationError
 from store import privacy, subscribers
 
-if TYPE_CHECKING:  # the engine registers these handlers as it starts: no import cycle at run time
-    from gateway.engine import Engine
+if TYPE_CHECKING:  # the engine calls these handlers with itself: no import cycle at run time
+    from gateway.engine.orders import Engine
 
 # Erasure requests are the proof that data was erased: their own deliveries are kept.
 _REQUEST_RECORDS = frozenset({"customers/redact", "shop/redact"})
 
 
-def register(engine: "Engine") -> None:
-    def erase_customer(conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
-        args = command.args
-        email, customer_id = _text(args, "email"), _text(args, "customerId")
-        order_ids = [str(order_id) for order_id in args.get("orderIds") or []]
-        if email is None and customer_id is None and not order_ids:
-            raise TranslationError("erase_customer needs an email, a customer id or order ids")
-        erased = privacy.erase_customer(conn, source, email, customer_id, order_ids, _REQUEST_RECORDS)
-        warnings: list[str] = []
-        kept = _settle(engine, conn, erased.emails, customer_id, now, warnings)
-        warnings.append(
-            f"customer erased from source {source}: {erased.orders} orders unlinked, {erased.events} events and"
-            f" {erased.deliveries} deliveries erased" + _kept(kept)
-        )
-        return warnings
-
-    def erase_source(conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
-        erased = privacy.erase_source(conn, source, {"shop/redact"})
-        warnings: list[str] = []
-        kept = _settle(engine, conn, erased.emails, None, now, warnings)
-        warnings.append(
-            f"source {source} erased: {erased.orders} orders, {erased.events} events, {erased.deliveries} deliveries"
-            + _kept(kept)
-        )
-        return warnings
-
-    def data_request(conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
-        email = _text(command.args, "email")
-        held = email is not None and subscribers.find_id(conn, email) is not None
-        request = command.args.get("requestId")
-        return [
-            f"data request {request if request is not None else '(no id)'} recorded: "
-            + (
-                "export the customer's data with GET /api/v1/subscribers/{email}/export"
-                if held
-                else "the gateway holds no subscriber for this customer"
-            )
-        ]
-
-    def app_uninstalled(conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
-        return [f"app uninstalled from source {source}: recorded; shop/redact erases its data when it arrives"]
-
-    engine.commands.update(
-        {
-            "erase_customer": erase_customer,
-            "erase_source": erase_source,
-            "data_request": data_request,
-            "app_uninstalled": app_uninstalled,
-        }
+def erase_customer(engine: "Engine", conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
+    args = command.args
+    email, customer_id = _text(args, "email"), _text(args, "customerId")
+    order_ids = [str(order_id) for order_id in args.get("orderIds") or []]
+    if email is None and customer_id is None and not order_ids:
+        raise TranslationError("erase_customer needs an email, a customer id or order ids")
+    erased = privacy.erase_customer(conn, source, email, customer_id, order_ids, _REQUEST_RECORDS)
+    warnings: list[str] = []
+    kept = _settle(engine, conn, erased.emails, customer_id, now, warnings)
+    warnings.append(
+        f"customer erased from source {source}: {erased.orders} orders unlinked, {erased.events} events and"
+        f" {erased.deliveries} deliveries erased" + _kept(kept)
     )
+    return warnings
+
+
+def erase_source(engine: "Engine", conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
+    erased = privacy.erase_source(conn, source, {"shop/redact"})
+    warnings: list[str] = []
+    kept = _settle(engine, conn, erased.emails, None, now, warnings)
+    warnings.append(
+        f"source {source} erased: {erased.orders} orders, {erased.events} events, {erased.deliveries} deliveries"
+        + _kept(kept)
+    )
+    return warnings
+
+
+def data_request(engine: "Engine", conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
+    email = _text(command.args, "email")
+    held = email is not None and subscribers.find_id(conn, email) is not None
+    request = command.args.get("requestId")
+    return [
+        f"data request {request if request is not None else '(no id)'} recorded: "
+        + (
+            "export the customer's data with GET /api/v1/subscribers/{email}/export"
+            if held
+            else "the gateway holds no subscriber for this customer"
+        )
+    ]
+
+
+def app_uninstalled(engine: "Engine", conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
+    return [f"app uninstalled from source {source}: recorded; shop/redact erases its data when it arrives"]
 
 
 def _settle(

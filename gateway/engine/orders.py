@@ -11,9 +11,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from adapters import Command, TranslationError
-from gateway.engine import compliance
+from gateway.engine.registry import COMMANDS
 from normalizer import RESERVED_ATTRIBUTES, CanonicalOrder, Customer, PushOrder
 from normalizer.money import convert, to_major
+from normalizer.order_event import OrderEvent
 from normalizer.timefmt import format_instant, parse_instant
 from store import events, ledger, subscribers
 from store.ledger import LedgerOrder
@@ -23,22 +24,19 @@ from store.ledger import LedgerOrder
 class Applied:
     """What one order event did; handed to hooks (automations, segments) in the same transaction."""
 
-    source: str
-    order: PushOrder
+    event: OrderEvent
     before: LedgerOrder | None
     after: LedgerOrder
     subscriber_id: int | None
     event_id: int | None
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def order(self) -> PushOrder:
+        return self.event.order
+
 
 Hook = Callable[[sqlite3.Connection, Applied, int], None]
-CommandHandler = Callable[[sqlite3.Connection, str, Command, int], list[str]]
-
-
-def event_dedup_key(source: str, order: PushOrder) -> str:
-    key = f"{source}\x1f{order.orderId}\x1f{order.status}"
-    return f"{key}\x1f{order.refunded_cents}" if order.status == "refunded" else key
 
 
 class Engine:
@@ -46,26 +44,12 @@ class Engine:
         self.currency = currency
         self.fx_rates = fx_rates
         self.hooks: list[Hook] = []
-        self.commands: dict[str, CommandHandler] = {}
-        compliance.register(self)
 
-    def apply(
-        self,
-        conn: sqlite3.Connection,
-        source: str,
-        provider: str,
-        order: PushOrder,
-        version: int,
-        now: int,
-        job_id: str | None = None,
-    ) -> list[str]:
+    def apply(self, conn: sqlite3.Connection, event: OrderEvent, now: int) -> list[str]:
         """Apply one order event; returns the warnings it produced."""
+        order = event.order
         warnings = list(order.warnings) if isinstance(order, CanonicalOrder) else []
-        # Dumped once: the ledger row and the event both store them.
-        items = (
-            [item.model_dump(exclude_none=True) for item in order.items] if "items" in order.model_fields_set else None
-        )
-        before, after = ledger.merge(conn, source, provider, order, version, now, items)
+        before, after = ledger.merge(conn, event, now)
         if after.currency != self.currency and after.currency not in self.fx_rates:
             warnings.append(
                 f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"
@@ -76,19 +60,13 @@ class Engine:
         customer: Customer | None = order.customer  # None only from adapters (CanonicalOrder)
         if customer is not None:
             attributes = self._custom_attributes(customer, warnings)
-            email = customer.email
+            stored = subscribers.load(conn, customer.email, self.currency)
             # An older event than the ledger's may name another customer than the order's: that subscriber is
             # upserted with its own ledger totals, and this order's customerTotals do not apply to it.
-            current = email == after.email
-            subscriber_id = subscribers.upsert_with_totals(
-                conn,
-                customer,
-                attributes,
-                now,
-                self.currency,
-                lambda base, spend: self._totals(spend, order if current else None, warnings, base),
-            )
-            totalled = email
+            current = customer.email == after.email
+            totals, baseline = self.totals(stored.spend, order if current else None, warnings, stored.baseline)
+            subscriber_id = subscribers.save(conn, stored, customer, attributes, totals, baseline, now)
+            totalled = customer.email
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
         event_id = None
@@ -97,12 +75,12 @@ class Engine:
                 conn,
                 subscriber_id,
                 f"ecommerce.order_{order.status}",
-                self._event_properties(source, provider, order, after, items, before is None),
+                self._event_properties(event, after, before is None),
                 now,
-                event_dedup_key(source, order),
-                source,
+                event.dedup_key,
+                event.source,
                 order.orderId,
-                job_id,
+                event.job_id,
             )
         else:
             warnings.append(f"order {order.orderId} has no customer email: recorded in the ledger, no subscriber")
@@ -110,16 +88,16 @@ class Engine:
             for email in {e for e in (after.email, before.email if before else None) if e and e != totalled}:
                 self.recompute(conn, email, now, order if email == after.email else None, warnings)
         if self.hooks:
-            applied = Applied(source, order, before, after, subscriber_id, event_id, warnings)
+            applied = Applied(event, before, after, subscriber_id, event_id, warnings)
             for hook in self.hooks:
                 hook(conn, applied, now)
         return warnings
 
     def run_command(self, conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
-        handler = self.commands.get(command.name)
+        handler = COMMANDS.get(command.name)
         if handler is None:
             raise TranslationError(f"no handler for command {command.name!r}")
-        return handler(conn, source, command, now)
+        return handler(self, conn, source, command, now)
 
     def _custom_attributes(self, customer: Customer, warnings: list[str]) -> dict[str, Any]:
         reserved = RESERVED_ATTRIBUTES.intersection(customer.attributes)
@@ -130,30 +108,21 @@ class Engine:
         )
         return {k: v for k, v in customer.attributes.items() if k not in reserved}
 
-    def _event_properties(
-        self,
-        source: str,
-        provider: str,
-        order: PushOrder,
-        after: LedgerOrder,
-        items: list[dict[str, Any]] | None,
-        first: bool,
-    ) -> dict[str, Any]:
-        """The event's own facts; what it left out (a bare refund has no items) comes from the ledger.
-        `items` is the order's items dumped, None when the order gives none; `first`: the order's first event,
-        whose ledger row holds its own facts."""
-        given = order.model_fields_set
+    def _event_properties(self, event: OrderEvent, after: LedgerOrder, first: bool) -> dict[str, Any]:
+        """The event's own facts; what it left out (a bare refund has no items) comes from the ledger. `first`:
+        the order's first event, whose ledger row holds its own facts."""
+        order = event.order
         ordered_at = after.ordered_at if first or not order.orderedAt else format_instant(order.orderedAt)
         reserved: dict[str, Any] = {
-            "provider": provider,
-            "source": source,
+            "provider": event.provider,
+            "source": event.source,
             "orderId": order.orderId,
-            "orderNumber": order.orderNumber if "orderNumber" in given else after.order_number,
+            "orderNumber": order.orderNumber if "orderNumber" in order.model_fields_set else after.order_number,
             "status": order.status,
             "totalCents": order.totalCents,
             "currency": order.currency,
             "orderedAt": ordered_at,
-            "lineItems": items if items is not None else after.items,
+            "lineItems": event.items if event.items is not None else after.items,
         }
         if order.status == "refunded":
             reserved["refundAmountCents"] = order.refunded_cents
@@ -173,26 +142,25 @@ class Engine:
     def recompute(
         self, conn: sqlite3.Connection, email: str, now: int, order: PushOrder | None, warnings: list[str]
     ) -> None:
-        """Revenue attributes from the ledger; `order.customerTotals`, when given, becomes the new baseline:
-        totals = baseline + (ledger now - ledger at baseline)."""
-        found = subscribers.find(conn, email)
-        if found is None:
+        """A subscriber's revenue attributes from the ledger again (another order's event or a privacy command
+        changed what counts); `order.customerTotals`, when given, becomes the new baseline."""
+        stored = subscribers.load(conn, email, self.currency)
+        if stored.id is None:
             return
-        subscriber_id, stored = found
-        totals, base = self._totals(ledger.spend(conn, email, self.currency), order, warnings, stored)
-        if base is not stored and base is not None:
-            subscribers.set_baseline(conn, subscriber_id, base)
-        subscribers.set_totals(conn, subscriber_id, totals, now)
+        totals, baseline = self.totals(stored.spend, order, warnings, stored.baseline)
+        subscribers.set_totals(conn, stored.id, totals, baseline, now)
 
-    def _totals(
+    def totals(
         self,
         spend: ledger.Spend,
         order: PushOrder | None,
         warnings: list[str],
         base: dict[str, int] | None,
     ) -> tuple[subscribers.Totals, dict[str, int] | None]:
-        """The customer's totals from their ledger `spend`, and the baseline to keep (`base` itself unless
-        `order` brings a new one)."""
+        """The customer's totals, the one place they are computed: their ledger `spend` counted in the base
+        currency, on top of the platform's baseline when there is one (totals = baseline + (ledger now - ledger
+        at baseline)). Returns the totals and the baseline to keep: `base`, unless `order` brings
+        customerTotals, which become the new one."""
         count, cents = self._counted(spend)
         platform = order.customerTotals if order is not None else None
         if platform is not None and order is not None:

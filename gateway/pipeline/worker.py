@@ -19,6 +19,7 @@ from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer import StoredOrder
+from normalizer.order_event import OrderEvent
 from normalizer.timefmt import now_us, to_micros
 from store import queue
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transaction
@@ -243,7 +244,7 @@ class Worker:
     def _apply(self, conn: sqlite3.Connection, job: queue.Job, now: int) -> list[str]:
         if job.kind == "order":
             stored = StoredOrder.model_validate_json(job.body)
-            return self.engine.apply(conn, job.source, "api", stored, job.received_at, now, job.job_id)
+            return self.engine.apply(conn, OrderEvent(job.source, "api", stored, job.received_at, job.job_id), now)
         adapter = self.adapters.get(job.source)
         if adapter is None:
             raise Permanent(f"source {job.source!r} is no longer configured")
@@ -260,7 +261,7 @@ class Worker:
         provider = adapter.provider
         for order in translation.orders:
             version = to_micros(order.updatedAt) if order.updatedAt else job.received_at
-            warnings += self.engine.apply(conn, job.source, provider, order, version, now, job.job_id)
+            warnings += self.engine.apply(conn, OrderEvent(job.source, provider, order, version, job.job_id), now)
         return warnings
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.engine import Engine
 from normalizer import PushOrder
+from normalizer.order_event import OrderEvent
 from store import subscribers
 from store.db import connect, transaction
 from store.schema import migrate
@@ -56,7 +57,7 @@ def run(events: list[dict[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, s
         engine = Engine("USD", {"EUR": Decimal("1.08")})
         for arrival, event in enumerate(events, start=1):
             with transaction(conn):
-                engine.apply(conn, "api", "api", PushOrder.model_validate(event), arrival, arrival)
+                engine.apply(conn, OrderEvent("api", "api", PushOrder.model_validate(event), arrival), arrival)
         row = subscribers.get(conn, EMAIL)
         assert row is not None
         attributes = engine.revenue_attributes(row["ordersCount"], row["totalSpentCents"])

@@ -1,0 +1,60 @@
+"""Instructions per order of the worker, counted by callgrind: repeatable whatever else the machine is doing,
+so a change to the engine is judged by this figure rather than by a noisy wall-clock rate.
+
+Builds a 10,000-order ledger with N queued orders, and the same ledger with 1 queued order, drains each under
+`valgrind --tool=callgrind` in an interpreter of its own (the drain of `bench/process.py`), and prints
+(instructions of the N-order drain − instructions of the 1-order drain) / (N − 1): start-up and the
+ledger check cancel out.
+
+    python bench/instructions.py               # 2,000 orders (about two minutes under valgrind)
+    python bench/instructions.py --orders 500  # quicker, a little noisier
+"""
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PROCESS = Path(__file__).resolve().parent / "process.py"
+LEDGER = 10_000
+
+
+def _build(folder: Path, orders: int) -> str:
+    command = [sys.executable, str(PROCESS), "--build", str(LEDGER), "--orders", str(orders), "--keep", str(folder)]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]
+
+
+def _instructions(database: str, orders: int, folder: Path) -> int:
+    out = folder / f"callgrind-{orders}.out"
+    drain = [sys.executable, str(PROCESS), "--drain", database, "--drain-ledger", str(LEDGER), "--orders", str(orders)]
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *drain]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no total:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=2_000, help="orders in the measured drain")
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+        folder = Path(tmp)
+        many, one = _build(folder, args.orders), _build(folder, 1)
+        total_many = _instructions(many, args.orders, folder)
+        total_one = _instructions(one, 1, folder)
+    per_order = (total_many - total_one) / (args.orders - 1)
+    print(
+        f"worker instructions per order (callgrind, {args.orders:,} orders, {LEDGER:,}-order ledger): {per_order:,.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

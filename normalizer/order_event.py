@@ -1,0 +1,35 @@
+"""An order event: one canonical order as one source stated it, with the version that orders its facts. It is
+what the worker hands the engine and the engine hands the ledger."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from normalizer.model import CanonicalOrder, PushOrder
+
+
+@dataclass(slots=True)
+class OrderEvent:
+    source: str  # `api` for canonical posts, else the configured source name
+    provider: str  # api, shopify, woocommerce, custom
+    order: PushOrder
+    version: int  # µs; orders the facts: the platform's update time, or the arrival of a canonical post
+    job_id: str | None = None
+    # The order's items dumped once (the ledger row and the event store the same list); None when it gives none.
+    items: list[dict[str, Any]] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        given = "items" in self.order.model_fields_set
+        self.items = [item.model_dump(exclude_none=True) for item in self.order.items] if given else None
+
+    @property
+    def refunds(self) -> dict[str, int]:
+        """Refunds by their platform id (adapters only; a canonical post states the refunded amount)."""
+        return self.order.refunds if isinstance(self.order, CanonicalOrder) else {}
+
+    @property
+    def dedup_key(self) -> str:
+        """What makes the recorded event unique: a retry or duplicate records nothing twice, while a second
+        partial refund (a new refunded amount) is a new event."""
+        order = self.order
+        key = f"{self.source}\x1f{order.orderId}\x1f{order.status}"
+        return f"{key}\x1f{order.refunded_cents}" if order.status == "refunded" else key
