@@ -118,7 +118,15 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX orders_email")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Durable timers (`store.timers`): one row per (kind, key), read earliest first through `timers_due`."""
+    db.execute(
+        "CREATE TABLE timers (kind TEXT NOT NULL, key TEXT NOT NULL, due_at INTEGER NOT NULL, PRIMARY KEY (kind, key))"
+    )
+    db.execute("CREATE INDEX timers_due ON timers(due_at)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -54,11 +54,13 @@ class Harness:
         return self.client.post("/api/v1/orders", content=body, headers={**self.headers, **kwargs})
 
     def drain(self) -> int:
-        """Process every runnable job; returns how many were taken."""
+        """Process every runnable job and fire every timer due now; returns how many jobs were taken."""
         total = 0
-        while processed := self.worker.run_once():
+        while True:
+            processed = self.worker.run_once()
             total += processed
-        return total
+            if not processed and not self.worker.fire_timers():
+                return total
 
     def make_retries_due(self) -> None:
         with self.db() as conn:

@@ -12,6 +12,7 @@ from typing import Any
 
 from adapters import Command, TranslationError
 from gateway.engine.registry import COMMANDS
+from gateway.engine.timers import Timers
 from normalizer import RESERVED_ATTRIBUTES, CanonicalOrder, Customer, PushOrder
 from normalizer.money import convert, to_major
 from normalizer.order_event import OrderEvent
@@ -44,6 +45,7 @@ class Engine:
         self.currency = currency
         self.fx_rates = fx_rates
         self.hooks: list[Hook] = []
+        self.timers = Timers()  # handlers of the durable timers the worker fires, by kind
 
     def apply(self, conn: sqlite3.Connection, event: OrderEvent, now: int) -> list[str]:
         """Apply one order event; returns the warnings it produced."""
