@@ -216,7 +216,7 @@ def run(built: Path, orders: int, ledger: int, standalone: bool = False) -> floa
 
 def _apart(*args: str) -> str:
     """This script with `args` in an interpreter of its own: its output lines echoed, the last one returned. A
-    drain in the interpreter that built the ledger, or after another drain, ran ~15% slower (measured)."""
+    drain in the interpreter that built the ledger, or after another drain, ran slower (docs/PERFORMANCE.md)."""
     command = [sys.executable, __file__, *args]
     *lines, last = subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()
     print(*lines, sep="\n", flush=True)

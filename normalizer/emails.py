@@ -5,10 +5,10 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
-# The library's check costs ~100 µs, most of it the domain's IDNA rules, on every order at ingest and again in
-# the worker. An ordinary address (ASCII dot-atom before the @, which the library accepts as is) only needs its
-# domain checked, and domains repeat: their verdict is cached. Anything else, and every failure, goes through
-# the full check, so the answer and the error message are the library's own.
+# The library's check is slow (docs/PERFORMANCE.md), most of it the domain's IDNA rules, and runs on every
+# order at ingest and again in the worker. An ordinary address (ASCII dot-atom before the @, which the library
+# accepts as is) only needs its domain checked, and domains repeat: their verdict is cached. Anything else, and
+# every failure, goes through the full check, so the answer and the error message are the library's own.
 _ATEXT = r"a-z0-9_!#$%&'*+\-/=?^`{|}~"
 _PLAIN = re.compile(rf"([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@([a-z0-9.-]+)\Z")
 _MAX_LOCAL, _MAX_ADDRESS = 64, 254

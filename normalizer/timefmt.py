@@ -34,7 +34,7 @@ def format_instant_us(micros: int) -> str:
 @lru_cache(maxsize=256)
 def _second(seconds: int) -> str:
     """`YYYY-MM-DDTHH:MM:SS` of a second since the epoch. Cached: orders accepted together share their second,
-    and `datetime.isoformat` costs ~3 µs a call here, on the worker's path for every order."""
+    and `datetime.isoformat` is costly on the worker's path, once for every order (docs/PERFORMANCE.md)."""
     return (_EPOCH + timedelta(seconds=seconds)).isoformat()[:19]
 
 

@@ -12,8 +12,8 @@ from typing import Literal, TypeVar
 Durability = Literal["normal", "full"]
 log = logging.getLogger("store.db")
 # Reads of the database file are memory-mapped up to this size (SQLite caps it at its build's maximum: 2 GiB
-# minus 64 KiB for Debian's). Past the mapping every page goes through SQLite's own cache and a read() each:
-# with 256 MiB, a worker over a 650 MB database (1M ledger orders) drained ~20% slower than with 1 GiB.
+# minus 64 KiB for Debian's). Past the mapping every page goes through SQLite's own cache and a read() each,
+# which slows a worker over a large database (docs/PERFORMANCE.md).
 _MMAP_BYTES = 2 * 1024 * 1024 * 1024
 _WAL_LIMIT_BYTES = 64 * 1024 * 1024  # what a started-over WAL file is cut back to
 _REWIND_FRAMES = 16_384  # a WAL this long (64 MiB of 4 KiB pages) should start over: see `Checkpointer`
@@ -29,8 +29,8 @@ def _as_is(value: _T) -> _T:
 
 
 # Python's sqlite3 binds int, float and str directly, but sends None and bytes through its adapter registry,
-# where a miss costs two failed attribute lookups per parameter (~2,000 instructions). Registered, they cost one
-# dictionary hit. The values bound are the same.
+# where a miss costs two failed attribute lookups per parameter (docs/PERFORMANCE.md). Registered, they cost
+# one dictionary hit. The values bound are the same.
 sqlite3.register_adapter(type(None), _as_is)
 sqlite3.register_adapter(bytes, _as_is)
 
@@ -67,9 +67,10 @@ class Checkpointer:
     PASSIVE: it never waits for, or blocks, readers and writers.
 
     SQLite starts the WAL over only once all of it is copied, and under a steady stream of writes new frames
-    always arrive before a pass ends: draining a 100,000-job backlog grew the file past 1 GB. So after a pass
-    that leaves a long WAL, `rewind_due` is set; the writer then copies the few frames it wrote since
-    (`rewind_if_due`), between two of its transactions, and its next write starts the WAL from the beginning."""
+    always arrive before a pass ends: draining a backlog grew the file without bound (docs/PERFORMANCE.md). So
+    after a pass that leaves a long WAL, `rewind_due` is set; the writer then copies the few frames it wrote
+    since (`rewind_if_due`), between two of its transactions, and its next write starts the WAL from the
+    beginning."""
 
     def __init__(self, path: str | Path, interval: float = 0.5) -> None:
         self._path = path

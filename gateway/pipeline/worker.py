@@ -31,8 +31,7 @@ _PRUNE_BATCH, _PRUNE_BATCHES = 500, 20  # at most 10,000 done jobs a minute, 500
 # A chunk is one transaction: commit at least this often. A standalone worker commits often, since writers in
 # other processes wait for it in SQLite's busy handler. In `serve`, a request batch that waits ends the chunk
 # after the current job (`WriteTurns`), so chunks can be long: fewer, larger commits write each page the
-# chunk changes once (measured, a 30,000-order drain: 8.4 KiB of WAL per order in 200-job transactions, 4.2 KiB
-# in 1,000-job ones).
+# chunk changes once: half the WAL per order at 1,000 jobs as at 200 (docs/PERFORMANCE.md).
 _CHUNK_SECONDS = 0.05
 _TIMER_SECONDS = 0.05  # timers fired per transaction: the write lock is held about this long
 _CHUNK_SECONDS_IN_SERVE = 0.5

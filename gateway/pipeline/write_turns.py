@@ -17,7 +17,7 @@ from contextlib import contextmanager
 _HAND_OVER_LIMIT_SECONDS = 1.0  # never let a stuck committer stall the worker for good
 _BUSY_SECONDS = 0.1  # ingest counts as busy this long after its last turn
 _YIELD = 8.0  # under heavy ingest, the worker sleeps this many times as long as each chunk took
-_HEAVY_RATE = 2000.0  # accepted requests per second at which the worker yields fully (measured on 2 cores)
+_HEAVY_RATE = 2000.0  # accepted requests per second at which the worker yields fully (docs/PERFORMANCE.md)
 
 
 class WriteTurns:
@@ -45,7 +45,7 @@ class WriteTurns:
         sleeps in proportion to the square of their rate, up to _YIELD times its chunk at _HEAVY_RATE and above
         (1/9 of the time): it shares the GIL with the event loop, whose latency comes first, and the queue is
         durable. At a moderate rate it keeps most of its speed, so the queue does not fall behind while there is
-        room (measured: 780 requests/s arriving, ~700 jobs/s processed)."""
+        room (docs/PERFORMANCE.md has the figures)."""
         time.sleep(self.pause(worked))
 
     def pause(self, worked: float) -> float:
