@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from normalizer.emails import normalise_email
-from normalizer.money import normalise_currency
+from normalizer.money import MAX_MINOR_UNITS, normalise_currency
 from normalizer.timefmt import parse_instant
 
 STATUSES = ("placed", "cancelled", "fulfilled", "refunded")
@@ -71,7 +71,7 @@ def _normalised(
 
 Id = Annotated[Annotated[str, Field(max_length=255)] | None, BeforeValidator(_identifier)]
 RequiredId = Annotated[str, BeforeValidator(_required_identifier), Field(max_length=255)]
-Cents = Annotated[StrictInt, Field(ge=0, le=2**62)]
+Cents = Annotated[StrictInt, Field(ge=0, le=MAX_MINOR_UNITS)]
 Instant = Annotated[datetime, _normalised(parse_instant, "datetime", "an ISO 8601 timestamp string", datetime)]
 Email = Annotated[str, _normalised(normalise_email, "email", "a string")]
 Currency = Annotated[str, _normalised(normalise_currency, "currency", "an ISO 4217 currency code string")]

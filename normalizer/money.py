@@ -5,6 +5,11 @@ from functools import cache
 
 from iso4217 import Currency
 
+# The largest amount, in minor units, an order, a refund or an item may state (ten trillion dollars). Bounded
+# so that money stays exact everywhere it goes: each amount fits SQLite's 64-bit integers with room to spare,
+# and sums of them are added without overflow (store.ledger).
+MAX_MINOR_UNITS = 10**15
+
 
 class MoneyError(ValueError):
     pass
@@ -42,6 +47,11 @@ def to_minor(amount: str | int | Decimal, currency: str) -> int:
         raise MoneyError(f"amount {amount!r} is not a decimal number") from None
     if not value.is_finite():
         raise MoneyError(f"amount {amount!r} is not a finite number")
+    # Checked before scaling and int(): "1e999999999" would overflow the decimal context, or build an integer
+    # of a billion digits. (The amount itself bounds the scaled one from below: exponents are >= 0.)
+    magnitude = value.copy_abs()  # exact, where abs() rounds to the context and can overflow
+    if magnitude > MAX_MINOR_UNITS or magnitude.scaleb(exponent(currency)) > MAX_MINOR_UNITS:
+        raise MoneyError(f"amount is over the limit of {MAX_MINOR_UNITS:,} minor units")
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         raise MoneyError(f"amount {amount!r} has more decimals than {currency.upper()} allows")

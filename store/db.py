@@ -39,6 +39,36 @@ class StoreUnavailable(Exception):
     """The database cannot take writes right now (locked past the timeout, disk full, read-only)."""
 
 
+# SQLite result codes (the low byte of an extended code) that say the database is in trouble, whatever the
+# statement: another writer holds the lock (BUSY, LOCKED), the disk is full (FULL) or failing (IOERR), the file
+# went read-only or away (READONLY, CANTOPEN, PROTOCOL). Any other code is about the statement and its data.
+_STORE_TROUBLE_CODES = frozenset({5, 6, 8, 10, 13, 14, 15})
+# For an error raised by hand, without a code: SQLite's own messages for those.
+_STORE_TROUBLE_MESSAGES = (
+    "database is locked",
+    "database table is locked",
+    "database or disk is full",
+    "disk i/o error",
+)
+
+
+def store_trouble(exc: BaseException, conn: sqlite3.Connection) -> bool:
+    """True when `exc`, raised inside a transaction on `conn`, is the database's trouble rather than the work's:
+    retrying the same work later may succeed, so it must not count against the work. That is the lock, a full or
+    failing disk, and any error after which SQLite rolled the whole transaction back on its own."""
+    if isinstance(exc, StoreUnavailable):
+        return True
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    if not conn.in_transaction:
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _STORE_TROUBLE_CODES
+    text = str(exc).lower()
+    return any(message in text for message in _STORE_TROUBLE_MESSAGES)
+
+
 def connect(
     path: str | Path, durability: Durability = "normal", busy_timeout_ms: int = 10_000, autocheckpoint: bool = True
 ) -> sqlite3.Connection:
@@ -132,7 +162,8 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors (a full disk, an I/O error)
+            conn.execute("ROLLBACK")
         raise
     try:
         conn.execute("COMMIT")
@@ -148,7 +179,8 @@ def savepoint(conn: sqlite3.Connection, name: str = "job") -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute(f"ROLLBACK TO {name}")
-        conn.execute(f"RELEASE {name}")
+        if conn.in_transaction:  # else SQLite rolled the whole transaction back, savepoint and all
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
         raise
     conn.execute(f"RELEASE {name}")

@@ -101,21 +101,37 @@ class Spend:
 
 # What `Spend` is made of, in one row: orders and cents in the base currency (?2), and how many orders are in
 # another. Also read by `subscribers.load` together with the subscriber, in one statement.
+# The cents are a total(), not a sum(): SQLite's sum() of integers stops the whole statement with "integer
+# overflow" past 2**63 - 1, while total() adds in floating point and never fails. Every contribution is a
+# whole number >= 0, so each partial sum is exact while the total stays below 2**53; at or above it,
+# `spend_from` adds the customer's orders again in Python integers, exactly, however many there are.
 SPEND_SQL = (
     "SELECT count(*) FILTER (WHERE currency = ?2) AS orders,"
-    " coalesce(sum(total_cents - min(refunded_cents, total_cents)) FILTER (WHERE currency = ?2), 0) AS cents,"
+    " total(total_cents - min(refunded_cents, total_cents)) FILTER (WHERE currency = ?2) AS cents,"
     " count(*) FILTER (WHERE currency != ?2) AS foreign_orders"
     " FROM orders WHERE email = ?1 AND NOT cancelled"
 )
+_EXACT_BELOW = 2.0**53
 
 
 def spend(conn: sqlite3.Connection, email: str, base: str) -> Spend:
     return spend_from(conn, email, base, *conn.execute(SPEND_SQL, (email, base)).fetchone())
 
 
-def spend_from(conn: sqlite3.Connection, email: str, base: str, orders: int, cents: int, foreign: int) -> Spend:
+def spend_from(conn: sqlite3.Connection, email: str, base: str, orders: int, cents: float, foreign: int) -> Spend:
     """The `Spend` of a row of SPEND_SQL's columns; the foreign-currency orders are read only when there are some."""
-    return Spend(orders, cents, foreign_spend(conn, email, base) if foreign else [])
+    exact = int(cents) if cents < _EXACT_BELOW else exact_cents(conn, email, base)
+    return Spend(orders, exact, foreign_spend(conn, email, base) if foreign else [])
+
+
+def exact_cents(conn: sqlite3.Connection, email: str, base: str) -> int:
+    """The customer's spend in the base currency, added in Python integers (no bound, no rounding)."""
+    rows = conn.execute(
+        "SELECT total_cents - min(refunded_cents, total_cents) FROM orders"
+        " WHERE email = ? AND NOT cancelled AND currency = ?",
+        (email, base),
+    )
+    return sum(cents for (cents,) in rows)
 
 
 def foreign_spend(conn: sqlite3.Connection, email: str, base: str) -> list[tuple[int, str]]:

@@ -22,7 +22,7 @@ from normalizer import StoredOrder
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import now_us, to_micros
 from store import queue, timers
-from store.db import Checkpointer, StoreUnavailable, connect, savepoint, transaction
+from store.db import Checkpointer, StoreUnavailable, connect, savepoint, store_trouble, transaction
 
 log = logging.getLogger("gateway.worker")
 _BUSY_BATCH = 16
@@ -35,6 +35,7 @@ _PRUNE_BATCH, _PRUNE_BATCHES = 500, 20  # at most 10,000 done jobs a minute, 500
 _CHUNK_SECONDS = 0.05
 _TIMER_SECONDS = 0.05  # timers fired per transaction: the write lock is held about this long
 _CHUNK_SECONDS_IN_SERVE = 0.5
+_TROUBLE_BACKOFF_MAX_SECONDS = 5.0  # between batches while the database is in trouble (locked, disk full)
 
 
 class _JobFailed(Exception):
@@ -76,18 +77,21 @@ class Worker:
             self._conn = None
 
     def run(self, stop: threading.Event) -> None:
+        troubled = 0  # batches in a row that the database's trouble broke off
         with self.checkpointer:
             while not stop.is_set():
                 try:
                     processed = self.run_once()
+                    troubled = 0
                 except StoreUnavailable as exc:
                     log.warning("worker cannot reach the database", extra={"error": str(exc)})
-                    processed = 0
+                    processed, troubled = 0, troubled + 1
                 except Exception:
-                    # Whatever broke the batch rolled it back; its jobs run again (a standalone worker's once
-                    # their leases expire). The worker itself must outlive any one batch.
+                    # Only the database's own trouble gets here (a job's failure is recorded on the job): the
+                    # batch rolled back and its jobs run again (a standalone worker's once their leases expire).
+                    # The worker itself must outlive any one batch.
                     log.exception("worker batch failed")
-                    processed = 0
+                    processed, troubled = 0, troubled + 1
                 try:
                     processed += self.fire_timers()
                 except StoreUnavailable as exc:
@@ -99,7 +103,7 @@ class Worker:
                 except (StoreUnavailable, sqlite3.Error) as exc:
                     log.warning("pruning done jobs failed", extra={"error": str(exc)})
                 if processed == 0:
-                    self.wake.wait(self._idle_seconds())
+                    self.wake.wait(self._idle_seconds(troubled))
                     self.wake.clear()
         self.close()
 
@@ -115,11 +119,14 @@ class Worker:
         self._next_due = 0  # read again before sleeping
         return fired
 
-    def _idle_seconds(self) -> float:
+    def _idle_seconds(self, troubled: int = 0) -> float:
         """Sleep until the next job poll or the earliest timer's due time, whichever is sooner. A job this
         worker commits is seen by the next `fire_timers`; another writer in this process (a catalog update)
-        sets `wake`."""
+        sets `wake`. While the database is in trouble (`troubled` batches in a row broken off by it), the poll
+        interval doubles with each, up to _TROUBLE_BACKOFF_MAX_SECONDS."""
         poll = self.config.worker.poll_seconds
+        if troubled:
+            return min(poll * 2.0 ** min(troubled, 16), max(poll, _TROUBLE_BACKOFF_MAX_SECONDS))
         if self._next_due is None:
             return poll
         return min(poll, max(0.0, (self._next_due - now_us()) / 1e6))
@@ -211,10 +218,10 @@ class Worker:
                 now = now_us()
                 try:
                     warnings = self._apply(conn, job, now)
-                except sqlite3.Error:
-                    raise  # the transaction itself is in trouble: abandon the chunk; its jobs run again later
                 except Exception as exc:
-                    raise _JobFailed(index) from exc
+                    if store_trouble(exc, conn):
+                        raise  # the database, not the job: abandon the chunk; its jobs run again later
+                    raise _JobFailed(index) from exc  # any other error, SQLite's included, is this job's
                 done.append((job, now, _once(warnings)))
             index += 1
             if index == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
@@ -246,13 +253,15 @@ class Worker:
                 warnings = self._apply(conn, job, now)
             done.append((job, now, _once(warnings)))
             return
-        except sqlite3.Error:
-            raise  # the transaction itself is in trouble: abandon the chunk; its jobs run again later
         except (Permanent, TranslationError, ValidationError) as exc:
             error, retry = _describe(exc), False
         except NotReady as exc:
             error, retry = f"waiting: {exc}", True
         except Exception as exc:
+            if store_trouble(exc, conn):
+                raise  # the database, not the job: abandon the chunk; its jobs run again later
+            # Anything else, an SQLite error included (an integer overflow, a constraint), is this job's own:
+            # its savepoint is rolled back, and it retries with backoff, then goes dead, alone.
             log.exception("job failed", extra={"job": job.job_id, "source": job.source})
             error, retry = _describe(exc), True
         retry_at = self._retry_at(job, now) if retry else None

@@ -356,6 +356,16 @@ def test_compliance_topics_become_commands(fixture: str, topic: str, command: Co
             "orders/create payload has an unexpected shape: total_price: amount '1.005' has more decimals than USD"
             " allows",
         ),
+        (  # 10**15 + 1 cents: past the limit that keeps every sum of amounts exact
+            b'{"id": 7, "currency": "USD", "total_price": "10000000000000.01"}',
+            "orders/create payload has an unexpected shape: total_price: amount is over the limit of"
+            " 1,000,000,000,000,000 minor units",
+        ),
+        (  # refused before it becomes an integer of a billion digits
+            b'{"id": 7, "currency": "USD", "total_price": "1e999999999"}',
+            "orders/create payload has an unexpected shape: total_price: amount is over the limit of"
+            " 1,000,000,000,000,000 minor units",
+        ),
     ],
 )
 def test_unexpected_shapes_are_translation_errors(body: bytes, message: str) -> None:

@@ -66,6 +66,19 @@ INVALID = [
     ("priceCents a float", _with("items.0.priceCents", 44.25), "items.0.priceCents"),
     ("unknown item field", _with("items.0.color", "red"), "items.0.color"),
     ("refund over total", _with("refundAmountCents", 8851), "refundAmountCents"),
+    ("totalCents over 10^15", _with("totalCents", 10**15 + 1), "totalCents"),
+    ("totalCents of 2^62", _with("totalCents", 2**62), "totalCents"),
+    (
+        "refundAmountCents over 10^15",
+        {**order(totalCents=10**15), "refundAmountCents": 10**15 + 1},
+        "refundAmountCents",
+    ),
+    ("priceCents over 10^15", _with("items.0.priceCents", 10**15 + 1), "items.0.priceCents"),
+    (
+        "customerTotals over 10^15",
+        _with("customerTotals", {"ordersCount": 1, "totalSpentCents": 10**15 + 1}),
+        "customerTotals.totalSpentCents",
+    ),
     ("negative refund", _with("refundAmountCents", -1), "refundAmountCents"),
     (
         "customerTotals negative",

@@ -23,7 +23,10 @@ from normalizer.money import MoneyError, convert, exponent, normalise_currency, 
         (Decimal("19.99"), "USD", 1999),
         ("0", "USD", 0),
         ("-10.00", "USD", -1000),  # WooCommerce refunds are negative strings; callers decide what a sign means
-        ("92233720368547758.07", "USD", 9223372036854775807),
+        ("9999999999999.99", "USD", 999999999999999),  # past 2**53 / 100: exact, no float on the way
+        ("10000000000000.00", "USD", 10**15),  # the limit itself
+        ("-10000000000000", "USD", -(10**15)),
+        ("1000000000000.000", "KWD", 10**15),
     ],
 )
 def test_to_minor(amount: str, currency: str, cents: int) -> None:
@@ -41,6 +44,12 @@ def test_to_minor(amount: str, currency: str, cents: int) -> None:
         ("NaN", "USD", "not a finite number"),
         ("1.00", "ZZZ", "not an ISO 4217 currency code"),
         ("1.00", "XAU", "has no minor unit"),
+        ("10000000000000.01", "USD", "over the limit of 1,000,000,000,000,000 minor units"),
+        ("-10000000000000.01", "USD", "over the limit"),
+        ("1000000000000.001", "KWD", "over the limit"),
+        ("1000000000000001", "JPY", "over the limit"),
+        ("92233720368547758.07", "USD", "over the limit"),
+        ("1e999999999", "USD", "over the limit"),  # refused before it overflows or becomes a huge integer
     ],
 )
 def test_to_minor_refuses(amount: object, currency: str, message: str) -> None:
