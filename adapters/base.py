@@ -5,8 +5,7 @@ asks an `OrderLookup` for, and it answers in canonical orders (`normalizer.Canon
 """
 
 import hashlib
-import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -15,9 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from normalizer import CanonicalOrder
 
+Check = Literal["header", "timestamp", "signature"]
+
 
 class SignatureError(Exception):
-    """The delivery is not signed by any secret of its source (answered 401; nothing stored)."""
+    """The delivery is not signed by any secret of its source (answered 401; nothing stored). `check` says which
+    check failed: the signature `header` is missing or malformed, the signed `timestamp` is stale or in the
+    future, or no `signature` matches a secret."""
+
+    def __init__(self, reason: str, check: Check = "signature") -> None:
+        super().__init__(reason)
+        self.check = check
 
 
 class TranslationError(Exception):
@@ -98,16 +105,6 @@ class Adapter(Protocol):
 
     def translate(self, delivery: Delivery, lookup: OrderLookup) -> Translation:
         """Turn a queued delivery into canonical orders (in the worker)."""
-
-
-def hmac_matches(secrets: Sequence[bytes], message: bytes, candidates: Sequence[bytes], digest: str = "sha256") -> bool:
-    """Constant-time: does any secret's HMAC of `message` equal any candidate signature (raw digest bytes)?"""
-    found = False
-    for secret in secrets:
-        expected = hmac.new(secret, message, digest).digest()
-        for candidate in candidates:
-            found |= hmac.compare_digest(expected, candidate)
-    return found
 
 
 def body_hash(body: bytes) -> str:

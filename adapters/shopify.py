@@ -1,8 +1,6 @@
 """Shopify order webhooks: signature, delivery key, topics, and the REST Order / Refund payloads as canonical
 orders; the mandatory compliance topics become engine commands (see docs/shopify.md)."""
 
-import base64
-import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -12,18 +10,17 @@ from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError, field_validator
 
+from adapters._signatures import Verifier, shopify_hmac
 from adapters.base import (
     Command,
     Delivery,
     Intake,
     NotReady,
     OrderLookup,
-    SignatureError,
     SourceOptions,
     Translation,
     TranslationError,
     body_hash,
-    hmac_matches,
 )
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.emails import normalise_email
@@ -48,7 +45,6 @@ TOPICS = ORDER_TOPICS | COMPLIANCE_TOPICS | {"orders/delete", "refunds/create"}
 # the ledger merge its monotone facts (refunds, cancelled) without overwriting anything newer.
 _NO_FACTS = datetime(1970, 1, 1, tzinfo=UTC)
 _TEST_FLAG = re.compile(rb'"test"\s*:\s*true')
-_SHA256_BYTES = 32
 
 
 class ShopifyOptions(SourceOptions):
@@ -82,20 +78,10 @@ class ShopifyAdapter:
             raise ValueError("secrets: at least one secret is required")
         self.name = name
         self.options = options
-        self._secrets = [secret.encode() for secret in options.secrets]
+        self._verifier = Verifier(shopify_hmac(), options.secrets)
 
     def verify(self, delivery: Delivery) -> None:
-        header = delivery.header("x-shopify-hmac-sha256", "shopify-hmac-sha256")
-        if header is None:
-            raise SignatureError("no X-Shopify-Hmac-Sha256 header")
-        try:
-            digest = base64.b64decode(header.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raise SignatureError("X-Shopify-Hmac-Sha256 is not base64") from None
-        if len(digest) != _SHA256_BYTES:
-            raise SignatureError("X-Shopify-Hmac-Sha256 is not a SHA-256 digest")
-        if not hmac_matches(self._secrets, delivery.body, [digest]):
-            raise SignatureError("X-Shopify-Hmac-Sha256 matches no secret of this source")
+        self._verifier.verify(delivery)
 
     def intake(self, delivery: Delivery) -> Intake:
         topic = (delivery.header("x-shopify-topic", "shopify-topic") or "").strip().lower()

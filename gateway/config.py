@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters import REGISTRY, Adapter, SourceOptions
 from normalizer.money import MoneyError, normalise_currency
@@ -44,6 +44,15 @@ class Config(_Strict):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """A section left empty (`sources:` with every entry commented out) is YAML's null: its default."""
+        if not isinstance(data, dict):
+            return data
+        sections = {name for name, info in cls.model_fields.items() if info.default_factory is not None}
+        return {key: value for key, value in data.items() if not (value is None and key in sections)}
 
     @field_validator("currency")
     @classmethod

@@ -38,6 +38,15 @@ class BadSignature(GatewayError):
         "unauthorized",
         "The webhook signature does not match any secret of this source.",
     )
+    # By the check that failed (adapters.SignatureError.check); the log line gives the precise reason.
+    messages = {
+        "header": "The webhook's signature header is missing or malformed.",
+        "timestamp": "The webhook's signed timestamp is too old or in the future: check the sender's clock.",
+        "signature": message,
+    }
+
+    def __init__(self, check: str = "signature") -> None:
+        super().__init__(self.messages.get(check, self.message))
 
 
 class InvalidJson(GatewayError):

@@ -29,8 +29,8 @@ async def webhook(request: Request) -> Response:
         adapter.verify(delivery)
     except SignatureError as exc:
         gateway.rejected[source] += 1
-        log.warning("webhook signature rejected", extra={"source": source, "reason": str(exc)})
-        raise errors.BadSignature() from None
+        log.warning("webhook signature rejected", extra={"source": source, "check": exc.check, "reason": str(exc)})
+        raise errors.BadSignature(exc.check) from None
     intake = adapter.intake(delivery)
     if intake.action == "ignore":
         return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})

@@ -26,7 +26,7 @@ def payload(name: str) -> Any:
 
 
 def example_source(name: str, secrets: list[str]) -> dict[str, Any]:
-    """The commented `sources:` block `name` of the shipped config.yaml, uncommented, with test secrets."""
+    """The commented `sources:` entry `name` of the shipped config.yaml, uncommented, with test secrets."""
     lines = (ROOT / "config.yaml").read_text().splitlines()
     start = lines.index(f"#  {name}:")
     block = []

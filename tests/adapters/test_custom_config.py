@@ -112,7 +112,7 @@ PREFIX = "commerce-gateway: config error: "
         pytest.param(
             _with("signature", {"scheme": "md5"}),
             "sources.shop.signature: Input tag 'md5' found using 'scheme' does not match any of the expected tags:"
-            " 'hmac', 'standard-webhooks', 'stripe', 'none'",
+            " 'hmac', 'parts', 'stripe', 'standard-webhooks', 'none'",
             id="unknown scheme",
         ),
         pytest.param(
@@ -139,6 +139,27 @@ PREFIX = "commerce-gateway: config error: "
             _with("signature.signed_payload", "{timestamp}"),
             "sources.shop.signature.hmac: signed_payload must contain {body} exactly once",
             id="template without body",
+        ),
+        pytest.param(
+            _with("signature", {"scheme": "parts", "header": "Paddle-Signature", "signature_part": "t"}),
+            "sources.shop.signature.parts: timestamp_part and signature_part must differ",
+            id="parts with one name for both parts",
+        ),
+        pytest.param(
+            _with("signature", {"scheme": "parts", "header": "P-Sig", "signed_payload": "{timestamp}"}),
+            "sources.shop.signature.parts: signed_payload must contain {body} exactly once",
+            id="parts template without body",
+        ),
+        pytest.param(
+            _with("signature", {"scheme": "stripe", "timestamp_unit": "us"}),
+            "sources.shop.signature.stripe.timestamp_unit: Input should be 's' or 'ms'",
+            id="unknown timestamp unit",
+        ),
+        pytest.param(
+            _with("signature", {"scheme": "parts", "header": "P-Sig", "timestamp": "ts"}),
+            "sources.shop.signature.parts: unknown key 'timestamp' (expected one of: scheme, header, separator,"
+            " timestamp_part, signature_part, signed_payload, algorithm, encoding, timestamp_unit, tolerance_seconds)",
+            id="parts unknown key",
         ),
         pytest.param(
             _with("signature", {"scheme": "none"}),

@@ -1,4 +1,4 @@
-"""The two worked examples of docs/custom-platforms.md, as shipped (commented) in config.yaml, end to end:
+"""The three worked examples of docs/custom-platforms.md, as shipped (commented) in config.yaml, end to end:
 genuinely signed deliveries of payloads written from the platforms' documentation."""
 
 import json
@@ -7,12 +7,15 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 
+from adapters._signatures import Scheme, check_secrets
 from adapters.custom import CustomAdapter, CustomOptions
-from tests.adapters.custom_support import ROOT, example_source, fixture, hmac_hex, stripe_header
+from tests.adapters.custom_support import ROOT, example_source, fixture, hmac_hex, now, stripe_header
 from tests.conftest import Harness
 
 STRIPE_SECRET = "whsec_stripe_endpoint_secret_for_tests"
+PADDLE_SECRET = "pdl_ntfset_01j2k5secretfortests"
 LEMON_SECRET = "lemon-signing-secret"
 PI = "pi_3QfA2bLkdIwHu7ix1aBcDeFg"
 
@@ -181,7 +184,61 @@ def test_lemon_squeezy_wrong_secret_is_refused(make_harness: Any) -> None:
     assert response.json()["error"]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize("name", ["stripe-checkout", "lemon-squeezy"])
+def _paddle(harness: Harness, body: bytes, timestamp: int | None = None) -> Any:
+    t = now() if timestamp is None else timestamp
+    headers = {"Paddle-Signature": f"ts={t};h1={hmac_hex(PADDLE_SECRET, f'{t}:'.encode() + body)}"}
+    return harness.client.post("/webhooks/paddle", content=body, headers=headers)
+
+
+def test_paddle_billing_transaction_completed(make_harness: Any) -> None:
+    harness = make_harness(sources={"paddle": example_source("paddle", [PADDLE_SECRET])})
+    body = fixture("paddle-transaction-completed.json")
+    accepted = _paddle(harness, body)
+    assert accepted.status_code == 200, accepted.text
+    # Paddle retries a notification with a new signature and the same notification id.
+    assert _paddle(harness, body, now() - 20).json() == {"success": True, "duplicate": True}
+    harness.drain()
+    assert harness.job(accepted.json()["jobId"])["warnings"] == []
+    order = harness.get("/api/v1/orders/txn_01j2k5m2n3p4q5r6s7t8v9w0x1", source="paddle").json()
+    assert (order["orderNumber"], order["totalCents"], order["currency"], order["email"]) == (
+        "325-10566",
+        7150,
+        "USD",
+        "mia.schmidt@example.com",
+    )
+    assert order["orderedAt"] == "2026-06-03T10:00:03.611Z"
+    # The discounted line states no unit price: JMESPath cannot subtract its discount (docs/custom-platforms.md).
+    assert order["items"] == [
+        {
+            "productId": "pro_01j2k4cccccccccccccccccccc",
+            "title": "Trail Mix Subscription Box",
+            "quantity": 2,
+            "priceCents": 2500,
+        },
+        {"productId": "pro_01j2k4dddddddddddddddddddd", "title": "Insulated Bottle", "quantity": 1},
+    ]
+    subscriber = harness.subscriber("mia.schmidt@example.com")
+    assert subscriber["externalId"] == "ctm_01j2k5f6g7h8j9k0m1n2p3q4r5"
+    assert subscriber["attributes"] == {"ltv": 71.5, "totalSpent": 71.5, "ordersCount": 1, "aov": 71.5}
+    [placed] = harness.events("mia.schmidt@example.com")
+    assert (placed["properties"]["origin"], placed["properties"]["subscriptionId"]) == ("web", None)
+
+
+def test_paddle_other_events_and_a_bad_signature(make_harness: Any) -> None:
+    harness = make_harness(sources={"paddle": example_source("paddle", [PADDLE_SECRET])})
+    body = fixture("paddle-transaction-completed.json").replace(b'"transaction.completed"', b'"transaction.paid"')
+    assert _paddle(harness, body).json() == {
+        "success": True,
+        "ignored": True,
+        "reason": "event type 'transaction.paid' is not handled by this source",
+    }
+    t = now()
+    forged = {"Paddle-Signature": f"ts={t};h1={hmac_hex('not-the-secret', f'{t}:'.encode() + body)}"}
+    assert harness.client.post("/webhooks/paddle", content=body, headers=forged).status_code == 401
+    assert harness.drain() == 0
+
+
+@pytest.mark.parametrize("name", ["stripe-checkout", "lemon-squeezy", "paddle"])
 def test_docs_show_the_example_exactly_as_config_yaml_ships_it(name: str) -> None:
     doc = (ROOT / "docs" / "custom-platforms.md").read_text()
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
@@ -197,8 +254,19 @@ def test_every_source_in_the_docs_is_a_valid_config() -> None:
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
     names = []
     for block in blocks:
+        if "signature" in block:  # a signature block on its own
+            check_secrets(TypeAdapter(Scheme).validate_python(block["signature"]), ["doc-secret"])
+            names.append(block["signature"]["header"])
+            continue
         for name, source in block["sources"].items():
             options = CustomOptions.model_validate({**source, "secrets": ["doc-secret"]})
             CustomAdapter(name, options)
             names.append(name)
-    assert names == ["my-platform", "stripe-checkout", "lemon-squeezy"]
+    assert names == [
+        "my-platform",
+        "x-webhook-signature",
+        "X-Hub-Signature-256",
+        "stripe-checkout",
+        "lemon-squeezy",
+        "paddle",
+    ]

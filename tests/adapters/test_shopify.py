@@ -413,27 +413,42 @@ def _post(harness: Any, body: bytes, names: dict[str, str]) -> Any:
     return harness.client.post(f"/webhooks/{SOURCE}", content=body, headers=names)
 
 
+MISSING = "The webhook's signature header is missing or malformed."
+MISMATCH = "The webhook signature does not match any secret of this source."
+
+
 @pytest.mark.parametrize(
-    "tamper",
+    ("tamper", "message"),
     [
-        pytest.param(lambda h, body: {**h, "X-Shopify-Hmac-Sha256": sign(body, "another-secret")}, id="wrong-secret"),
-        pytest.param(lambda h, body: {k: v for k, v in h.items() if k != "X-Shopify-Hmac-Sha256"}, id="missing"),
-        pytest.param(lambda h, body: {**h, "X-Shopify-Hmac-Sha256": "not base64 at all!"}, id="not-base64"),
+        pytest.param(
+            lambda h, body: {**h, "X-Shopify-Hmac-Sha256": sign(body, "another-secret")}, MISMATCH, id="wrong-secret"
+        ),
+        pytest.param(
+            lambda h, body: {k: v for k, v in h.items() if k != "X-Shopify-Hmac-Sha256"}, MISSING, id="missing"
+        ),
+        pytest.param(lambda h, body: {**h, "X-Shopify-Hmac-Sha256": "not base64 at all!"}, MISMATCH, id="not-base64"),
         pytest.param(
             lambda h, body: {**h, "X-Shopify-Hmac-Sha256": hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()},
+            MISMATCH,
             id="hex-not-base64",
         ),
         pytest.param(
-            lambda h, body: {**h, "X-Shopify-Hmac-Sha256": base64.b64encode(b"short").decode()}, id="wrong-length"
+            lambda h, body: {**h, "X-Shopify-Hmac-Sha256": base64.b64encode(b"short").decode()},
+            MISMATCH,
+            id="wrong-length",
         ),
-        pytest.param(lambda h, body: {**h, "X-Shopify-Hmac-Sha256": ""}, id="empty"),
+        pytest.param(lambda h, body: {**h, "X-Shopify-Hmac-Sha256": ""}, MISSING, id="empty"),
     ],
 )
-def test_bad_signatures_are_401_and_store_nothing(make_harness: Any, tamper: Any) -> None:
+def test_bad_signatures_are_401_and_store_nothing(make_harness: Any, tamper: Any, message: str) -> None:
     harness = shop_harness(make_harness)
     body = raw("orders_create.json")
     response = _post(harness, body, tamper(headers("orders/create", body), body))
-    assert (response.status_code, response.json()) == (401, BAD_SIGNATURE)
+    # The answer says which check failed: no signature header at all, or a signature that matches no secret.
+    assert (response.status_code, response.json()) == (
+        401,
+        {**BAD_SIGNATURE, "error": {**BAD_SIGNATURE["error"], "message": message}},
+    )
     assert job_count(harness) == 0
 
 

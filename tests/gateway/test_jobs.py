@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 import pytest
 
 from adapters import REGISTRY, Delivery, Intake, NotReady, OrderLookup, SignatureError, SourceOptions, Translation
-from adapters.base import TranslationError, hmac_matches
+from adapters._signatures import hmac_matches
+from adapters.base import TranslationError
 from normalizer import CanonicalOrder
 from tests.conftest import Harness
 
