@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from adapters import REGISTRY, Delivery, Intake, OrderLookup, SignatureError, SourceOptions, Translation
-from adapters.base import hmac_matches
+from adapters._signatures import hmac_matches
 from normalizer import CanonicalOrder
 from store.db import store_trouble
 from tests.conftest import Harness, order
