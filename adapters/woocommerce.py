@@ -119,12 +119,8 @@ class WooCommerceAdapter:
     def intake(self, delivery: Delivery) -> Intake:
         webhook_id = ping_id(delivery.body)
         if webhook_id is not None:
-            return Intake(
-                action="record",
-                topic="ping",
-                dedup_key=dedup_key("ping", delivery.body),
-                reason=f"WooCommerce ping for webhook {webhook_id}",
-            )
+            # Acknowledged and nothing kept: the ping is unsigned, so anyone could send any number of them.
+            return Intake(action="ignore", topic="ping", reason=f"WooCommerce ping for webhook {webhook_id}")
         topic = delivery.header("x-wc-webhook-topic")
         if topic is None:
             return Intake(action="ignore", reason="no X-WC-Webhook-Topic header")

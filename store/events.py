@@ -27,11 +27,26 @@ def record(
     return cursor.lastrowid if cursor.rowcount == 1 else None
 
 
+# What one page of events may hold, counted in stored properties: a page of 1,000 events of a large payload each
+# would otherwise be read, encoded and sent at once.
+PAGE_BYTES = 1024 * 1024
+
+
 def for_subscriber(
-    conn: sqlite3.Connection, subscriber_id: int, after_id: int = 0, limit: int = 1000
+    conn: sqlite3.Connection, subscriber_id: int, after_id: int = 0, limit: int = 1000, max_bytes: int = PAGE_BYTES
 ) -> list[tuple[int, str, str, int]]:
-    """(id, name, properties JSON, occurred_at µs), oldest first."""
-    return conn.execute(
+    """(id, name, properties JSON, occurred_at µs), oldest first: up to `limit` events, and fewer once their
+    properties reach `max_bytes` (always at least one)."""
+    cursor = conn.execute(
         "SELECT id, name, properties, occurred_at FROM events WHERE subscriber_id = ? AND id > ? ORDER BY id LIMIT ?",
         (subscriber_id, after_id, limit),
-    ).fetchall()
+    )
+    page = []
+    size = 0
+    for row in cursor:
+        page.append(row)
+        size += len(row[2])
+        if size >= max_bytes:
+            break
+    cursor.close()
+    return page

@@ -9,9 +9,12 @@ class ApiKeys:
     def __init__(self, keys: list[str]) -> None:
         self._keys = [key.encode() for key in keys]
 
-    def check(self, header: str) -> None:
-        """`header` is the request's Authorization header ("" when absent)."""
-        scheme, _, token = header.partition(" ")
+    def check(self, headers: list[str]) -> None:
+        """`headers`: every Authorization header of the request, in order. Exactly one is accepted: with two, a
+        proxy and the app could each read a different one, so neither is trusted."""
+        if len(headers) != 1:
+            raise Unauthorized()
+        scheme, _, token = headers[0].partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized()
         given = token.strip().encode()

@@ -1,11 +1,13 @@
 """The job API: read one job, list jobs by status, replay a dead or failed one."""
 
+import sqlite3
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.web import errors
-from gateway.web.context import authorize, gateway_of
+from gateway.web.context import authorize, gateway_of, query_integer
 from normalizer.timefmt import now_us
 from store import queue
 from store.db import transaction
@@ -14,7 +16,8 @@ from store.db import transaction
 async def get_job(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
-    job = queue.get(gateway.reader, request.path_params["job_id"])
+    job_id = request.path_params["job_id"]
+    job = await gateway.reads.run(lambda conn: queue.get(conn, job_id))
     if job is None:
         raise errors.NotFound("No job with this id.")
     return JSONResponse(job)
@@ -44,13 +47,12 @@ async def list_jobs(request: Request) -> Response:
             "status must be one of queued, processing, done, failed, dead.",
             [{"field": "status", "message": "unknown status"}],
         )
-    try:
-        limit = min(int(request.query_params.get("limit", "100")), 1000)
-    except ValueError:
-        raise errors.ValidationFailed(
-            "limit must be an integer.", [{"field": "limit", "message": "not an integer"}]
-        ) from None
-    return JSONResponse({"jobs": queue.listing(gateway.reader, status, limit), "counts": queue.counts(gateway.reader)})
+    limit = query_integer(request, "limit", 100, 1)
+
+    def read(conn: sqlite3.Connection) -> Response:
+        return JSONResponse({"jobs": queue.listing(conn, status, min(limit, 1000)), "counts": queue.counts(conn)})
+
+    return await gateway.reads.run(read)
 
 
 ROUTES = [

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.pipeline.ingest import Committer
 from gateway.web import errors
 from gateway.web.auth import ApiKeys
+from gateway.web.json_depth import MAX_JSON_DEPTH
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue
@@ -53,13 +54,14 @@ class PushOrders:
         await _respond(send, status, body)
 
     async def _accept(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
-        authorization = content_length = None
+        authorization: list[str] = []
+        content_length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                authorization = value.decode("latin-1")
+                authorization.append(value.decode("latin-1"))
             elif name == b"content-length":
                 content_length = value
-        self.keys.check(authorization or "")
+        self.keys.check(authorization)
         raw = await read_body(receive, content_length, self.max_body_bytes)
         order = parse_order(raw)
         received = now_us()
@@ -96,7 +98,12 @@ def parse_order(body: bytes) -> PushOrder:
         return PushOrder.model_validate_json(body)
     except ValidationError as exc:
         problems = exc.errors(include_url=False)
-        if any(p["type"] == "json_invalid" for p in problems):
+        invalid = next((p for p in problems if p["type"] == "json_invalid"), None)
+        if invalid is not None:
+            if "recursion limit" in invalid["msg"]:
+                raise errors.InvalidJson(
+                    f"The request body nests JSON deeper than the parser's limit of {MAX_JSON_DEPTH} levels."
+                ) from None
             raise errors.InvalidJson("The request body is not valid JSON.") from None
         if any(p["type"] == "model_type" and not p["loc"] for p in problems):
             raise errors.InvalidJson("The request body must be a JSON object.") from None

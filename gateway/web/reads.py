@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -9,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway.web import errors
-from gateway.web.context import authorize, gateway_of, iso
+from gateway.web.context import authorize, gateway_of, iso, page_params
 from gateway.web.service import Gateway
 from store import events, ledger, privacy, subscribers
 
@@ -18,14 +19,19 @@ async def get_order(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
     source = request.query_params.get("source", "api")
-    row = ledger.get(gateway.reader, source, request.path_params["order_id"])
-    if row is None:
-        raise errors.NotFound(f"No order with this id from source '{source}'.")
-    return JSONResponse(ledger.as_api(row))
+    order_id = request.path_params["order_id"]
+
+    def read(conn: sqlite3.Connection) -> Response:
+        row = ledger.get(conn, source, order_id)
+        if row is None:
+            raise errors.NotFound(f"No order with this id from source '{source}'.")
+        return JSONResponse(ledger.as_api(row))
+
+    return await gateway.reads.run(read)
 
 
-def _subscriber(gateway: Gateway, email: str) -> dict[str, Any]:
-    row = subscribers.get(gateway.reader, email.strip().lower())
+def _subscriber(conn: sqlite3.Connection, email: str) -> dict[str, Any]:
+    row = subscribers.get(conn, email.strip().lower())
     if row is None:
         raise errors.NotFound("No subscriber with this email.")
     return row
@@ -47,51 +53,50 @@ def _subscriber_view(gateway: Gateway, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _events(found: Iterable[tuple[int, str, str, int]]) -> list[dict[str, Any]]:
+    return [
+        {"id": event_id, "name": name, "properties": json.loads(props), "occurredAt": iso(at)}
+        for event_id, name, props, at in found
+    ]
+
+
 async def get_subscriber(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
-    row = _subscriber(gateway, request.path_params["email"])
-    return JSONResponse(_subscriber_view(gateway, row))
+    email = request.path_params["email"]
+    return await gateway.reads.run(lambda conn: JSONResponse(_subscriber_view(gateway, _subscriber(conn, email))))
 
 
 async def export_subscriber(request: Request) -> Response:
     """Everything held about one person (a data subject request): subscriber, all events, ledger orders."""
     gateway = gateway_of(request)
     authorize(gateway, request)
-    row = _subscriber(gateway, request.path_params["email"])
-    found = privacy.events_for_subscriber(gateway.reader, row["id"])
-    return JSONResponse(
-        {
-            "subscriber": _subscriber_view(gateway, row),
-            "events": [
-                {"id": event_id, "name": name, "properties": json.loads(props), "occurredAt": iso(at)}
-                for event_id, name, props, at in found
-            ],
-            "orders": privacy.orders_for_email(gateway.reader, row["email"]),
-        }
-    )
+    email = request.path_params["email"]
+
+    def read(conn: sqlite3.Connection) -> Response:
+        row = _subscriber(conn, email)
+        return JSONResponse(
+            {
+                "subscriber": _subscriber_view(gateway, row),
+                "events": _events(privacy.events_for_subscriber(conn, row["id"])),
+                "orders": privacy.orders_for_email(conn, row["email"]),
+            }
+        )
+
+    return await gateway.reads.run(read)
 
 
 async def get_events(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
-    row = _subscriber(gateway, request.path_params["email"])
-    try:
-        after = int(request.query_params.get("after", "0"))
-        limit = min(int(request.query_params.get("limit", "1000")), 1000)
-    except ValueError:
-        raise errors.ValidationFailed(
-            "after and limit must be integers.", [{"field": "after", "message": "after and limit must be integers"}]
-        ) from None
-    found = events.for_subscriber(gateway.reader, row["id"], after, limit)
-    return JSONResponse(
-        {
-            "events": [
-                {"id": event_id, "name": name, "properties": json.loads(props), "occurredAt": iso(at)}
-                for event_id, name, props, at in found
-            ]
-        }
-    )
+    email = request.path_params["email"]
+    after, limit = page_params(request, default_limit=1000, max_limit=1000)
+
+    def read(conn: sqlite3.Connection) -> Response:
+        row = _subscriber(conn, email)
+        return JSONResponse({"events": _events(events.for_subscriber(conn, row["id"], after, limit))})
+
+    return await gateway.reads.run(read)
 
 
 async def list_sources(request: Request) -> Response:

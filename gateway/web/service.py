@@ -15,6 +15,7 @@ from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
 from gateway.web.auth import ApiKeys
+from gateway.web.read_pool import ReadPool
 from store.db import Checkpointer, connect
 from store.schema import migrate
 
@@ -41,6 +42,7 @@ class Gateway:
         self._worker_thread: threading.Thread | None = None
         self._resources = ExitStack()
         self._reader: sqlite3.Connection | None = None
+        self.reads = ReadPool(config.database, config.durability)
 
     @property
     def reader(self) -> sqlite3.Connection:
@@ -52,6 +54,7 @@ class Gateway:
         migrate(conn)
         conn.close()
         self._reader = connect(self.config.database, self.config.durability)
+        self.reads.start()
         self.committer.start()
         # The committer and worker threads share the GIL with the event loop; CPython hands it over only every
         # switch interval (5 ms by default), and a request waiting on another thread pays that in latency.
@@ -77,3 +80,4 @@ class Gateway:
         self._resources.close()
         if self._reader is not None:
             self._reader.close()
+        self.reads.close()

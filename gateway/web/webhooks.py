@@ -10,6 +10,7 @@ from adapters import Delivery, SignatureError
 from gateway.pipeline.ingest import webhook_job
 from gateway.web import errors
 from gateway.web.context import commit, gateway_of, read_request_body
+from gateway.web.json_depth import MAX_JSON_DEPTH, too_deep
 from normalizer.timefmt import utcnow
 
 log = logging.getLogger("gateway.web")
@@ -31,6 +32,8 @@ async def webhook(request: Request) -> Response:
         gateway.rejected[source] += 1
         log.warning("webhook signature rejected", extra={"source": source, "check": exc.check, "reason": str(exc)})
         raise errors.BadSignature(exc.check) from None
+    if too_deep(body):
+        raise errors.InvalidJson(f\"The request body nests JSON deeper than the limit of {MAX_JSON_DEPTH} levels.\")
     intake = adapter.intake(delivery)
     if intake.action == "ignore":
         return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})
