@@ -27,7 +27,9 @@ def query_integer(request: Request, name: str, default: int, low: int, high: int
     if raw is None:
         return default
     if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= (_MAX_ID if high is None else high):
-        message = f"must be an integer of at least {low}" if high is None else f"must be an integer from {low} to {high}"
+        message = (
+            f"must be an integer of at least {low}" if high is None else f"must be an integer from {low} to {high}"
+        )
         raise errors.ValidationFailed(f"{name} {message}.", [{"field": name, "message": message}])
     return int(raw)
 
