@@ -33,7 +33,7 @@ async def webhook(request: Request) -> Response:
         log.warning("webhook signature rejected", extra={"source": source, "check": exc.check, "reason": str(exc)})
         raise errors.BadSignature(exc.check) from None
     if too_deep(body):
-        raise errors.InvalidJson(f\"The request body nests JSON deeper than the limit of {MAX_JSON_DEPTH} levels.\")
+        raise errors.InvalidJson(f"The request body nests JSON deeper than the limit of {MAX_JSON_DEPTH} levels.")
     intake = adapter.intake(delivery)
     if intake.action == "ignore":
         return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})
