@@ -20,6 +20,7 @@ from adapters.base import TranslationError
 from normalizer import CanonicalOrder
 from normalizer.model import Status
 from normalizer.money import MoneyError, normalise_currency, to_minor
+from normalizer.problems import problems
 
 _FUNCTIONS: dict[str, Any] = Functions.FUNCTION_TABLE
 
@@ -282,19 +283,19 @@ class Mapping:
         return to_minor(value, currency)
 
     def _describe(self, error: ValidationError) -> str:
-        problems = []
-        for item in error.errors(include_url=False):
-            loc = item["loc"]
+        described = []
+        for problem in problems(error):
+            loc = problem.loc
             path = ".".join(str(part) for part in loc if not isinstance(part, int))
             where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
             source = self.sources.get(path)
             if source is None and path == "customer":
                 source = self.sources.get("customer.email")
-            message = item["msg"]
-            if item["type"] == "missing":
+            message = problem.message
+            if problem.kind == "missing":
                 message = "is required, and the expression gave nothing"
-            problems.append(f"{where} (expression {source}): {message}" if source else f"{where}: {message}")
-        return "; ".join(problems)
+            described.append(f"{where} (expression {source}): {message}" if source else f"{where}: {message}")
+        return "; ".join(described)
 
 
 def _given(value: Any) -> bool:

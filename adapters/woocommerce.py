@@ -26,6 +26,7 @@ from adapters.base import (
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.model import Status
 from normalizer.money import MoneyError, exponent, to_minor
+from normalizer.problems import problems
 
 TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
 ERASED_EMAIL = "deleted@site.invalid"  # what WordPress's personal data eraser leaves in billing.email
@@ -250,7 +251,7 @@ def _customer(payload: dict[str, Any], order_id: str, warnings: list[str]) -> Cu
             )
         )
     except ValidationError as exc:
-        fields = ", ".join(sorted({str(error["loc"][0]) for error in exc.errors(include_url=False)}))
+        fields = ", ".join(sorted({str(problem.loc[0]) for problem in problems(exc)}))
         warnings.append(f"order {order_id} has billing details the gateway cannot use ({fields}): no subscriber")
         return None
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adapters import REGISTRY, Adapter, SourceOptions
 from normalizer.money import MoneyError, normalise_currency
+from normalizer.problems import problems
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -107,11 +108,8 @@ class Config(_Strict):
             try:
                 parsed[name] = REGISTRY[kind].Options.model_validate(block)
             except ValidationError as exc:
-                first = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in ("sources", name, *first["loc"]))
-                message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
                 # Raised as ConfigError (not ValueError) so pydantic passes it through with the full key path.
-                raise ConfigError(f"{where}: {message.removeprefix('Value error, ')}") from None
+                raise ConfigError(str(problems(exc, ("sources", name))[0])) from None
         return parsed
 
 
@@ -148,10 +146,8 @@ def load(path: str | Path, env: dict[str, str] | None = None) -> Config:
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{where}: {message}") from None
+        first = problems(exc)[0]
+        raise ConfigError(f"{first.field or 'config'}: {first.message}") from None
     if not config.database.is_absolute():
         config = config.model_copy(update={"database": (file.parent / config.database).resolve()})
     return config

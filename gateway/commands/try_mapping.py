@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from adapters import Adapter, Delivery, NotReady, TranslationError
 from normalizer import CanonicalOrder
+from normalizer.problems import problems
 from normalizer.timefmt import utcnow
 
 OK, FAILED, USAGE, NOT_PROCESSED = 0, 1, 2, 3
@@ -69,8 +70,8 @@ def run(
         print(f"try-mapping: needs an earlier delivery of this source: {exc}", file=err)
         return FAILED
     except ValidationError as exc:
-        for item in exc.errors(include_url=False):
-            print(f"try-mapping: error: {'.'.join(str(p) for p in item['loc'])}: {item['msg']}", file=err)
+        for problem in problems(exc):
+            print(f"try-mapping: error: {problem}", file=err)
         return FAILED
     result = {
         "topic": intake.topic,

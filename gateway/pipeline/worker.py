@@ -20,6 +20,7 @@ from gateway.engine import Engine, LedgerLookup
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer import StoredOrder
 from normalizer.order_event import OrderEvent
+from normalizer.problems import summary
 from normalizer.timefmt import now_us, to_micros
 from store import queue, timers
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, store_trouble, transaction
@@ -309,8 +310,5 @@ def _once(warnings: list[str]) -> list[str]:
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in exc.errors(include_url=False)
-        )
-        return f"invalid canonical order: {problems}"
+        return f"invalid canonical order: {summary(exc)}"
     return f"{type(exc).__name__}: {exc}"

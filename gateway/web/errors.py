@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from normalizer.problems import problems
 from store.db import StoreUnavailable
 
 log = logging.getLogger("gateway.web")
@@ -80,20 +81,8 @@ class Unavailable(GatewayError):
         super().__init__(message, headers={"Retry-After": str(retry_after)})
 
 
-def field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
 def validation_details(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[dict[str, str]]:
-    details = []
-    for item in error.errors(include_url=False):
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "Unknown field (not part of the schema)"
-        elif item["type"] == "missing" and message == "Field required":
-            message = "Field is required"
-        details.append({"field": field_path((*prefix, *item["loc"])), "message": message})
-    return details
+    return [{"field": problem.field, "message": problem.message} for problem in problems(error, prefix)]
 
 
 def error_body(error: GatewayError) -> dict[str, Any]:
