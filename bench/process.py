@@ -39,7 +39,7 @@ from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
-from store import queue
+from store import job_reads, queue
 from store.db import connect, transaction
 from store.schema import migrate
 
@@ -171,7 +171,7 @@ def drain(config: Config, standalone: bool = False) -> tuple[int, float, float]:
 
 
 def check(conn: sqlite3.Connection, orders: int) -> None:
-    counts = queue.counts(conn)
+    counts = job_reads.counts(conn)
     done = conn.execute("SELECT count(*) FROM jobs WHERE status = 'done'").fetchone()[0]
     if done != orders or any(counts.values()):
         raise SystemExit(f"worker left jobs behind: done={done} of {orders}, {counts}")

@@ -1,7 +1,8 @@
-"""The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill."""
+"""The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill, jobs."""
 
 import argparse
 import gc
+import importlib.metadata
 import logging
 import secrets
 import signal
@@ -11,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from adapters import Adapter
 from gateway import logs
-from gateway.commands import backfill, try_mapping
+from gateway.commands import backfill, jobs, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import Engine
 from gateway.pipeline.worker import Worker
@@ -23,9 +24,18 @@ from store.schema import migrate
 log = logging.getLogger("gateway.cli")
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml's, once installed)."""
+    try:
+        return importlib.metadata.version("commerce-gateway")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commerce-gateway", description="Commerce webhook gateway.")
     parser.add_argument("--config", default="config.yaml", help="path to config.yaml (default: ./config.yaml)")
+    parser.add_argument("--version", action="version", version=f"commerce-gateway {version()}")
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="HTTP server and worker in one process (the default)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -42,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("payload", help="a file with the webhook body ('-': standard input)")
     trial.add_argument("-H", "--header", action="append", default=[], help="a request header, 'Name: value'")
     backfill.add_command(commands)
+    jobs.add_command(commands)
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     return parser
@@ -84,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return try_mapping.run(adapters, args.source, args.payload, args.header)
     if command == "backfill":
         return backfill.main(config, adapters, args)
+    if command == "jobs":
+        return jobs.main(config, args)
     conn = connect(config.database, config.durability)
     migrate(conn)
     if command == "replay":

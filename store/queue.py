@@ -95,14 +95,17 @@ def insert_many(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[bool]:
 
 # The ids of up to :limit runnable jobs: queued, due retries, expired leases. Each branch reads its partial index
 # oldest-first and stops at the limit: ordering the whole union by id made SQLite walk the table in rowid order,
-# every finished job included, on every claim.
+# every finished job included, on every claim. The indexes are named: the listing indexes on (status, id) also
+# match `status`, and without statistics SQLite would take one of them and sort the whole backlog.
 _RUNNABLE = """
 SELECT id FROM (
-    SELECT id FROM jobs WHERE status IN ('queued', 'failed') AND run_at <= :now ORDER BY run_at LIMIT :limit
+    SELECT id FROM jobs INDEXED BY jobs_ready
+    WHERE status IN ('queued', 'failed') AND run_at <= :now ORDER BY run_at LIMIT :limit
 )
 UNION ALL
 SELECT id FROM (
-    SELECT id FROM jobs WHERE status = 'processing' AND lease_expires < :now ORDER BY lease_expires LIMIT :limit
+    SELECT id FROM jobs INDEXED BY jobs_leased
+    WHERE status = 'processing' AND lease_expires < :now ORDER BY lease_expires LIMIT :limit
 )
 ORDER BY id LIMIT :limit
 """
@@ -200,8 +203,8 @@ def prune_done(conn: sqlite3.Connection, finished_before: int, limit: int) -> in
     """Delete up to `limit` done jobs finished before `finished_before` (µs), oldest first; returns how many.
     Dead and failed jobs stay for replay; what the done ones did stays in the ledger, subscribers and events."""
     return conn.execute(
-        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status = 'done' AND finished_at < ?"
-        " ORDER BY finished_at LIMIT ?)",
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_done"
+        " WHERE status = 'done' AND finished_at < ? ORDER BY finished_at LIMIT ?)",
         (finished_before, limit),
     ).rowcount
 
@@ -215,44 +218,3 @@ def replay(conn: sqlite3.Connection, job_id: str | None, now: int) -> list[str]:
         (now, job_id) if job_id else (now,),
     ).fetchall()
     return [row[0] for row in rows]
-
-
-def get(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
-    row = conn.execute(
-        "SELECT job_id, status, attempts, error, warnings, kind, source, topic FROM jobs WHERE job_id = ?",
-        (job_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    return {
-        "jobId": row[0],
-        "status": row[1],
-        "attempts": row[2],
-        "error": row[3],
-        "warnings": json_columns.loads(row[4]) if row[4] else [],
-        "kind": row[5],
-        "source": row[6],
-        "topic": row[7],
-    }
-
-
-def listing(conn: sqlite3.Connection, status: str, limit: int) -> list[dict[str, Any]]:
-    """The newest jobs in one status, without bodies (they may hold personal data)."""
-    rows = conn.execute("SELECT job_id FROM jobs WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit)).fetchall()
-    return [job for (job_id,) in rows if (job := get(conn, job_id)) is not None]
-
-
-_COUNT = {
-    # Each condition repeats a partial index's WHERE so the count reads that small index, not the whole table.
-    "queued": "status IN ('queued', 'failed') AND status = 'queued'",
-    "failed": "status IN ('queued', 'failed') AND status = 'failed'",
-    "processing": "status = 'processing'",
-    "dead": "status = 'dead'",
-}
-
-
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    return {
-        status: conn.execute(f"SELECT count(*) FROM jobs WHERE {where}").fetchone()[0]
-        for status, where in _COUNT.items()
-    }

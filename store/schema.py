@@ -126,7 +126,16 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX timers_due ON timers(due_at)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Job lists newest first by status, by source, by both (`job_reads.page`), and the events a job recorded
+    (its trace). `jobs_status` covers what `jobs_dead` did."""
+    db.execute("CREATE INDEX jobs_status ON jobs(status, id)")
+    db.execute("CREATE INDEX jobs_source ON jobs(source, status, id)")
+    db.execute("DROP INDEX jobs_dead")
+    db.execute("CREATE INDEX events_job ON events(job_id) WHERE job_id IS NOT NULL")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -26,7 +26,7 @@ from gateway.config import Config
 from gateway.engine import Engine
 from gateway.pipeline.ingest import webhook_job
 from gateway.pipeline.worker import Worker
-from store import queue
+from store import job_reads, queue
 from store.db import connect, transaction
 from store.schema import migrate
 
@@ -117,7 +117,7 @@ def _enqueue(conn: sqlite3.Connection, adapter: WooCommerceAdapter, source: str,
 
 def _outcome(conn: sqlite3.Connection, summary: Summary) -> None:
     for job_id in summary.job_ids:
-        job = queue.get(conn, job_id)
+        job = job_reads.get(conn, job_id)
         if job is None:
             continue
         summary.outcome[job["status"]] = summary.outcome.get(job["status"], 0) + 1

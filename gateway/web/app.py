@@ -72,6 +72,7 @@ def create_app(
                 keys=gateway.keys,
                 committer=gateway.committer,
                 max_body_bytes=config.max_body_bytes,
+                counts=gateway.deliveries,
             )
         ],
         lifespan=lifespan,

@@ -16,12 +16,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.pipeline.ingest import Committer
 from gateway.web import errors
 from gateway.web.auth import ApiKeys
+from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.json_depth import MAX_JSON_DEPTH
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue
 
 PATH = "/api/v1/orders"
+_REFUSED = frozenset({400, 401, 413, 422})  # what the client sent was refused (not: the gateway could not take it)
 
 
 class ClientGone(ClientDisconnect):
@@ -31,11 +33,14 @@ class ClientGone(ClientDisconnect):
 class PushOrders:
     """ASGI middleware: answers `POST /api/v1/orders` itself and passes every other request on."""
 
-    def __init__(self, app: ASGIApp, keys: ApiKeys, committer: Committer, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, keys: ApiKeys, committer: Committer, max_body_bytes: int, counts: DeliveryCounts
+    ) -> None:
         self.app = app
         self.keys = keys
         self.committer = committer
         self.max_body_bytes = max_body_bytes
+        self.counts = counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH:
@@ -51,6 +56,10 @@ class PushOrders:
         except Exception as exc:
             body = errors.answer_for(exc, PATH)
             status = body.status
+        if status == 202:
+            self.counts.add("api", "queued")
+        elif status in _REFUSED and isinstance(body, errors.GatewayError):
+            self.counts.refuse("api", "rejected", body.code)
         await _respond(send, status, body)
 
     async def _accept(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:

@@ -99,17 +99,29 @@ async def get_events(request: Request) -> Response:
     return await gateway.reads.run(read)
 
 
+def source_summary(gateway: Gateway, name: str, kind: str) -> dict[str, Any]:
+    """What a source delivered since the process started (see `DeliveryCounts`)."""
+    counts = gateway.deliveries.of(name)
+    return {
+        "name": name,
+        "type": kind,
+        "received": sum(counts[outcome] for outcome in ("queued", "duplicate", "recorded", "ignored")),
+        **counts,
+        "rejectedSignatures": counts["rejected"] if name != "api" else 0,
+        "reasons": {outcome: gateway.deliveries.reasons(name, outcome) for outcome in ("ignored", "rejected")},
+    }
+
+
+def source_summaries(gateway: Gateway) -> list[dict[str, Any]]:
+    """The Push Order API (source `api`) first, then every configured webhook source by name."""
+    named = sorted((name, adapter.provider) for name, adapter in gateway.adapters.items())
+    return [source_summary(gateway, name, kind) for name, kind in [("api", "api"), *named]]
+
+
 async def list_sources(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
-    return JSONResponse(
-        {
-            "sources": [
-                {"name": name, "type": adapter.provider, "rejectedSignatures": gateway.rejected[name]}
-                for name, adapter in sorted(gateway.adapters.items())
-            ]
-        }
-    )
+    return JSONResponse({"sources": source_summaries(gateway)})
 
 
 async def healthz(request: Request) -> Response:

@@ -4,7 +4,6 @@ import gc
 import sqlite3
 import sys
 import threading
-from collections import Counter
 from collections.abc import Mapping
 from contextlib import ExitStack
 
@@ -15,6 +14,7 @@ from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
 from gateway.web.auth import ApiKeys
+from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.read_pool import ReadPool
 from store.db import Checkpointer, connect
 from store.schema import migrate
@@ -35,9 +35,7 @@ class Gateway:
         self.committer = Committer(
             config.database, config.durability, on_commit=self.worker.wake.set if self.worker else None, turns=turns
         )
-        # Deliveries refused for their signature, per source, since start. Kept in memory on purpose: a forged
-        # request must cost the gateway no write.
-        self.rejected: Counter[str] = Counter()
+        self.deliveries = DeliveryCounts()
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
         self._resources = ExitStack()

@@ -1,7 +1,5 @@
 """`POST /webhooks/{source}`: verify, classify and queue a platform's delivery."""
 
-import logging
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -13,7 +11,6 @@ from gateway.web.context import commit, gateway_of, read_request_body
 from gateway.web.json_depth import MAX_JSON_DEPTH, too_deep
 from normalizer.timefmt import utcnow
 
-log = logging.getLogger("gateway.web")
 _DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
@@ -29,19 +26,22 @@ async def webhook(request: Request) -> Response:
     try:
         adapter.verify(delivery)
     except SignatureError as exc:
-        gateway.rejected[source] += 1
-        log.warning("webhook signature rejected", extra={"source": source, "check": exc.check, "reason": str(exc)})
+        gateway.deliveries.refuse(source, "rejected", str(exc), check=exc.check)
         raise errors.BadSignature(exc.check) from None
     if too_deep(body):
         raise errors.InvalidJson(f"The request body nests JSON deeper than the limit of {MAX_JSON_DEPTH} levels.")
     intake = adapter.intake(delivery)
     if intake.action == "ignore":
+        gateway.deliveries.refuse(source, "ignored", intake.reason or "ignored")
         return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})
     job = webhook_job(delivery, intake)
     if not await commit(gateway, job):
+        gateway.deliveries.add(source, "duplicate")
         return JSONResponse({"success": True, "duplicate": True})
     if intake.action == "record":
+        gateway.deliveries.add(source, "recorded")
         return JSONResponse({"success": True, "recorded": True, "jobId": job.job_id, "reason": intake.reason})
+    gateway.deliveries.add(source, "queued")
     return JSONResponse({"success": True, "queued": True, "jobId": job.job_id})
 
 

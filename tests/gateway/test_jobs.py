@@ -114,8 +114,11 @@ def test_bad_signature_is_401_stores_nothing_and_counts(platform: Harness) -> No
     assert missing.status_code == 401
     with platform.db() as conn:
         assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
-    sources = platform.get("/api/v1/sources").json()["sources"]
-    assert sources == [{"name": "shop", "type": "testplatform", "rejectedSignatures": 2}]
+    sources = {source["name"]: source for source in platform.get("/api/v1/sources").json()["sources"]}
+    assert list(sources) == ["api", "shop"]
+    shop = sources["shop"]
+    assert (shop["type"], shop["rejected"], shop["rejectedSignatures"], shop["received"]) == ("testplatform", 2, 2, 0)
+    assert shop["reasons"] == {"ignored": {}, "rejected": {"no matching signature": 2}}
 
 
 def test_unknown_source_is_404(platform: Harness) -> None:

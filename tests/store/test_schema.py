@@ -4,7 +4,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from store import ledger, schema
+from store import job_reads, ledger, schema
 from store.db import connect
 
 
@@ -26,7 +26,8 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert schema.migrate(conn) == newest
     assert conn.execute("PRAGMA user_version").fetchone()[0] == newest
     plan = conn.execute(
-        "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE status = 'done' AND finished_at < 5 ORDER BY finished_at"
+        "EXPLAIN QUERY PLAN SELECT id FROM jobs INDEXED BY jobs_done WHERE status = 'done' AND finished_at < 5"
+        " ORDER BY finished_at"
     ).fetchall()
     assert any("jobs_done" in row[-1] for row in plan)
     assert conn.execute("SELECT job_id FROM jobs").fetchall() == [("commerce-order-old",)]
@@ -34,5 +35,9 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     plan = conn.execute("EXPLAIN QUERY PLAN " + ledger.SPEND_SQL, ("old@example.com", "USD")).fetchall()
     assert any("COVERING INDEX orders_spend" in row[-1] for row in plan)
     assert ledger.spend(conn, "old@example.com", "USD") == ledger.Spend(1, 7850, [])
+    # v5: the job lists read an index range in id order, and the old job is in it.
+    plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE status = 'done' ORDER BY id DESC").fetchall()
+    assert any("jobs_status" in row[-1] for row in plan)
+    assert job_reads.page(conn, "done", "api", 10, None)[0][0]["jobId"] == "commerce-order-old"
     assert schema.migrate(conn) == newest  # a second start changes nothing
     conn.close()

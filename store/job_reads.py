@@ -1,0 +1,128 @@
+"""Reading the queue for people: one job with its trace, pages of jobs newest first, counts and ages by status.
+Bodies are never returned (they may hold personal data); what a job produced is read from the events it recorded."""
+
+import heapq
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from store import json_columns
+
+STATUSES = ("queued", "processing", "done", "failed", "dead")
+_COLUMNS = "id, job_id, status, kind, source, topic, attempts, error, warnings, received_at, finished_at, run_at, body"
+
+
+def _orders_in_body(kind: str, source: str, body: bytes) -> list[dict[str, str]]:
+    """A Push Order job names its order in its body (its event may be a repeat that recorded nothing)."""
+    if kind != "order":
+        return []
+    try:
+        order_id = json_columns.loads(body).get("orderId")
+    except (ValueError, AttributeError):
+        return []
+    return [{"source": source, "orderId": order_id}] if isinstance(order_id, str) else []
+
+
+def _produced(conn: sqlite3.Connection, job_id: str, orders: list[dict[str, str]]) -> dict[str, Any]:
+    names = []
+    for name, source, order_id in conn.execute(
+        "SELECT name, source, order_id FROM events WHERE job_id = ? ORDER BY id", (job_id,)
+    ):
+        names.append(name)
+        key = {"source": source, "orderId": order_id}
+        if order_id is not None and key not in orders:
+            orders.append(key)
+    return {"orders": orders, "events": names}
+
+
+def _view(conn: sqlite3.Connection, row: Sequence[Any]) -> dict[str, Any]:
+    _, job_id, status, kind, source, topic, attempts, error, warnings, received, finished, run_at, body = row
+    return {
+        "jobId": job_id,
+        "status": status,
+        "kind": kind,
+        "source": source,
+        "topic": topic,
+        "attempts": attempts,
+        "error": error,
+        "warnings": json_columns.loads(warnings) if warnings else [],
+        "receivedAt": received,
+        "finishedAt": finished if status in ("done", "dead") else None,
+        "nextAttemptAt": run_at if status in ("queued", "failed") else None,
+        "produced": _produced(conn, job_id, _orders_in_body(kind, source, body)),
+    }
+
+
+def get(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
+    """One job and its trace; times are µs since the epoch (the API formats them)."""
+    row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return None if row is None else _view(conn, row)
+
+
+def page(
+    conn: sqlite3.Connection, status: str | None, source: str | None, limit: int, before: int | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to `limit` jobs newest first (by acceptance), optionally of one status and/or one source, with ids
+    below `before`; returns them and the cursor of the next page (None at the end). Each filter reads an index
+    range in id order (jobs_status, jobs_source), so a page costs the same over any number of jobs."""
+    below = before if before is not None else 2**63 - 1
+    if source is not None and status is None:
+        # (source, status, id) has one id-ordered range per status: merge the five.
+        ranges = [_rows(conn, "source = ? AND status = ?", (source, each), below, limit + 1) for each in STATUSES]
+        rows = list(heapq.merge(*ranges, key=lambda row: -row[0]))[: limit + 1]
+    elif source is not None:
+        rows = _rows(conn, "source = ? AND status = ?", (source, status), below, limit + 1)
+    elif status is not None:
+        rows = _rows(conn, "status = ?", (status,), below, limit + 1)
+    else:
+        rows = _rows(conn, "1", (), below, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return [_view(conn, row) for row in rows], rows[-1][0] if more and rows else None
+
+
+def _rows(
+    conn: sqlite3.Connection, where: str, params: tuple[Any, ...], below: int, limit: int
+) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"SELECT {_COLUMNS} FROM jobs WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?", (*params, below, limit)
+    ).fetchall()
+
+
+_COUNT = {
+    # Each condition repeats a partial index's WHERE so the count reads that small index, not the whole table.
+    "queued": "status IN ('queued', 'failed') AND status = 'queued'",
+    "failed": "status IN ('queued', 'failed') AND status = 'failed'",
+    "processing": "status = 'processing'",
+    "dead": "status = 'dead'",
+}
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Jobs waiting, running or stopped, by status (done jobs are not counted: there can be millions)."""
+    return {
+        status: conn.execute(f"SELECT count(*) FROM jobs WHERE {where}").fetchone()[0]
+        for status, where in _COUNT.items()
+    }
+
+
+def oldest(conn: sqlite3.Connection) -> dict[str, int | None]:
+    """Since when the oldest job of each unfinished status has waited (µs), None when there is none: for a
+    queued job, since it became runnable (accepted or replayed); for the others, since it was accepted."""
+    row = conn.execute(
+        "SELECT run_at FROM jobs INDEXED BY jobs_ready WHERE status IN ('queued', 'failed') AND status = 'queued'"
+        " ORDER BY run_at LIMIT 1"
+    ).fetchone()
+    found: dict[str, int | None] = {"queued": row[0] if row else None}
+    for status in ("processing", "failed", "dead"):
+        row = conn.execute(
+            "SELECT received_at FROM jobs WHERE status = ? ORDER BY status, id LIMIT 1", (status,)
+        ).fetchone()
+        found[status] = row[0] if row else None
+    return found
+
+
+def latest_done(conn: sqlite3.Connection) -> int | None:
+    """When the last job finished (µs), from the done jobs' index."""
+    row = conn.execute("SELECT max(finished_at) FROM jobs INDEXED BY jobs_done WHERE status = 'done'").fetchone()
+    return row[0] if row else None
