@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from adapters._signatures import Scheme, check_secrets
 from adapters.custom import CustomAdapter, CustomOptions
-from tests.adapters.custom_support import ROOT, example_source, fixture, hmac_hex, now, stripe_header
+from tests.adapters._custom_deliveries import ROOT, example_source, fixture, hmac_hex, now, stripe_header
 from tests.conftest import Harness
 
 STRIPE_SECRET = "whsec_stripe_endpoint_secret_for_tests"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.custom_support import WHSEC, WHSEC_OLD, hmac_hex, now, standard_headers, stripe_header
+from tests.adapters._custom_deliveries import WHSEC, WHSEC_OLD, hmac_hex, now, standard_headers, stripe_header
 from tests.conftest import Harness
 from tests.test_architecture import imported_packages
 

@@ -14,7 +14,7 @@ from adapters import Command, Delivery, NotReady, TranslationError
 from adapters.shopify import ShopifyAdapter, ShopifyOptions
 from gateway.config import ConfigError, load
 from normalizer import CanonicalOrder
-from tests.adapters.shopify_helpers import (
+from tests.adapters._shopify_deliveries import (
     OLD_SECRET,
     ORDER_A,
     ORDER_B,

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.adapters.shopify_helpers import ORDER_A, ORDER_B, POWDER, SOURCE, deliver, raw, shop_harness
+from tests.adapters._shopify_deliveries import ORDER_A, ORDER_B, POWDER, SOURCE, deliver, raw, shop_harness
 from tests.conftest import Harness
 
 JANE = "jane.buyer@example.com"

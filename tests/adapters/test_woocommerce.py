@@ -13,7 +13,16 @@ from adapters import Delivery
 from adapters.woocommerce import WooCommerceAdapter, WooCommerceOptions
 from gateway.config import ConfigError, load
 from normalizer import CanonicalOrder
-from tests.adapters.woo_helpers import SECRET, SOURCE, deliver, encode, fixture, sign, woo_headers, woo_source
+from tests.adapters._woocommerce_deliveries import (
+    SECRET,
+    SOURCE,
+    deliver,
+    encode,
+    fixture,
+    sign,
+    woo_headers,
+    woo_source,
+)
 from tests.conftest import write_config
 
 JANE = {"email": "jane@example.com", "externalId": "12", "firstName": "Jane", "lastName": "Doe"}

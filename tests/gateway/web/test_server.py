@@ -9,7 +9,7 @@ from typing import Any
 from tests.conftest import API_KEY, write_config
 from tests.gateway._server import Server, database, wait_done
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def readme_examples() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

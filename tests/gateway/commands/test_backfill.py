@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from gateway import cli
-from tests.adapters.woo_helpers import SECRET, SOURCE, deliver, fixture
+from tests.adapters._woocommerce_deliveries import SECRET, SOURCE, deliver, fixture
 
 KEY, KEY_SECRET = "ck_0123456789abcdef", "cs_fedcba9876543210"
 

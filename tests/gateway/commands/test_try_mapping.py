@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.commands import try_mapping
 from gateway.config import build_adapters, load
-from tests.adapters.custom_support import FIXTURES, example_source
+from tests.adapters._custom_deliveries import FIXTURES, example_source
 from tests.conftest import write_config
 
 MAPPING = {"orderId": "id", "totalCents": "total", "currency": "currency", "customer": {"email": "email"}}

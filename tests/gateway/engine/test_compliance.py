@@ -4,7 +4,7 @@ app/uninstalled, and the subscriber export."""
 import json
 from typing import Any
 
-from tests.adapters.shopify_helpers import SOURCE, deliver, headers, raw, shop_harness
+from tests.adapters._shopify_deliveries import SOURCE, deliver, headers, raw, shop_harness
 from tests.conftest import Harness, order
 
 JANE = "jane.buyer@example.com"
