@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.adapters import shopify_helpers as shopify
-from tests.adapters.custom_support import stripe_header
+from tests.adapters import _shopify_deliveries as shopify
+from tests.adapters._custom_deliveries import stripe_header
 from tests.adapters.test_custom_signatures import MAPPING, SCHEMES
 from tests.adapters.test_custom_signatures import _sign as sign_custom
 from tests.conftest import API_KEY, Harness, order
