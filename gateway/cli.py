@@ -14,7 +14,7 @@ from adapters import Adapter
 from gateway import logs
 from gateway.commands import backfill, jobs, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
-from gateway.engine import Engine
+from gateway.engine import build_engine
 from gateway.pipeline.worker import Worker
 from normalizer.timefmt import now_us
 from store import queue
@@ -124,7 +124,7 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    worker = Worker(config, adapters, Engine(config.currency, config.fx_rates))
+    worker = Worker(config, adapters, build_engine(config))
     gc.freeze()  # as `serve` does: what lives now lives as long as the process, out of the collector's reach
     log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
     worker.run(stop)

@@ -4,17 +4,20 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters import REGISTRY, Adapter, SourceOptions
+from normalizer.catalog import Replenishment
 from normalizer.money import MoneyError, normalise_currency
 from normalizer.problems import problems
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 
 
 class ConfigError(Exception):
@@ -23,6 +26,28 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def parse_duration(value: Any) -> float:
+    """`30s`, `45m`, `1h`, `2d` (also `500ms`, or a bare number of seconds) -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 45m, 1h or 2d")
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than 0")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]  # seconds
+
+
+class LifecycleConfig(_Strict):
+    checkout_abandoned_after: Duration = 3600.0
+    historical_after: Duration = 30 * 86_400.0
+    replenishment: dict[str, Replenishment] = Field(default_factory=dict)  # productId -> rule; wins over the API
 
 
 class WorkerConfig(_Strict):
@@ -45,6 +70,7 @@ class Config(_Strict):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -149,6 +149,7 @@ class CanonicalOrder(PushOrder):
     updatedAt: Instant | None = None
     refunds: dict[str, Cents] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    checkoutId: Id = None  # the platform checkout this order completed (Shopify's checkout_token)
 
     @property
     def refunded_cents(self) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from normalizer.emails import normalise_email
-from store import events, ledger
+from store import automations, events, ledger
 
 # A redacted delivery keeps its row (topic, times, status: the audit trail) but not its body.
 REDACTED_BODY = b'{"redacted": true}'
@@ -96,6 +96,7 @@ def forget_if_unused(conn: sqlite3.Connection, email: str, customer_id: str | No
         (email, subscriber_id),
     ).fetchone()[0]
     if not used:
+        automations.forget_subscriber(conn, subscriber_id)
         conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,))
         return True
     if customer_id is not None:

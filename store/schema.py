@@ -135,7 +135,43 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX events_job ON events(job_id) WHERE job_id IS NOT NULL")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Lifecycle: automations (`store.automations`) and the product catalog (`store.catalog`). Automations are
+    read by subscriber (the read API, an order's reminders) and, for back-in-stock waits and checkouts, by key;
+    replenishment rows, the many, stay out of the key index."""
+    db.executescript(
+        """
+        CREATE TABLE automations (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+            flow TEXT NOT NULL,
+            key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            source TEXT,
+            order_id TEXT,
+            ordered_at INTEGER,
+            started_at INTEGER NOT NULL,
+            due_at INTEGER,
+            fired_at INTEGER,
+            stopped_at INTEGER,
+            reason TEXT,
+            data TEXT NOT NULL
+        );
+        CREATE INDEX automations_subscriber ON automations(subscriber_id, flow, key);
+        CREATE INDEX automations_key ON automations(flow, key) WHERE flow != 'replenishment';
+        CREATE TABLE products (
+            product_id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            data TEXT NOT NULL,
+            replenishment TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -12,7 +12,7 @@ import yaml
 from starlette.testclient import TestClient
 
 from gateway.config import Config, build_adapters, load
-from gateway.engine import Engine
+from gateway.engine import build_engine
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
 from gateway.web.app import create_app
@@ -29,6 +29,8 @@ def write_config(folder: Path, **overrides: Any) -> Path:
         "fx_rates": {"EUR": 1.08},
         "api_keys": [API_KEY],
         "sources": {},
+        # The fixtures' orders are dated mid-2026: nothing is historical by its age unless a test says so.
+        "lifecycle": {"historical_after": "36500d"},
     }
     settings.update(overrides)
     path = folder / "config.yaml"
@@ -44,7 +46,7 @@ class Harness:
         self.client = client
         self.config = config
         turns = None if standalone else WriteTurns()
-        engine = Engine(config.currency, config.fx_rates)
+        engine = build_engine(config)
         self.worker = Worker(config, client.app.state.gateway.adapters, engine, turns)
         self.headers = {"Authorization": f"Bearer {API_KEY}"}
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from adapters import Adapter, Delivery
 from adapters.woocommerce import WooApi, WooCommerceAdapter
 from gateway.config import Config
-from gateway.engine import Engine
+from gateway.engine import build_engine
 from gateway.pipeline.ingest import webhook_job
 from gateway.pipeline.worker import Worker
 from store import job_reads, queue
@@ -160,7 +160,7 @@ def run(
         except BackfillError as exc:
             failure = exc  # what was fetched is still processed; a re-run skips it
     if process and summary.job_ids:
-        worker = Worker(config, adapters, Engine(config.currency, config.fx_rates))
+        worker = Worker(config, adapters, build_engine(config))
         # A worker is a worker: it also takes whatever else is queued, which is as safe as `serve` doing it.
         while worker.run_once():
             pass

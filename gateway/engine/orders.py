@@ -1,14 +1,15 @@
 """The core engine: one canonical order in, all of its effects applied in the caller's transaction.
 
 Ledger merge, subscriber upsert, events, revenue attributes recomputed from the ledger (docs/api.md, Engine
-semantics). Lifecycle automations and segments plug in later as `hooks`, called with every applied order.
+semantics). Lifecycle automations (`gateway.engine.lifecycle`) and segments plug in as `hooks`, called with
+every applied order, and as timer handlers and job kinds of their own.
 """
 
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters import Command, TranslationError
 from gateway.engine.registry import COMMANDS
@@ -19,6 +20,9 @@ from normalizer.order_event import OrderEvent
 from normalizer.timefmt import format_instant, parse_instant
 from store import events, ledger, subscribers
 from store.ledger import LedgerOrder
+
+if TYPE_CHECKING:  # the lifecycle registers itself on an engine: no import cycle at run time
+    from gateway.engine.lifecycle import Lifecycle
 
 
 @dataclass(slots=True)
@@ -31,6 +35,7 @@ class Applied:
     subscriber_id: int | None
     event_id: int | None
     warnings: list[str] = field(default_factory=list)
+    historical: bool = False  # imported history: starts and stops no automation
 
     @property
     def order(self) -> PushOrder:
@@ -38,6 +43,9 @@ class Applied:
 
 
 Hook = Callable[[sqlite3.Connection, Applied, int], None]
+# A job kind other than orders and webhooks (a back-in-stock request, a checkout): (conn, body, job id, now)
+# -> warnings.
+JobHandler = Callable[[sqlite3.Connection, bytes, str, int], list[str]]
 
 
 class Engine:
@@ -46,6 +54,8 @@ class Engine:
         self.fx_rates = fx_rates
         self.hooks: list[Hook] = []
         self.timers = Timers()  # handlers of the durable timers the worker fires, by kind
+        self.jobs: dict[str, JobHandler] = {}
+        self.lifecycle: Lifecycle | None = None  # set by `Lifecycle.register`
 
     def apply(self, conn: sqlite3.Connection, event: OrderEvent, now: int) -> list[str]:
         """Apply one order event; returns the warnings it produced."""
@@ -72,12 +82,16 @@ class Engine:
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
         event_id = None
+        historical = self.lifecycle is not None and self.lifecycle.is_historical(event, after, now)
         if subscriber_id is not None:
+            properties = self._event_properties(event, after, before is None)
+            if historical:
+                properties["historical"] = True
             event_id = events.record(
                 conn,
                 subscriber_id,
                 f"ecommerce.order_{order.status}",
-                self._event_properties(event, after, before is None),
+                properties,
                 now,
                 event.dedup_key,
                 event.source,
@@ -90,7 +104,7 @@ class Engine:
             for email in {e for e in (after.email, before.email if before else None) if e and e != totalled}:
                 self.recompute(conn, email, now, order if email == after.email else None, warnings)
         if self.hooks:
-            applied = Applied(event, before, after, subscriber_id, event_id, warnings)
+            applied = Applied(event, before, after, subscriber_id, event_id, warnings, historical)
             for hook in self.hooks:
                 hook(conn, applied, now)
         return warnings
@@ -100,6 +114,14 @@ class Engine:
         if handler is None:
             raise TranslationError(f"no handler for command {command.name!r}")
         return handler(self, conn, source, command, now)
+
+    def upsert_subscriber(self, conn: sqlite3.Connection, customer: Customer, now: int, warnings: list[str]) -> int:
+        """A customer met outside an order (a back-in-stock request, a checkout), upserted as an order's would be,
+        with their totals from the ledger; returns the subscriber id."""
+        attributes = self._custom_attributes(customer, warnings)
+        stored = subscribers.load(conn, customer.email, self.currency)
+        totals, baseline = self.totals(stored.spend, None, warnings, stored.baseline)
+        return subscribers.save(conn, stored, customer, attributes, totals, baseline, now)
 
     def _custom_attributes(self, customer: Customer, warnings: list[str]) -> dict[str, Any]:
         reserved = RESERVED_ATTRIBUTES.intersection(customer.attributes)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from adapters import Command
-from gateway.engine import compliance
+from gateway.engine import compliance, lifecycle
 
 if TYPE_CHECKING:  # handlers are called with the engine: no import cycle at run time
     from gateway.engine.orders import Engine
@@ -18,4 +18,6 @@ COMMANDS: dict[str, CommandHandler] = {
     "erase_source": compliance.erase_source,
     "data_request": compliance.data_request,
     "app_uninstalled": compliance.app_uninstalled,
+    "catalog_update": lifecycle.catalog_command,
+    "checkout": lifecycle.checkout_command,
 }

@@ -36,16 +36,14 @@ class Timers:
         """Fire due timers in the caller's transaction, batch by batch, until none is due or `deadline`
         (time.monotonic) has passed. Returns (timers fired, whether more may be due)."""
         fired = 0
-        while True:
-            batch = timers.due(conn, now, BATCH)
+        while batch := timers.due(conn, now, BATCH):  # again after the last: a handler may set one due now
             for rowid, kind, key, due_at in batch:
                 if time.monotonic() >= deadline and fired:
                     return fired, True
                 if timers.take(conn, rowid, now):
                     self._fire(conn, kind, key, due_at, now)
                     fired += 1
-            if len(batch) < BATCH:
-                return fired, False
+        return fired, False
 
     def _fire(self, conn: sqlite3.Connection, kind: str, key: str, due_at: int, now: int) -> None:
         handler = self.handlers.get(kind)

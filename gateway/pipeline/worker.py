@@ -283,6 +283,9 @@ class Worker:
         if job.kind == "order":
             stored = StoredOrder.model_validate_json(job.body)
             return self.engine.apply(conn, OrderEvent(job.source, "api", stored, job.received_at, job.job_id), now)
+        handler = self.engine.jobs.get(job.kind)
+        if handler is not None:  # a back-in-stock request, a checkout
+            return handler(conn, job.body, job.job_id, now)
         adapter = self.adapters.get(job.source)
         if adapter is None:
             raise Permanent(f"source {job.source!r} is no longer configured")

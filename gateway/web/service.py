@@ -4,12 +4,12 @@ import gc
 import sqlite3
 import sys
 import threading
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 
 from adapters import Adapter
 from gateway.config import Config
-from gateway.engine import Engine
+from gateway.engine import build_engine
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
@@ -29,8 +29,8 @@ class Gateway:
         self.config = config
         self.adapters = adapters
         self.keys = ApiKeys(api_keys)
-        self.engine = Engine(config.currency, config.fx_rates)
-        turns = WriteTurns()
+        self.engine = build_engine(config)
+        turns = self.turns = WriteTurns()
         self.worker = Worker(config, adapters, self.engine, turns) if run_worker else None
         self.committer = Committer(
             config.database, config.durability, on_commit=self.worker.wake.set if self.worker else None, turns=turns
@@ -41,11 +41,23 @@ class Gateway:
         self._resources = ExitStack()
         self._reader: sqlite3.Connection | None = None
         self.reads = ReadPool(config.database, config.durability)
+        self._writer: sqlite3.Connection | None = None
+        self._writer_lock = threading.Lock()
 
     @property
     def reader(self) -> sqlite3.Connection:
         assert self._reader is not None, "the app is not started"
         return self._reader
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a request that writes in its own transaction (a catalog update), one request at a
+        time, in its turn on the write lock ahead of the worker's next chunk. Call it from a thread of the pool,
+        never the event loop: it may wait for the lock."""
+        with self._writer_lock, self.turns.ingest():
+            if self._writer is None:
+                self._writer = connect(self.config.database, self.config.durability)
+            yield self._writer
 
     def start(self) -> None:
         conn = connect(self.config.database, self.config.durability)
@@ -79,3 +91,5 @@ class Gateway:
         if self._reader is not None:
             self._reader.close()
         self.reads.close()
+        if self._writer is not None:
+            self._writer.close()

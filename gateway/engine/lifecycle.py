@@ -1,0 +1,123 @@
+"""The lifecycle engine: replenishment reminders, back in stock, checkout abandonment and the stops a purchase
+causes (docs/lifecycle.md), wired into the order engine as a hook, two job kinds, two timer kinds and the
+native catalog and checkout commands.
+
+Historical data never emails anyone: an order placed longer ago than `lifecycle.historical_after` when it is
+processed, and everything `backfill` queued, is recorded as usual with `historical: true` on its events, and
+starts and stops nothing.
+"""
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from adapters import Command, TranslationError
+from gateway.config import LifecycleConfig
+from gateway.engine import automations as effects
+from gateway.engine import back_in_stock, catalog, checkouts, replenishment
+from normalizer import CanonicalOrder, Customer
+from normalizer.catalog import Product
+from normalizer.checkout import BackInStockRequest, Checkout, NativeCheckout
+from normalizer.order_event import OrderEvent
+from normalizer.timefmt import parse_instant, to_micros
+from store import automations
+from store import catalog as products
+from store.automations import BACK_IN_STOCK
+from store.ledger import LedgerOrder
+
+if TYPE_CHECKING:  # the order engine's registry names the commands below: no import cycle at run time
+    from gateway.engine.orders import Applied, Engine
+
+BACKFILL_JOB_PREFIX = "commerce-backfill-"
+_SECOND_US = 1_000_000
+
+
+class Lifecycle:
+    def __init__(self, engine: "Engine", settings: LifecycleConfig) -> None:
+        self.engine = engine
+        self.historical_after_us = int(settings.historical_after * _SECOND_US)
+        self.abandon_after_us = int(settings.checkout_abandoned_after * _SECOND_US)
+        self.rules = {product_id: rule.model_dump() for product_id, rule in settings.replenishment.items()}
+
+    @classmethod
+    def register(cls, engine: "Engine", settings: LifecycleConfig) -> "Lifecycle":
+        lifecycle = cls(engine, settings)
+        engine.lifecycle = lifecycle
+        engine.hooks.append(lifecycle.on_order)
+        engine.timers.register(effects.TIMER_KIND, effects.on_timer)
+        engine.timers.register(catalog.TIMER_KIND, catalog.on_restock)
+        engine.jobs["back_in_stock"] = lifecycle.back_in_stock_job
+        engine.jobs["checkout"] = lifecycle.checkout_job
+        return lifecycle
+
+    def is_historical(self, event: OrderEvent, after: LedgerOrder, now: int) -> bool:
+        if event.job_id is not None and event.job_id.startswith(BACKFILL_JOB_PREFIX):
+            return True
+        return to_micros(parse_instant(after.ordered_at)) < now - self.historical_after_us
+
+    def rule(self, conn: sqlite3.Connection, product_id: str) -> dict[str, Any] | None:
+        """The product's replenishment rule: config's, else the catalog's."""
+        return self.rules.get(product_id) or products.replenishment(conn, product_id)
+
+    def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
+        if applied.historical or applied.subscriber_id is None:
+            return
+        subscriber_id, after = applied.subscriber_id, applied.after
+        replenishment.apply(conn, subscriber_id, after, self.rule, now)
+        if applied.order.status != "placed" or replenishment.ended(after) is not None:
+            return
+        # A purchase ends the waits for what it contains and the checkouts it completed.
+        bought = {str(item["productId"]) for item in after.items} | {
+            str(item["variantId"]) for item in after.items if item.get("variantId")
+        }
+        for wait in automations.active(conn, subscriber_id, BACK_IN_STOCK):
+            if wait.key in bought or wait.data.get("productId") in bought:
+                effects.stop(conn, wait, "superseded", after.order_id, now)
+        order = applied.order
+        checkout_id = order.checkoutId if isinstance(order, CanonicalOrder) else None
+        checkouts.close_for_order(conn, subscriber_id, checkout_id, after.order_id, now)
+
+    def subscriber(self, conn: sqlite3.Connection, customer: Customer, now: int, warnings: list[str]) -> int:
+        return self.engine.upsert_subscriber(conn, customer, now, warnings)
+
+    def back_in_stock_job(self, conn: sqlite3.Connection, body: bytes, job_id: str, now: int) -> list[str]:
+        wanted = BackInStockRequest.model_validate_json(body)
+        warnings: list[str] = []
+        subscriber_id = self.subscriber(conn, wanted.customer, now, warnings)
+        back_in_stock.request(conn, subscriber_id, wanted, job_id, now)
+        return warnings
+
+    def checkout_job(self, conn: sqlite3.Connection, body: bytes, job_id: str, now: int) -> list[str]:
+        return self.checkout(conn, "api", Checkout.model_validate_json(body), now)
+
+    def checkout(self, conn: sqlite3.Connection, source: str, checkout: Checkout, now: int) -> list[str]:
+        warnings: list[str] = []
+        subscriber_id = self.subscriber(conn, checkout.customer, now, warnings)
+        return warnings + checkouts.apply(conn, subscriber_id, checkout, source, self.abandon_after_us, now)
+
+    def upsert_products(
+        self, conn: sqlite3.Connection, items: list[Product], source: str, now: int, replace_variants: bool = False
+    ) -> int:
+        """Store catalog updates; returns how many back-in-stock events their restocks will fire."""
+        return catalog.upsert(conn, items, source, now, replace_variants)
+
+
+def _lifecycle(engine: "Engine") -> Lifecycle:
+    if engine.lifecycle is None:
+        raise TranslationError("the lifecycle engine is not running")
+    return engine.lifecycle
+
+
+def catalog_command(engine: "Engine", conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
+    """A native catalog update (`Command("catalog_update", {"products": [...], "replaceVariants": bool})`)."""
+    items: list[Product] = list(command.args["products"])
+    _lifecycle(engine).upsert_products(conn, items, source, now, bool(command.args.get("replaceVariants")))
+    return []
+
+
+def checkout_command(engine: "Engine", conn: sqlite3.Connection, source: str, command: Command, now: int) -> list[str]:
+    """A native checkout (`Command("checkout", {"checkout": NativeCheckout | None, "warning": str})`): one
+    without an email is acknowledged with a warning."""
+    checkout: NativeCheckout | None = command.args.get("checkout")
+    if checkout is None:
+        return [str(command.args.get("warning") or "checkout without an email: no subscriber, nothing started")]
+    return _lifecycle(engine).checkout(conn, source, checkout, now)

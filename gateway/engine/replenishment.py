@@ -1,0 +1,101 @@
+"""Replenishment reminders: an order's items with a replenishment rule start, per product (or per variant with
+`matchBy: variant`), a reminder due at orderedAt + days x quantity - leadDays.
+
+Exact under reordering: every order of a key gets a row, so a duplicate finds its own and starts nothing; an
+order arriving after a newer one of its key (by orderedAt, then source and orderId) is kept as `superseded`
+from the start; a cancelled or fully refunded order stops only its own reminder, and one that arrives already
+cancelled or refunded starts none. Whatever the arrival order, the active reminder is that of the newest order
+of the key, if it is still standing, due when its own dates say.
+"""
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.engine import automations as effects
+from normalizer.timefmt import parse_instant, to_micros
+from store import automations
+from store.automations import REPLENISHMENT
+from store.ledger import LedgerOrder
+
+DAY_US = 86_400 * 1_000_000
+
+# productId -> its rule (days, leadDays, matchBy) as a dict, or None
+RuleLookup = Callable[[sqlite3.Connection, str], dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class _Key:
+    rule: dict[str, Any]
+    quantity: int
+    item: dict[str, Any]
+
+
+def due_at(ordered_at: int, rule: dict[str, Any], quantity: int) -> int:
+    days: int = rule["days"] * quantity - rule.get("leadDays", 0)
+    return ordered_at + days * DAY_US
+
+
+def ended(order: LedgerOrder) -> str | None:
+    """Why an order's reminder must not stand: cancelled, or refunded in full."""
+    if order.cancelled:
+        return "order_cancelled"
+    if order.refunded_cents > 0 and order.refunded_cents >= order.total_cents:
+        return "order_refunded"
+    return None
+
+
+def _keys(conn: sqlite3.Connection, order: LedgerOrder, rules: RuleLookup) -> dict[str, _Key]:
+    keys: dict[str, _Key] = {}
+    for item in order.items:
+        rule = rules(conn, str(item["productId"]))
+        if rule is None:
+            continue
+        by_variant = rule.get("matchBy") == "variant" and item.get("variantId")
+        key = str(item["variantId"]) if by_variant else str(item["productId"])
+        found = keys.get(key)
+        if found is None:
+            keys[key] = _Key(rule, int(item["quantity"]), item)
+        else:
+            found.quantity += int(item["quantity"])
+    return keys
+
+
+def apply(conn: sqlite3.Connection, subscriber_id: int, order: LedgerOrder, rules: RuleLookup, now: int) -> None:
+    """Bring the subscriber's reminders up to date with one event of `order` (the ledger row after it)."""
+    keys = _keys(conn, order, rules)
+    if not keys:
+        return
+    ordered_at = to_micros(parse_instant(order.ordered_at))
+    reason = ended(order)
+    rank = (ordered_at, order.source, order.order_id)
+    for key, found in keys.items():
+        rows = automations.of_key(conn, subscriber_id, REPLENISHMENT, key)
+        mine = [row for row in rows if row.source == order.source and row.order_id == order.order_id]
+        if mine:
+            if reason is not None and mine[-1].status == "active":
+                effects.stop(conn, mine[-1], reason, order.order_id, now)
+            continue
+        identity: dict[str, Any] = {"source": order.source, "order_id": order.order_id, "ordered_at": ordered_at}
+        data = {
+            "productId": str(found.item["productId"]),
+            "variantId": found.item.get("variantId"),
+            "title": found.item.get("title"),
+            "variantTitle": found.item.get("variantTitle"),
+            "quantity": found.quantity,
+            "orderId": order.order_id,
+            "orderedAt": order.ordered_at,
+        }
+        due = due_at(ordered_at, found.rule, found.quantity)
+        if any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in rows):
+            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, stopped="superseded", **identity)
+            continue
+        # The newest order of the key: it replaces the standing reminder, even if it is already over itself.
+        for row in rows:
+            if row.status == "active":
+                effects.stop(conn, row, "superseded", order.order_id, now)
+        if reason is not None:
+            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, stopped=reason, **identity)
+        else:
+            effects.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, **identity)
