@@ -49,6 +49,11 @@ class LifecycleConfig(_Strict):
     historical_after: Duration = 30 * 86_400.0
     replenishment: dict[str, Replenishment] = Field(default_factory=dict)  # productId -> rule; wins over the API
 
+    @field_validator("replenishment", mode="before")
+    @classmethod
+    def _no_rules(cls, value: Any) -> Any:
+        return {} if value is None else value  # `replenishment:` with every rule commented out
+
 
 class WorkerConfig(_Strict):
     batch_size: int = Field(default=1000, ge=1, le=5000)
