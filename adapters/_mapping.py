@@ -20,7 +20,7 @@ from adapters.base import TranslationError
 from normalizer import CanonicalOrder
 from normalizer.model import Status
 from normalizer.money import MoneyError, normalise_currency, to_minor
-from normalizer.problems import problems
+from normalizer.problems import InputProblem, describe, problems
 
 _FUNCTIONS: dict[str, Any] = Functions.FUNCTION_TABLE
 
@@ -268,7 +268,7 @@ class Mapping:
                     target[key] = convert(target[key])
                 except ValueError as exc:  # MoneyError too
                     where = f"items[{index}].{key}" if head == "items" else path
-                    raise TranslationError(f"{where} (expression {self.sources[path]}): {exc}") from None
+                    raise TranslationError(f"{where} (expression {self.sources[path]}): {describe(exc)}") from None
 
     def _minor(self, value: Any, currency: str | None) -> Any:
         if self.options.money == "minor" or isinstance(value, bool):
@@ -309,5 +309,5 @@ def _instant(value: Any) -> Any:
         try:
             return datetime.fromtimestamp(value, UTC)
         except (ValueError, OverflowError, OSError):
-            raise ValueError(f"{value} is out of range for Unix seconds") from None
+            raise InputProblem("out of range for Unix seconds") from None
     return value

@@ -25,6 +25,7 @@ from adapters.base import (
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.emails import normalise_email
 from normalizer.money import MoneyError, exponent, normalise_currency, to_minor
+from normalizer.problems import InputProblem, describe
 from normalizer.timefmt import parse_instant
 
 ORDER_TOPICS = frozenset(
@@ -118,7 +119,7 @@ class ShopifyAdapter:
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             if isinstance(exc, ValidationError):
                 raise
-            raise TranslationError(f"{topic} payload has an unexpected shape: {_describe(exc)}") from None
+            raise TranslationError(f"{topic} payload has an unexpected shape: {describe(exc)}") from None
         raise TranslationError(f"topic {topic or '(none)'} is not handled")
 
 
@@ -146,26 +147,20 @@ def _object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    return str(exc)
-
-
 def _id(value: Any, field: str) -> str:
     # Shopify ids exceed 2**53: json keeps them as exact ints, and they never pass through a float here.
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
-        raise ValueError(f"{field} must be an integer id")
+        raise InputProblem(f"{field} must be an integer id")
     return str(value).strip()
 
 
 def _money(value: Any, currency: str, field: str) -> int:
     if not isinstance(value, str | int | Decimal) or isinstance(value, bool):
-        raise ValueError(f"{field} must be a decimal string")
+        raise InputProblem(f"{field} must be a decimal string")
     try:
         return to_minor(value, currency)
     except MoneyError as exc:
-        raise ValueError(f"{field}: {exc}") from None
+        raise InputProblem(f"{field}: {exc}") from None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

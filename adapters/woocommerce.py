@@ -26,7 +26,7 @@ from adapters.base import (
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.model import Status
 from normalizer.money import MoneyError, exponent, to_minor
-from normalizer.problems import problems
+from normalizer.problems import describe, problems
 
 TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
 ERASED_EMAIL = "deleted@site.invalid"  # what WordPress's personal data eraser leaves in billing.email
@@ -184,7 +184,7 @@ def translate_order(payload: dict[str, Any], lookup: OrderLookup) -> Translation
     except ValidationError:
         raise  # the worker describes it without the input values (personal data)
     except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as exc:
-        raise TranslationError(f"order {order_id}: unexpected shape ({type(exc).__name__}: {exc})") from None
+        raise TranslationError(f"order {order_id}: unexpected shape ({describe(exc)})") from None
 
 
 def _translate(

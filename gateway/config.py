@@ -92,7 +92,7 @@ class Config(_Strict):
         try:
             return normalise_currency(value)
         except MoneyError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(f"{value!r} is {exc}") from None  # the config's own value, not personal data
 
     @field_validator("fx_rates", mode="before")
     @classmethod
@@ -104,7 +104,7 @@ class Config(_Strict):
             try:
                 code = normalise_currency(str(code))
             except MoneyError as exc:
-                raise ValueError(str(exc)) from None
+                raise ValueError(f"{str(code)!r} is {exc}") from None
             if isinstance(rate, bool) or not isinstance(rate, int | float | str):
                 raise ValueError(f"{code}: rate must be a number")
             # YAML gives 1.08 as a float; its shortest repr is the number the merchant wrote.

@@ -5,6 +5,8 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
+from normalizer.problems import InputProblem
+
 # The library's check is slow (docs/PERFORMANCE.md), most of it the domain's IDNA rules, and runs on every
 # order at ingest and again in the worker. An ordinary address (ASCII dot-atom before the @, which the library
 # accepts as is) only needs its domain checked, and domains repeat: their verdict is cached. Anything else, and
@@ -12,20 +14,26 @@ from email_validator import EmailNotValidError, validate_email
 _ATEXT = r"a-z0-9_!#$%&'*+\-/=?^`{|}~"
 _PLAIN = re.compile(rf"([{_ATEXT}]+(?:\.[{_ATEXT}]+)*)@([a-z0-9.-]+)\Z")
 _MAX_LOCAL, _MAX_ADDRESS = 64, 254
+_QUOTING = re.compile(r"[:(]")
 
 
 def normalise_email(value: str) -> str:
     text = value.strip().lower()
     if not text:
-        raise ValueError("email is required")
+        raise InputProblem("email is required")
     plain = _PLAIN.match(text)
     if plain and len(plain[1]) <= _MAX_LOCAL and len(text) <= _MAX_ADDRESS and _plain_domain(plain[2]):
         return text
     try:
         validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValueError(f"not a valid email address: {exc}") from None
+        raise InputProblem(f"not a valid email address: {_reason(exc)}") from None
     return text
+
+
+def _reason(exc: EmailNotValidError) -> str:
+    """The library's reason up to where it quotes or names parts of the address (": '<'", "(… of 'x')")."""
+    return _QUOTING.split(str(exc), maxsplit=1)[0].strip().rstrip(".") + "."
 
 
 @lru_cache(maxsize=4096)

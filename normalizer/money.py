@@ -5,13 +5,15 @@ from functools import cache
 
 from iso4217 import Currency
 
+from normalizer.problems import InputProblem
+
 # The largest amount, in minor units, an order, a refund or an item may state (ten trillion dollars). Bounded
 # so that money stays exact everywhere it goes: each amount fits SQLite's 64-bit integers with room to spare,
 # and sums of them are added without overflow (store.ledger).
 MAX_MINOR_UNITS = 10**15
 
 
-class MoneyError(ValueError):
+class MoneyError(InputProblem):
     pass
 
 
@@ -21,9 +23,9 @@ def exponent(code: str) -> int:
     try:
         value = Currency(code.upper()).exponent
     except ValueError:
-        raise MoneyError(f"'{code}' is not an ISO 4217 currency code") from None
+        raise MoneyError("not an ISO 4217 currency code") from None
     if value is None:
-        raise MoneyError(f"'{code}' has no minor unit (not a currency orders can be paid in)")
+        raise MoneyError("a code that has no minor unit (not a currency orders can be paid in)")
     return int(value)
 
 
@@ -40,13 +42,13 @@ def to_minor(amount: str | int | Decimal, currency: str) -> int:
     Floats are refused: they cannot carry an exact amount.
     """
     if isinstance(amount, bool | float):
-        raise MoneyError(f"amount {amount!r} must be a decimal string or an integer, not a float")
+        raise MoneyError("must be a decimal string or an integer, not a float")
     try:
         value = Decimal(amount.strip() if isinstance(amount, str) else amount)
     except InvalidOperation:
-        raise MoneyError(f"amount {amount!r} is not a decimal number") from None
+        raise MoneyError("not a decimal number") from None
     if not value.is_finite():
-        raise MoneyError(f"amount {amount!r} is not a finite number")
+        raise MoneyError("not a finite number")
     # Checked before scaling and int(): "1e999999999" would overflow the decimal context, or build an integer
     # of a billion digits. (The amount itself bounds the scaled one from below: exponents are >= 0.)
     magnitude = value.copy_abs()  # exact, where abs() rounds to the context and can overflow
@@ -54,7 +56,7 @@ def to_minor(amount: str | int | Decimal, currency: str) -> int:
         raise MoneyError(f"amount is over the limit of {MAX_MINOR_UNITS:,} minor units")
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
-        raise MoneyError(f"amount {amount!r} has more decimals than {currency.upper()} allows")
+        raise MoneyError(f"more decimals than {currency.upper()} allows")
     return int(scaled)
 
 

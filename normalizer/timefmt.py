@@ -4,6 +4,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
+from normalizer.problems import InputProblem
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -11,11 +13,11 @@ _MICROSECOND = timedelta(microseconds=1)
 def parse_instant(value: str) -> datetime:
     text = value.strip()
     if not text:
-        raise ValueError("must be an ISO 8601 timestamp")
+        raise InputProblem("must be an ISO 8601 timestamp")
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"'{value}' is not an ISO 8601 timestamp") from None
+        raise InputProblem("not an ISO 8601 timestamp") from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)

@@ -20,7 +20,7 @@ from gateway.engine import Engine, LedgerLookup
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer import StoredOrder
 from normalizer.order_event import OrderEvent
-from normalizer.problems import summary
+from normalizer.problems import InputProblem, describe, summary
 from normalizer.timefmt import now_us, to_micros
 from store import queue, timers
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, store_trouble, transaction
@@ -314,4 +314,6 @@ def _once(warnings: list[str]) -> list[str]:
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return f"invalid canonical order: {summary(exc)}"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TranslationError | Permanent | InputProblem):  # messages written without payload values
+        return f"{type(exc).__name__}: {exc}"
+    return describe(exc)

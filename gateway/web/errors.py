@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.logs import redact_path
 from normalizer.problems import problems
 from store.db import StoreUnavailable
 
@@ -99,5 +100,5 @@ def answer_for(exc: Exception, path: str) -> GatewayError:
         return exc
     if isinstance(exc, StoreUnavailable | sqlite3.OperationalError):
         return Unavailable()
-    log.exception("unhandled error", extra={"path": path})
+    log.exception("unhandled error", extra={"path": redact_path(path)})
     return GatewayError()

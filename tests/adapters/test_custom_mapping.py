@@ -291,13 +291,13 @@ def test_delivery_key(options: dict[str, Any], headers: dict[str, str], payload:
         pytest.param(
             {"money": "decimal"},
             {**ORDER, "total": "12.345"},
-            "totalCents (expression 'total'): amount '12.345' has more decimals than USD allows",
+            "totalCents (expression 'total'): more decimals than USD allows",
             id="decimal amount finer than the currency",
         ),
         pytest.param(
             {"money": "decimal"},
             {**ORDER, "total": "twelve"},
-            "totalCents (expression 'total'): amount 'twelve' is not a decimal number",
+            "totalCents (expression 'total'): not a decimal number",
             id="decimal amount not a number",
         ),
         pytest.param(
@@ -309,7 +309,7 @@ def test_delivery_key(options: dict[str, Any], headers: dict[str, str], payload:
         pytest.param(
             {},
             {**ORDER, "currency": "XYZ"},
-            "currency (expression 'currency'): 'XYZ' is not an ISO 4217 currency code",
+            "currency (expression 'currency'): not an ISO 4217 currency code",
             id="unknown currency",
         ),
         pytest.param(
@@ -333,13 +333,13 @@ def test_delivery_key(options: dict[str, Any], headers: dict[str, str], payload:
         pytest.param(
             {"orderedAt": "created"},
             {**ORDER, "created": "yesterday"},
-            "orderedAt (expression 'created'): 'yesterday' is not an ISO 8601 timestamp",
+            "orderedAt (expression 'created'): not an ISO 8601 timestamp",
             id="time not ISO 8601",
         ),
         pytest.param(
             {"updatedAt": "updated"},
             {**ORDER, "updated": 10**20},
-            "updatedAt (expression 'updated'): 100000000000000000000 is out of range for Unix seconds",
+            "updatedAt (expression 'updated'): out of range for Unix seconds",
             id="Unix time out of range",
         ),
         pytest.param(
@@ -378,7 +378,7 @@ def test_delivery_key(options: dict[str, Any], headers: dict[str, str], payload:
                 "items": {"each": "l", "productId": "id", "title": "n", "quantity": "q", "priceCents": "p"},
             },
             {**ORDER, "l": [{"id": 1, "n": "A", "q": 1, "p": "1.001"}]},
-            "items[0].priceCents (expression 'p' on each of 'l'): amount '1.001' has more decimals than USD allows",
+            "items[0].priceCents (expression 'p' on each of 'l'): more decimals than USD allows",
             id="item price finer than the currency",
         ),
         pytest.param(

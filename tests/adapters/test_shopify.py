@@ -353,8 +353,7 @@ def test_compliance_topics_become_commands(fixture: str, topic: str, command: Co
         (b'{"id": 7, "currency": "USD"}', "orders/create payload has an unexpected shape: missing field 'total_price'"),
         (
             b'{"id": 7, "currency": "USD", "total_price": "1.005"}',
-            "orders/create payload has an unexpected shape: total_price: amount '1.005' has more decimals than USD"
-            " allows",
+            "orders/create payload has an unexpected shape: total_price: more decimals than USD allows",
         ),
         (  # 10**15 + 1 cents: past the limit that keeps every sum of amounts exact
             b'{"id": 7, "currency": "USD", "total_price": "10000000000000.01"}',

@@ -441,9 +441,9 @@ def test_unexpected_shape_ends_dead_and_keeps_the_body(woo: Any) -> None:
         ),
         (
             {"line_items": [{"id": 1, "name": "Mat", "product_id": 5, "quantity": 1, "price": [5]}]},
-            "TranslationError: order 1003: unexpected shape (InvalidOperation: ",
+            "TranslationError: order 1003: unexpected shape (InvalidOperation (its message is left out",
         ),
-        ({"refunds": [{"id": 9}]}, "TranslationError: order 1003: unexpected shape (KeyError: 'total')"),
+        ({"refunds": [{"id": 9}]}, "TranslationError: order 1003: unexpected shape (missing field 'total')"),
     ],
 )
 def test_malformed_parts_end_dead_with_a_reason(woo: Any, change: dict[str, Any], error: str) -> None:
@@ -460,7 +460,7 @@ def test_more_decimals_than_the_currency_allows_ends_dead(woo: Any) -> None:
     job = woo.job(response.json()["jobId"])
     assert (job["status"], job["error"]) == (
         "dead",
-        "TranslationError: order 5001: amount '4500.50' has more decimals than JPY allows",
+        "TranslationError: order 5001: more decimals than JPY allows",
     )
 
 
