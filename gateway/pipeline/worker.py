@@ -313,10 +313,7 @@ def _once(warnings: list[str]) -> list[str]:
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in exc.errors(include_url=False)
-        )
-        return f"invalid canonical order: {problems}"
+        return f"invalid canonical order: {summary(exc)}"
     # Messages written without payload values: our own, and SQLite's (they name constraints and limits, not data).
     if isinstance(exc, TranslationError | Permanent | InputProblem | sqlite3.Error):
         return f"{type(exc).__name__}: {exc}"
