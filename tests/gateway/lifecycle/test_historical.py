@@ -9,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from gateway import cli
-from tests.adapters.woo_helpers import SECRET, SOURCE, fixture
+from tests.adapters._woocommerce_deliveries import SECRET, SOURCE, fixture
 from tests.conftest import Harness, order
+from tests.gateway.commands.test_backfill import KEY, KEY_SECRET, Store, store  # noqa: F401 (the fake store fixture)
 from tests.gateway.lifecycle._support import PROTEIN, automations, iso, named, post_products, recent
-from tests.gateway.test_backfill import KEY, KEY_SECRET, Store, store  # noqa: F401 (the fake store fixture)
 
 RULE = {"days": 30, "leadDays": 5}
 
