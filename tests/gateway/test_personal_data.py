@@ -9,8 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.logs import JsonFormatter, redact_path
-from tests.adapters import shopify_helpers as shopify
-from tests.adapters import woo_helpers as woo
+from tests.adapters import _shopify_deliveries as shopify
+from tests.adapters import _woocommerce_deliveries as woo
 from tests.conftest import Harness, order
 
 SECRET_VALUE = "jane.private@example.com"
