@@ -12,7 +12,7 @@ from normalizer.timefmt import now_us
 from store import timers
 from store.db import transaction
 from tests.conftest import Harness, order
-from tests.gateway.lifecycle._support import PROTEIN, automations, named, post_products, recent
+from tests.gateway.engine.lifecycle._support import PROTEIN, automations, named, post_products, recent
 
 VANILLA = "SKU-PROTEIN-1KG-VANILLA"
 OUT = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from normalizer.timefmt import parse_instant, to_micros
 from tests.conftest import Harness, order
-from tests.gateway.lifecycle._support import automations, named, recent
+from tests.gateway.engine.lifecycle._support import automations, named, recent
 
 ITEM = {"productId": "SKU-PROTEIN-1KG", "title": "Protein Powder", "quantity": 1, "priceCents": 4425}
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from normalizer.timefmt import parse_instant, to_micros
 from tests.conftest import Harness, order
-from tests.gateway.lifecycle._support import (
+from tests.gateway.engine.lifecycle._support import (
     DAY,
     PROTEIN,
     active,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Harness
-from tests.gateway.lifecycle._support import PROTEIN, post_products
+from tests.gateway.engine.lifecycle._support import PROTEIN, post_products
 
 ENDPOINTS = ["/api/v1/products", "/api/v1/back-in-stock", "/api/v1/checkouts"]
 

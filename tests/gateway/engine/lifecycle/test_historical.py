@@ -12,7 +12,7 @@ from gateway import cli
 from tests.adapters._woocommerce_deliveries import SECRET, SOURCE, fixture
 from tests.conftest import Harness, order
 from tests.gateway.commands.test_backfill import KEY, KEY_SECRET, Store, store  # noqa: F401 (the fake store fixture)
-from tests.gateway.lifecycle._support import PROTEIN, automations, iso, named, post_products, recent
+from tests.gateway.engine.lifecycle._support import PROTEIN, automations, iso, named, post_products, recent
 
 RULE = {"days": 30, "leadDays": 5}
 
