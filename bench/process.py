@@ -17,7 +17,6 @@ and indexes are. That isolates what the issue asks: is the worker slower when th
 """
 
 import argparse
-import gc
 import json
 import os
 import random
@@ -33,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gateway import runtime
 from gateway.config import Config
 from gateway.engine import Engine
 from gateway.pipeline.worker import Worker
@@ -158,8 +158,8 @@ def drain(config: Config, standalone: bool = False) -> tuple[int, float, float]:
     `standalone` as the `worker` command does (shorter transactions, for writers in other processes)."""
     turns = None if standalone else WriteTurns()
     worker = Worker(config, {}, Engine(config.currency, config.fx_rates), turns)
-    gc.collect()  # the setup's garbage, then what is alive frozen, as `serve` and `worker` do when they start
-    gc.freeze()
+    runtime.prepare(serving=not standalone)  # as the CLI does for `serve` or `worker`
+    runtime.freeze_heap()
     started, cpu = time.perf_counter(), time.process_time()
     total = 0
     with worker.checkpointer:  # as `Worker.run` does around the same loop

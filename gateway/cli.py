@@ -1,7 +1,6 @@
 """The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill, jobs."""
 
 import argparse
-import gc
 import importlib.metadata
 import logging
 import secrets
@@ -11,7 +10,7 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from adapters import Adapter
-from gateway import logs
+from gateway import logs, runtime
 from gateway.commands import backfill, jobs, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import build_engine
@@ -109,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"re-queued {len(replayed)} job(s)")
         return 0
     conn.close()
+    runtime.prepare(serving=command == "serve")
     if command == "worker":
         return _run_worker(config, adapters)
     return _serve(
@@ -125,7 +125,7 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     worker = Worker(config, adapters, build_engine(config))
-    gc.freeze()  # as `serve` does: what lives now lives as long as the process, out of the collector's reach
+    runtime.freeze_heap()
     log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
     worker.run(stop)
     log.info("worker stopped")
@@ -139,6 +139,7 @@ def _serve(config: Config, adapters: Mapping[str, Adapter], host: str, port: int
 
     keys = api_keys(config)
     app = create_app(config, adapters, keys, run_worker=run_worker)
+    runtime.freeze_heap()
     uvicorn.run(app, host=host, port=port, log_config=logs.UVICORN_LOG_CONFIG, access_log=False, server_header=False)
     return 0
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 Durability = Literal["normal", "full"]
 log = logging.getLogger("store.db")
@@ -19,20 +19,6 @@ _WAL_LIMIT_BYTES = 64 * 1024 * 1024  # what a started-over WAL file is cut back 
 _REWIND_FRAMES = 16_384  # a WAL this long (64 MiB of 4 KiB pages) should start over: see `Checkpointer`
 _CATCH_UP_PASSES = 5
 _QUICK_PASS_SECONDS = 0.01
-
-
-_T = TypeVar("_T")
-
-
-def _as_is(value: _T) -> _T:
-    return value
-
-
-# Python's sqlite3 binds int, float and str directly, but sends None and bytes through its adapter registry,
-# where a miss costs two failed attribute lookups per parameter (docs/PERFORMANCE.md). Registered, they cost
-# one dictionary hit. The values bound are the same.
-sqlite3.register_adapter(type(None), _as_is)
-sqlite3.register_adapter(bytes, _as_is)
 
 
 class StoreUnavailable(Exception):

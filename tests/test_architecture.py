@@ -20,6 +20,7 @@ BASE = {"gateway.config", "gateway.logs"}
 GATEWAY_ALLOWED = {
     "gateway.config": set(),
     "gateway.logs": set(),
+    "gateway.runtime": set(),
     "gateway.engine": {"gateway.engine"} | BASE,
     "gateway.pipeline": {"gateway.pipeline", "gateway.engine"} | BASE,
     "gateway.web": {"gateway.web", "gateway.pipeline", "gateway.engine"} | BASE,

@@ -1,8 +1,6 @@
 """The running app's state: config, adapters, engine, the ingest committer and the in-process worker thread."""
 
-import gc
 import sqlite3
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -18,8 +16,6 @@ from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.read_pool import ReadPool
 from store.db import Checkpointer, connect
 from store.schema import migrate
-
-_SWITCH_SECONDS = 0.001
 
 
 class Gateway:
@@ -66,12 +62,6 @@ class Gateway:
         self._reader = connect(self.config.database, self.config.durability)
         self.reads.start()
         self.committer.start()
-        # The committer and worker threads share the GIL with the event loop; CPython hands it over only every
-        # switch interval (5 ms by default), and a request waiting on another thread pays that in latency.
-        sys.setswitchinterval(_SWITCH_SECONDS)
-        # Everything alive now (modules, config, compiled schemas) lives as long as the process: kept out of
-        # the collector's reach, a full collection under load scans only what requests allocate.
-        gc.freeze()
         if self.worker is not None:
             self._worker_thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="worker")
             self._worker_thread.start()
