@@ -2,8 +2,9 @@
 handlers through which every error leaves as one JSON body."""
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -43,6 +44,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return await _gateway_error(request, errors.answer_for(exc, request.url.path))
 
 
+def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
+    return {errors.GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected}
+
+
 def create_app(
     config: Config, adapters: Mapping[str, Adapter], api_keys: list[str], run_worker: bool = True
 ) -> Starlette:
@@ -60,11 +65,7 @@ def create_app(
 
     app = Starlette(
         routes=ROUTES,
-        exception_handlers={
-            errors.GatewayError: _gateway_error,
-            HTTPException: _http_error,
-            Exception: _unexpected,
-        },
+        exception_handlers=exception_handlers(),
         # POST /api/v1/orders, the hot path, is answered in front of the app, by `PushOrders`.
         middleware=[
             Middleware(
