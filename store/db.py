@@ -94,6 +94,8 @@ class Checkpointer:
         self.rewind_due = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="checkpointer", daemon=True)
+        self._passes = 0
+        self._passed = threading.Condition()
 
     def __enter__(self) -> "Checkpointer":
         self._thread.start()
@@ -119,8 +121,18 @@ class Checkpointer:
                         self.rewind_due = True
                 except sqlite3.Error as exc:
                     log.warning("checkpoint failed", extra={"error": str(exc)})
+                with self._passed:
+                    self._passes += 1
+                    self._passed.notify_all()
         finally:
             conn.close()
+
+    def wait_for_pass(self, timeout: float) -> bool:
+        """Wait until a pass that began after this call has ended, so it saw every commit made before the call
+        (a pass already under way may not have); False if none did within `timeout` seconds."""
+        with self._passed:
+            seen = self._passes + 2
+            return self._passed.wait_for(lambda: self._passes >= seen, timeout)
 
     def rewind_if_due(self, conn: sqlite3.Connection) -> bool:
         """Called by the writer, between two of its transactions on `conn`: copy what is left of a long WAL, so

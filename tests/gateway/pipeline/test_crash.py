@@ -11,6 +11,9 @@ from tests.gateway._server import Server, database, job_counts, wait_all_done
 POSTS = 3000
 CUSTOMERS = 300
 PREFILLED = 2400  # accepted by an accept-only server first, so the worker has a backlog when it is killed
+FIRST_ANSWERED = 50  # of the rest, answered before the worker is known to be going
+STARTED_JOBS = 100  # of the backlog, done before the rest is posted
+IN_FLIGHT = 16  # answers after posting resumes, then the kill
 
 
 def test_sigkill_mid_processing_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
@@ -26,13 +29,22 @@ def test_sigkill_mid_processing_loses_nothing_and_doubles_nothing(tmp_path: Path
     assert job_counts(conn) == {"queued": len(first.accepted)}
 
     # 2. A full server works through the backlog while the rest arrives; it is killed mid-way through both.
+    # Counters, not the machine's speed, decide when: FIRST_ANSWERED posts are answered, the rest wait until the
+    # worker has done STARTED_JOBS of the backlog, and the kill comes IN_FLIGHT answers after they resume, with
+    # posts still on the wire and most of the backlog still queued.
     second = _workload.Posted()
+    rest = workload.posts[PREFILLED:]
     with Server(config, name="crashing") as server:
 
         async def post_then_kill() -> None:
             async with server.async_client() as client:
-                posting = asyncio.create_task(_workload.post_all(client, workload.posts[PREFILLED:], second))
-                while job_counts(conn).get("done", 0) < 100 or len(second.accepted) < 50:
+                await _workload.post_all(client, rest[:FIRST_ANSWERED], second)
+                while job_counts(conn).get("done", 0) < STARTED_JOBS:
+                    await asyncio.sleep(0.002)
+                posting = asyncio.create_task(_workload.post_all(client, rest[FIRST_ANSWERED:], second))
+                while (
+                    job_counts(conn).get("done", 0) < STARTED_JOBS or len(second.accepted) < FIRST_ANSWERED + IN_FLIGHT
+                ):
                     assert not posting.done(), "all orders were posted before the worker got going"
                     await asyncio.sleep(0.002)
                 server.kill()
