@@ -1,10 +1,11 @@
 """Ingest throughput: `POST /api/v1/orders` with 32 concurrent connections against the real gateway
-(`python -m gateway serve`, in-process worker on, temp SQLite file) and, in the same run, against a bare
-Starlette endpoint under the same uvicorn settings that only answers the same 202 body. Loopback only.
+(`python -m gateway serve`, in-process worker on, temp SQLite file) in both durability modes (`full`, the
+default: synchronous=FULL; `normal`) and, in the same run, against a bare Starlette endpoint under the same
+uvicorn settings that only answers the same 202 body. Loopback only.
 
-Reports accepted orders/s, p50 and p99 latency for both, their ratio, and the gateway's RSS under load; then
-checks that every accepted order has a committed job row. Uses wrk (Debian package) when present, else an
-httpx load generator (slower: it competes with the server for the same two cores).
+Reports accepted orders/s, p50 and p99 latency for each, each mode's ratio to the bare endpoint, and the
+gateway's RSS under load; then checks that every accepted order has a committed job row. Uses wrk (Debian
+package) when present, else an httpx load generator (slower: it competes with the server for the same two cores).
 
     python bench/ingest.py                 # 10 s per target, twice
     python bench/ingest.py --duration 3 --repeat 1
@@ -29,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-key-0123456789abcdef"
 CUSTOMERS = 100_000  # emails are drawn from this many customers
+MODES = ("full", "normal")  # the gateway's durability settings, the default first
 # The README's Push Order example, shared with the tests.
 SEED: dict[str, Any] = json.loads((ROOT / "tests" / "fixtures" / "api" / "seed-order.json").read_text())
 
@@ -204,14 +206,15 @@ def _job_rows(database: Path) -> dict[str, int]:
 
 
 def run_target(name: str, args: argparse.Namespace, folder: Path, script: Path, label: str = "") -> Result:
+    """`name` is "bare", or the gateway's durability mode: "full" or "normal"."""
     port = _free_port()
     log = folder / f"{name}.log"
-    database = folder / f"{name}-{time.monotonic_ns()}.db"
-    if name == "gateway":
+    database = folder / f"gateway-{name}-{time.monotonic_ns()}.db"
+    gateway = name != "bare"
+    if gateway:
         config = folder / "config.yaml"
-        config.write_text(
-            json.dumps({"database": str(database), "api_keys": [API_KEY], "log_level": "warning", "sources": {}})
-        )
+        settings = {"database": str(database), "durability": name, "api_keys": [API_KEY], "log_level": "warning"}
+        config.write_text(json.dumps(settings))
         command = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
     else:
         command = [sys.executable, str(Path(__file__).resolve()), "--bare-server", str(port)]
@@ -220,7 +223,7 @@ def run_target(name: str, args: argparse.Namespace, folder: Path, script: Path, 
     try:
         _wait_ready(port, process, log)
         _load(port, args, script, 1)  # warm-up: imports, first connections, SQLite cache
-        before = sum(_job_rows(database).values()) if name == "gateway" else 0
+        before = sum(_job_rows(database).values()) if gateway else 0
         peak = [0.0, 0.0]
         if args.generator == "wrk":
             # Sample memory while wrk runs, from this thread: wrk is a separate process.
@@ -249,7 +252,7 @@ def run_target(name: str, args: argparse.Namespace, folder: Path, script: Path, 
             rss_mb=peak[0],
             hwm_mb=max(peak[1], hwm),
         )
-        if name == "gateway":
+        if gateway:
             rows = _job_rows(database)
             stored = sum(rows.values()) - before
             # wrk stops with requests in flight: those may be committed without being counted, never the reverse.
@@ -273,7 +276,7 @@ def run_target(name: str, args: argparse.Namespace, folder: Path, script: Path, 
 def _report(result: Result) -> None:
     memory = f", RSS {result.rss_mb:.0f} MB (peak {result.hwm_mb:.0f} MB)" if result.hwm_mb else ""
     print(
-        f"  {result.name:<8} {result.rate:9,.0f} accepted/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+        f"  {result.name:<12} {result.rate:9,.0f} accepted/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
         f"  ({result.accepted:,} accepted, {result.errors} errors{memory})",
         flush=True,
     )
@@ -342,9 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {attempt}: saturated ({args.connections} connections back to back)", flush=True)
             bare = run_target("bare", args, folder, script)
             _report(bare)
-            gateway = run_target("gateway", args, folder, script)
-            _report(gateway)
-            print(f"  ratio gateway/bare: {gateway.rate / bare.rate:.2f}", flush=True)
+            for mode in MODES:
+                gateway = run_target(mode, args, folder, script)
+                _report(gateway)
+                print(f"  ratio {mode}/bare: {gateway.rate / bare.rate:.2f}", flush=True)
             # Saturated, latency is connections / throughput (Little's law); the p99 target is about a server
             # that keeps up, so measure it again at the target throughput, 0.4x the bare endpoint's.
             rate = args.paced_ratio * bare.rate
@@ -352,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             paced.write_text(_lua(template, pause_ms=args.connections / rate * 1000))
             print(f"run {attempt}: paced (offered {rate:,.0f}/s = {args.paced_ratio:g}x bare)", flush=True)
             _report(run_target("bare", args, folder, paced, " paced"))
-            _report(run_target("gateway", args, folder, paced, " paced"))
+            for mode in MODES:
+                _report(run_target(mode, args, folder, paced, " paced"))
             for leftover in folder.glob("gateway-*.db*"):
                 leftover.unlink()
     return 0

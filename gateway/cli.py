@@ -3,8 +3,10 @@
 import argparse
 import importlib.metadata
 import logging
+import os
 import secrets
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -96,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backfill.main(config, adapters, args)
     if command == "jobs":
         return jobs.main(config, args)
-    conn = connect(config.database, config.durability)
-    migrate(conn)
+    conn = _open_database(config)
+    if conn is None:
+        return 1
     if command == "replay":
         with transaction(conn):
             replayed = queue.replay(conn, None if args.all_dead else args.job_id, now_us())
@@ -118,6 +121,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.port if command == "serve" else 8000,
         not getattr(args, "no_worker", False),
     )
+
+
+def _open_database(config: Config) -> sqlite3.Connection | None:
+    """The database, created or brought to the newest schema; None (said in one line on stderr) when it cannot
+    be written: a read-only file system, a folder that cannot be created, a file that is not a database."""
+    try:
+        conn = connect(config.database, config.durability, config.busy_timeout_seconds)
+        try:
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+    except (sqlite3.Error, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        folder = config.database.parent
+        if folder.is_dir() and not os.access(folder, os.W_OK):  # SQLite must create its WAL and -shm files there
+            reason += f" (the folder {folder} is not writable: a read-only file system or its permissions)"
+        print(f"commerce-gateway: cannot open the database {config.database} for writing: {reason}", file=sys.stderr)
+        return None
+    return conn
 
 
 def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:

@@ -13,6 +13,7 @@ from adapters import REGISTRY, Adapter, SourceOptions
 from normalizer.catalog import Replenishment
 from normalizer.money import MoneyError, normalise_currency
 from normalizer.problems import problems
+from store.db import DEFAULT_BUSY_TIMEOUT_SECONDS
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -71,7 +72,9 @@ class Config(_Strict):
     fx_rates: dict[str, Decimal] = Field(default_factory=dict)
     api_keys: list[str] = Field(default_factory=list)
     sources: dict[str, SourceOptions] = Field(default_factory=dict)
-    durability: Literal["normal", "full"] = "normal"
+    durability: Literal["normal", "full"] = "full"
+    # How long a write waits for SQLite's lock (held by another process's writer) before it answers 503.
+    busy_timeout_seconds: float = Field(default=DEFAULT_BUSY_TIMEOUT_SECONDS, gt=0, le=60)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker: WorkerConfig = Field(default_factory=WorkerConfig)

@@ -21,8 +21,15 @@ _CATCH_UP_PASSES = 5
 _QUICK_PASS_SECONDS = 0.01
 
 
+DEFAULT_BUSY_TIMEOUT_SECONDS = 2.0  # the platforms give up on a webhook after ~5 s: answer 503 well before
+
+
 class StoreUnavailable(Exception):
     """The database cannot take writes right now (locked past the timeout, disk full, read-only)."""
+
+
+class DatabaseFileLost(StoreUnavailable):
+    """The database file was deleted or replaced while open (`store.file_watch`): no write until a restart."""
 
 
 # SQLite result codes (the low byte of an extended code) that say the database is in trouble, whatever the
@@ -56,10 +63,15 @@ def store_trouble(exc: BaseException, conn: sqlite3.Connection) -> bool:
 
 
 def connect(
-    path: str | Path, durability: Durability = "normal", busy_timeout_ms: int = 10_000, autocheckpoint: bool = True
+    path: str | Path,
+    durability: Durability = "full",
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
+    autocheckpoint: bool = True,
 ) -> sqlite3.Connection:
-    """`autocheckpoint=False` for hot writers: SQLite would otherwise run the checkpoint (two fsyncs) inside
-    whichever COMMIT crosses 1000 WAL pages, with the write lock held; a `Checkpointer` does it aside."""
+    """`busy_timeout`: seconds a statement waits for a lock another connection holds, then fails "database is
+    locked". `autocheckpoint=False` for hot writers: SQLite would otherwise run the checkpoint (two fsyncs)
+    inside whichever COMMIT crosses 1000 WAL pages, with the write lock held; a `Checkpointer` does it aside."""
+    busy_timeout_ms = round(busy_timeout * 1000)
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly what the code says.

@@ -139,7 +139,7 @@ def run(
     if api is None:
         raise BackfillError(f"sources.{source}.api is not configured (url, consumer_key, consumer_secret)")
     summary = Summary()
-    conn = connect(config.database, config.durability)
+    conn = connect(config.database, config.durability, config.busy_timeout_seconds)
     migrate(conn)
     failure: BackfillError | None = None
     auth = httpx.BasicAuth(api.consumer_key, api.consumer_secret)

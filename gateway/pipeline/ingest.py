@@ -11,8 +11,9 @@ import logging
 import queue as stdqueue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +21,22 @@ from adapters import Delivery, Intake
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import to_micros
 from store import queue
-from store.db import Checkpointer, Durability, StoreUnavailable, connect, transaction
+from store.db import (
+    DEFAULT_BUSY_TIMEOUT_SECONDS,
+    Checkpointer,
+    DatabaseFileLost,
+    Durability,
+    StoreUnavailable,
+    connect,
+    transaction,
+)
+from store.file_watch import FileWatch
 
 log = logging.getLogger("gateway.ingest")
 _MAX_BATCH = 1024
+# A batch whose oldest request has less than its full busy timeout left waits for SQLite's lock only that long;
+# the connection's busy timeout is changed for it only when the difference is worth a statement.
+_BUSY_TIMEOUT_SLACK_SECONDS = 0.1
 
 
 @dataclass(slots=True)
@@ -31,6 +44,7 @@ class _Pending:
     job: queue.NewJob
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[bool]
+    arrived: float  # time.monotonic()
 
 
 class Committer:
@@ -40,9 +54,12 @@ class Committer:
         durability: Durability,
         on_commit: Callable[[], None] | None = None,
         turns: WriteTurns | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
     ) -> None:
         self._database = database
         self._durability = durability
+        self._busy_timeout = busy_timeout
+        self._busy_timeout_set = busy_timeout  # what the connection's busy timeout is now
         self._on_commit = on_commit
         self._turns = turns
         self._queue: stdqueue.SimpleQueue[list[_Pending] | None] = stdqueue.SimpleQueue()
@@ -51,9 +68,10 @@ class Committer:
         self._conn: sqlite3.Connection | None = None
         # Set when this process has no worker: the committer is then its only writer (see `Checkpointer`).
         self.checkpointer: Checkpointer | None = None
+        self.watch: FileWatch | None = None  # set by the app once its connections are open
 
     def start(self) -> None:
-        self._conn = connect(self._database, self._durability, autocheckpoint=False)
+        self._conn = connect(self._database, self._durability, self._busy_timeout, autocheckpoint=False)
         self._thread.start()
 
     def stop(self) -> None:
@@ -73,7 +91,7 @@ class Committer:
             # (one GIL hand-over) per iteration rather than per request.
             gathering = self._gathering[loop] = []
             loop.call_soon(self._hand_over, loop)
-        gathering.append(_Pending(job, loop, future))
+        gathering.append(_Pending(job, loop, future, time.monotonic()))
         return await future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -101,12 +119,19 @@ class Committer:
         assert self._conn is not None
         results: list[bool] = []
         error: Exception | None = None
+        # Every request is answered within the busy timeout of its arrival (then 503, and its row is not
+        # written): the batch waits for the locks only as long as its oldest request has left.
+        deadline = batch[0].arrived + self._busy_timeout
         try:
-            with self._turns.ingest(len(batch)) if self._turns else nullcontext(), transaction(self._conn) as conn:
+            with self._turn(len(batch), deadline), transaction(self._lock_waiting_until(deadline)) as conn:
+                # Checked with the lock held, just before the rows go in: a commit into a file deleted or
+                # replaced meanwhile would be gone at the next start.
+                if self.watch is not None and (lost := self.watch.lost(fresh=True)) is not None:
+                    raise DatabaseFileLost(lost)
                 results = queue.insert_many(conn, [pending.job for pending in batch])
         except (StoreUnavailable, sqlite3.Error) as exc:
             log.error("ingest commit failed", extra={"error": str(exc), "jobs": len(batch)})
-            error = StoreUnavailable(str(exc))
+            error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
         if error is None and self._on_commit is not None:
             self._on_commit()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool]]] = {}
@@ -116,6 +141,25 @@ class Committer:
             loop.call_soon_threadsafe(_resolve, answers, error)
         if self.checkpointer is not None:  # after the answers: no request waits on this
             self.checkpointer.rewind_if_due(self._conn)
+
+    def _turn(self, requests: int, deadline: float) -> AbstractContextManager[None]:
+        """The in-process worker's turn on the write lock (`WriteTurns`), waited for until `deadline`."""
+        if self._turns is None:
+            return nullcontext()
+        return self._turns.ingest(requests, timeout=deadline - time.monotonic())
+
+    def _lock_waiting_until(self, deadline: float) -> sqlite3.Connection:
+        """The connection, its busy timeout (how long BEGIN waits for another process's writer) cut to what is
+        left until `deadline`."""
+        assert self._conn is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StoreUnavailable("the write lock was not free within the busy timeout")
+        wanted = self._busy_timeout if left > self._busy_timeout - _BUSY_TIMEOUT_SLACK_SECONDS else left
+        if wanted != self._busy_timeout_set:
+            self._conn.execute(f"PRAGMA busy_timeout={max(1, round(wanted * 1000))}")
+            self._busy_timeout_set = wanted
+        return self._conn
 
 
 def _resolve(answers: list[tuple[asyncio.Future[bool], bool]], error: Exception | None) -> None:

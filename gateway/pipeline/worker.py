@@ -24,6 +24,7 @@ from normalizer.problems import InputProblem, describe, summary
 from normalizer.timefmt import now_us, to_micros
 from store import queue, timers
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, store_trouble, transaction
+from store.file_watch import FileWatch
 
 log = logging.getLogger("gateway.worker")
 _BUSY_BATCH = 16
@@ -65,11 +66,18 @@ class Worker:
         self.checkpointer = Checkpointer(config.database)
         self._prune_at = 0.0
         self._next_due: int | None = None  # the earliest timer's due time as last read (µs)
+        self._said_lost = False
+        self.watch: FileWatch | None = None  # set with the connection, unless given (serve shares its own)
 
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = connect(self.config.database, self.config.durability, autocheckpoint=False)
+            settings = self.config
+            self._conn = connect(
+                settings.database, settings.durability, settings.busy_timeout_seconds, autocheckpoint=False
+            )
+            if self.watch is None:
+                self.watch = FileWatch(settings.database)
         return self._conn
 
     def close(self) -> None:
@@ -79,8 +87,12 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         troubled = 0  # batches in a row that the database's trouble broke off
+        assert self.conn is not None and self.watch is not None  # opened before the loop: the watch begins here
         with self.checkpointer:
             while not stop.is_set():
+                if self._file_lost(self.watch):
+                    self.wake.wait(_TROUBLE_BACKOFF_MAX_SECONDS)
+                    continue
                 try:
                     processed = self.run_once()
                     troubled = 0
@@ -131,6 +143,15 @@ class Worker:
         if self._next_due is None:
             return poll
         return min(poll, max(0.0, (self._next_due - now_us()) / 1e6))
+
+    def _file_lost(self, watch: FileWatch) -> bool:
+        """The database file was deleted or replaced: whatever this worker wrote would be lost with the open
+        file, so it writes nothing more until restarted (said once, in the log)."""
+        lost = watch.lost()
+        if lost is not None and not self._said_lost:
+            log.error("worker stopped: the database file is gone", extra={"error": lost})
+            self._said_lost = True
+        return lost is not None
 
     def run_once(self) -> int:
         """Process one batch of runnable jobs; returns how many were taken (0: nothing to do now)."""

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from store.db import StoreUnavailable
+
 _HAND_OVER_LIMIT_SECONDS = 1.0  # never let a stuck committer stall the worker for good
 _BUSY_SECONDS = 0.1  # ingest counts as busy this long after its last turn
 _YIELD = 8.0  # under heavy ingest, the worker sleeps this many times as long as each chunk took
@@ -62,16 +64,20 @@ class WriteTurns:
             return self._recent
 
     @contextmanager
-    def ingest(self, requests: int = 1) -> Iterator[None]:
+    def ingest(self, requests: int = 1, timeout: float | None = None) -> Iterator[None]:
         """Hold the write lock for one committer transaction (of `requests` accepted requests), ahead of the
-        worker's next chunk."""
+        worker's next chunk. Waits at most `timeout` seconds (None: for good), then raises StoreUnavailable."""
         with self._changed:
             self._ingest_waiting += 1
         try:
-            with self._lock:
+            if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+                raise StoreUnavailable("the worker held the write lock past the busy timeout")
+            try:
                 self._last_ingest = time.monotonic()
                 self._rate(requests)
                 yield
+            finally:
+                self._lock.release()
         finally:
             with self._changed:
                 self._ingest_waiting -= 1

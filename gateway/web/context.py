@@ -53,8 +53,8 @@ async def read_request_body(request: Request, limit: int) -> bytes:
 async def commit(gateway: Gateway, job: queue.NewJob) -> bool:
     try:
         return await gateway.committer.submit(job)
-    except StoreUnavailable:
-        raise errors.Unavailable() from None
+    except StoreUnavailable as exc:
+        raise errors.answer_for(exc, "") from None
 
 
 def iso(micros: int) -> str:

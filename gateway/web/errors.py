@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from gateway.logs import redact_path
 from normalizer.problems import problems
-from store.db import StoreUnavailable
+from store.db import DatabaseFileLost, StoreUnavailable
 
 log = logging.getLogger("gateway.web")
 
@@ -75,6 +75,10 @@ class ValidationFailed(GatewayError):
     status, code, message = 422, "validation_error", "The order does not follow the Push Order schema."
 
 
+# When the database file was deleted or replaced under the running process (the log says which and where).
+FILE_LOST = "The database file was deleted or replaced while the gateway ran; restart the gateway."
+
+
 class Unavailable(GatewayError):
     status, code, message = 503, "unavailable", "The database cannot take writes right now; retry shortly."
 
@@ -98,6 +102,8 @@ def answer_for(exc: Exception, path: str) -> GatewayError:
     cannot take the write, and 500 (its traceback logged, no payload) for anything else."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, DatabaseFileLost):
+        return Unavailable(FILE_LOST)
     if isinstance(exc, StoreUnavailable | sqlite3.OperationalError):
         return Unavailable()
     log.exception("unhandled error", extra={"path": redact_path(path)})

@@ -126,6 +126,8 @@ async def list_sources(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     gateway = gateway_of(request)
+    if gateway.watch is not None and gateway.watch.lost() is not None:
+        raise errors.Unavailable(errors.FILE_LOST)
     try:
         gateway.reader.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
     except sqlite3.Error:

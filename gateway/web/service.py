@@ -14,7 +14,8 @@ from gateway.pipeline.write_turns import WriteTurns
 from gateway.web.auth import ApiKeys
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.read_pool import ReadPool
-from store.db import Checkpointer, connect
+from store.db import Checkpointer, DatabaseFileLost, connect
+from store.file_watch import FileWatch
 from store.schema import migrate
 
 
@@ -29,7 +30,11 @@ class Gateway:
         turns = self.turns = WriteTurns()
         self.worker = Worker(config, adapters, self.engine, turns) if run_worker else None
         self.committer = Committer(
-            config.database, config.durability, on_commit=self.worker.wake.set if self.worker else None, turns=turns
+            config.database,
+            config.durability,
+            on_commit=self.worker.wake.set if self.worker else None,
+            turns=turns,
+            busy_timeout=config.busy_timeout_seconds,
         )
         self.deliveries = DeliveryCounts()
         self._stop = threading.Event()
@@ -39,6 +44,7 @@ class Gateway:
         self.reads = ReadPool(config.database, config.durability)
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
+        self.watch: FileWatch | None = None
 
     @property
     def reader(self) -> sqlite3.Connection:
@@ -50,19 +56,25 @@ class Gateway:
         """The connection for a request that writes in its own transaction (a catalog update), one request at a
         time, in its turn on the write lock ahead of the worker's next chunk. Call it from a thread of the pool,
         never the event loop: it may wait for the lock."""
-        with self._writer_lock, self.turns.ingest():
+        settings = self.config
+        with self._writer_lock, self.turns.ingest(timeout=settings.busy_timeout_seconds):
             if self._writer is None:
-                self._writer = connect(self.config.database, self.config.durability)
+                self._writer = connect(settings.database, settings.durability, settings.busy_timeout_seconds)
+            if self.watch is not None and (lost := self.watch.lost(fresh=True)) is not None:
+                raise DatabaseFileLost(lost)
             yield self._writer
 
     def start(self) -> None:
-        conn = connect(self.config.database, self.config.durability)
+        conn = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)
         migrate(conn)
         conn.close()
-        self._reader = connect(self.config.database, self.config.durability)
+        self._reader = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)
         self.reads.start()
         self.committer.start()
+        # From here the process holds the database and its WAL open: note which files they are.
+        self.watch = self.committer.watch = FileWatch(self.config.database)
         if self.worker is not None:
+            self.worker.watch = self.watch
             self._worker_thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="worker")
             self._worker_thread.start()
         else:
