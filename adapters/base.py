@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from normalizer import CanonicalOrder
+from normalizer.model import Status
 
 Check = Literal["header", "timestamp", "signature"]
 
@@ -80,6 +81,27 @@ class Translation:
 class OrderLookup(Protocol):
     def order(self, order_id: str) -> CanonicalOrder | None:
         """The order as the ledger holds it now (same source), or None if it has not arrived."""
+
+
+def follow_up(
+    stored: CanonicalOrder, status: Status, updated_at: datetime | str | None, **facts: Any
+) -> CanonicalOrder:
+    """An event on an order the ledger holds that brings no order facts of its own (a refund, a cancellation, a
+    deletion): the stored total and currency, which the model requires, no customer, and only what the caller
+    adds. Items, number and customer stay what the ledger knows. With no `updated_at` (a bare `{"id"}` has
+    none), the time the gateway received the delivery stands in."""
+    if updated_at is not None:
+        facts["updatedAt"] = updated_at
+    return CanonicalOrder.model_validate(
+        {
+            "orderId": stored.orderId,
+            "status": status,
+            "totalCents": stored.totalCents,
+            "currency": stored.currency,
+            "customer": None,
+            **facts,
+        }
+    )
 
 
 class SourceOptions(BaseModel):

@@ -21,6 +21,7 @@ from adapters.base import (
     Translation,
     TranslationError,
     body_hash,
+    follow_up,
 )
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.emails import normalise_email
@@ -353,15 +354,8 @@ def translate_refund(payload: Mapping[str, Any], lookup: OrderLookup) -> Transla
     warnings = []
     if refunded > stored.totalCents:
         warnings.append(f"order {order_id} refunded more than its total: counted as fully refunded")
-    order = CanonicalOrder(
-        orderId=order_id,
-        status="refunded",
-        totalCents=stored.totalCents,
-        currency=stored.currency,
-        customer=None,
-        refundAmountCents=min(refunded, stored.totalCents),
-        refunds=refunds,
-        updatedAt=_NO_FACTS,
+    order = follow_up(
+        stored, "refunded", _NO_FACTS, refundAmountCents=min(refunded, stored.totalCents), refunds=refunds
     )
     return Translation(orders=[order], warnings=warnings)
 
@@ -373,15 +367,7 @@ def translate_delete(payload: Mapping[str, Any], lookup: OrderLookup) -> Transla
     stored = lookup.order(order_id)
     if stored is None:
         return Translation(warnings=[f"order {order_id} was deleted before the gateway received it: nothing to do"])
-    order = CanonicalOrder(
-        orderId=order_id,
-        status="cancelled",
-        totalCents=stored.totalCents,
-        currency=stored.currency,
-        customer=None,
-        updatedAt=_NO_FACTS,
-        properties={"deleted": True},
-    )
+    order = follow_up(stored, "cancelled", _NO_FACTS, properties={"deleted": True})
     return Translation(orders=[order])
 
 

@@ -22,6 +22,7 @@ from adapters.base import (
     Translation,
     TranslationError,
     body_hash,
+    follow_up,
 )
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.model import Status
@@ -151,19 +152,7 @@ def cancel_known(order_id: str, lookup: OrderLookup, why: str, updated_at: str |
     stored = lookup.order(order_id)
     if stored is None:
         return Translation(warnings=[f"order {order_id} was {why} before the gateway saw it: nothing to cancel"])
-    # Only what a cancellation states: the ledger keeps the order's items, number and customer. A bare
-    # {"id"} has no update time, so the time the gateway received it stands in (the worker's default).
-    order = CanonicalOrder.model_validate(
-        _present(
-            orderId=order_id,
-            status="cancelled",
-            totalCents=stored.totalCents,
-            currency=stored.currency,
-            updatedAt=updated_at,
-        )
-        | {"customer": None}
-    )
-    return Translation(orders=[order])
+    return Translation(orders=[follow_up(stored, "cancelled", updated_at)])
 
 
 def translate_order(payload: dict[str, Any], lookup: OrderLookup) -> Translation:
