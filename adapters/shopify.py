@@ -43,6 +43,23 @@ ORDER_TOPICS = frozenset(
 COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact", "app/uninstalled"})
 TOPICS = ORDER_TOPICS | COMPLIANCE_TOPICS | {"orders/delete", "refunds/create"}
 
+# What each compliance topic's body holds (Shopify's documented fields; empty: any), the fields it must hold, and
+# the field naming the shop, which must be the delivery's X-Shopify-Shop-Domain. app/uninstalled carries the
+# Shop resource, whose fields vary by API version.
+_COMPLIANCE_SHAPES: dict[str, tuple[frozenset[str], frozenset[str], str]] = {
+    "customers/data_request": (
+        frozenset({"shop_id", "shop_domain", "customer", "orders_requested", "data_request"}),
+        frozenset({"shop_domain", "customer"}),
+        "shop_domain",
+    ),
+    "customers/redact": (
+        frozenset({"shop_id", "shop_domain", "customer", "orders_to_redact"}),
+        frozenset({"shop_domain", "customer"}),
+        "shop_domain",
+    ),
+    "shop/redact": (frozenset({"shop_id", "shop_domain"}), frozenset({"shop_domain"}), "shop_domain"),
+    "app/uninstalled": (frozenset(), frozenset({"myshopify_domain"}), "myshopify_domain"),
+}
 # A refund or deletion states no latest-state facts (total, items, customer): the oldest possible version makes
 # the ledger merge its monotone facts (refunds, cancelled) without overwriting anything newer.
 _NO_FACTS = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,6 +113,9 @@ class ShopifyAdapter:
         shop = (delivery.header("x-shopify-shop-domain", "shopify-shop-domain") or "").strip().lower()
         if expected and shop != expected:
             return Intake("ignore", topic, reason=f"delivery from shop {shop or '(none)'}; this source is {expected}")
+        mismatch = _shape_mismatch(topic, delivery.body, shop)
+        if mismatch is not None:
+            return Intake("ignore", topic, reason=mismatch)
         if not self.options.process_test_webhooks and _is_test(delivery):
             return Intake("record", topic, dedup_key, "test notification: recorded, not processed")
         return Intake("queue", topic, dedup_key)
@@ -122,6 +142,29 @@ class ShopifyAdapter:
                 raise
             raise TranslationError(f"{topic} payload has an unexpected shape: {describe(exc)}") from None
         raise TranslationError(f"topic {topic or '(none)'} is not handled")
+
+
+def _shape_mismatch(topic: str, body: bytes, shop: str) -> str | None:
+    """Why a delete or compliance delivery's body is not of its topic's shape, or None. Shopify signs the body
+    only, so a captured order body resent under `shop/redact` or `orders/delete` verifies: the shape (and, for
+    compliance topics, the shop the body names) is what tells such a replay from the real thing."""
+    if topic != "orders/delete" and topic not in _COMPLIANCE_SHAPES:
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        return f"{topic} body is not a JSON object"
+    if topic == "orders/delete":
+        return None if set(payload) == {"id"} else f"{topic} body is not the id-only body of that topic"
+    allowed, required, domain_field = _COMPLIANCE_SHAPES[topic]
+    if not required <= set(payload) or (allowed and not set(payload) <= allowed):
+        return f"{topic} body does not have the fields of that topic"
+    named = payload.get(domain_field)
+    if not isinstance(named, str) or named.strip().lower() != shop:
+        return f"{topic} body names another shop than X-Shopify-Shop-Domain"
+    return None
 
 
 def _is_test(delivery: Delivery) -> bool:

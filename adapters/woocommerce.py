@@ -91,6 +91,14 @@ def ping_id(body: bytes) -> str | None:
     return match.group(1).decode() if match else None
 
 
+def _id_only(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and set(payload) == {"id"}
+
+
 def dedup_key(topic: str, body: bytes) -> str:
     # X-WC-Webhook-Delivery-ID is new on every attempt, so only the content identifies a repeat.
     return f"{topic}:{body_hash(body)}"
@@ -129,6 +137,11 @@ class WooCommerceAdapter:
         topic = topic.strip().lower()
         if topic not in TOPICS:
             return Intake(action="ignore", topic=topic, reason=f"topic {topic} is not handled")
+        if topic == "order.deleted" and not _id_only(delivery.body):
+            # WooCommerce signs the body only: an order body resent as order.deleted would cancel that order.
+            return Intake(
+                action="ignore", topic=topic, reason="order.deleted body is not the id-only body of that topic"
+            )
         return Intake(action="queue", topic=topic, dedup_key=dedup_key(topic, delivery.body))
 
     def translate(self, delivery: Delivery, lookup: OrderLookup) -> Translation:

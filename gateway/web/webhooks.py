@@ -1,5 +1,8 @@
 """`POST /webhooks/{source}`: verify, classify and queue a platform's delivery."""
 
+import re
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -12,6 +15,13 @@ from gateway.web.json_depth import MAX_JSON_DEPTH, too_deep
 from normalizer.timefmt import utcnow
 
 _DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Signature headers are not stored with the job: once verified they prove nothing more, and a stored signature
+# beside its body is a delivery anyone reading the database could send again.
+_SIGNATURE = re.compile(r"signature|hmac", re.IGNORECASE)
+
+
+def _stored(delivery: Delivery) -> Delivery:
+    return replace(delivery, headers={k: v for k, v in delivery.headers.items() if not _SIGNATURE.search(k)})
 
 
 async def webhook(request: Request) -> Response:
@@ -34,7 +44,7 @@ async def webhook(request: Request) -> Response:
     if intake.action == "ignore":
         gateway.deliveries.refuse(source, "ignored", intake.reason or "ignored")
         return JSONResponse({"success": True, "ignored": True, "reason": intake.reason})
-    job = webhook_job(delivery, intake)
+    job = webhook_job(_stored(delivery), intake)
     if not await commit(gateway, job):
         gateway.deliveries.add(source, "duplicate")
         return JSONResponse({"success": True, "duplicate": True})
