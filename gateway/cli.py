@@ -163,7 +163,15 @@ def _serve(config: Config, adapters: Mapping[str, Adapter], host: str, port: int
     keys = api_keys(config)
     app = create_app(config, adapters, keys, run_worker=run_worker)
     runtime.freeze_heap()
-    uvicorn.run(app, host=host, port=port, log_config=logs.UVICORN_LOG_CONFIG, access_log=False, server_header=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=logs.UVICORN_LOG_CONFIG,
+        access_log=False,
+        server_header=False,
+        limit_concurrency=runtime.connection_limit(config.max_connections),
+    )
     return 0
 
 

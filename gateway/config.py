@@ -76,6 +76,9 @@ class Config(_Strict):
     # How long a write waits for SQLite's lock (held by another process's writer) before it answers 503.
     busy_timeout_seconds: float = Field(default=DEFAULT_BUSY_TIMEOUT_SECONDS, gt=0, le=60)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    body_read_timeout: Duration = 30.0
+    max_buffered_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_connections: int = Field(default=1000, ge=8)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
@@ -88,6 +91,14 @@ class Config(_Strict):
             return data
         sections = {name for name, info in cls.model_fields.items() if info.default_factory is not None}
         return {key: value for key, value in data.items() if not (value is None and key in sections)}
+
+    @model_validator(mode="after")
+    def _budget_fits_a_body(self) -> "Config":
+        if self.max_buffered_body_bytes < self.max_body_bytes:
+            raise ConfigError(
+                "max_buffered_body_bytes: must be at least max_body_bytes, or no large body could be read"
+            )
+        return self
 
     @field_validator("currency")
     @classmethod

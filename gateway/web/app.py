@@ -73,6 +73,7 @@ def create_app(
                 keys=gateway.keys,
                 committer=gateway.committer,
                 max_body_bytes=config.max_body_bytes,
+                bodies=gateway.bodies,
                 counts=gateway.deliveries,
             )
         ],

@@ -6,7 +6,6 @@ import re
 from starlette.requests import Request
 
 from gateway.web import errors
-from gateway.web.push_orders import read_body
 from gateway.web.service import Gateway
 from normalizer.timefmt import format_instant_us
 from store import queue
@@ -47,7 +46,7 @@ def gateway_of(request: Request) -> Gateway:
 
 
 async def read_request_body(request: Request, limit: int) -> bytes:
-    return await read_body(request.receive, request.headers.get("content-length"), limit)
+    return await gateway_of(request).bodies.read(request.receive, request.headers.get("content-length"), limit)
 
 
 async def commit(gateway: Gateway, job: queue.NewJob) -> bool:

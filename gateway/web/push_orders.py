@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.pipeline.ingest import Committer
@@ -20,6 +19,7 @@ from gateway.web import errors
 from gateway.web.auth import ApiKeys
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.json_depth import MAX_JSON_DEPTH
+from gateway.web.request_bodies import BodyReader, ClientGone
 from normalizer import PushOrder
 from normalizer.timefmt import now_us
 from store import queue
@@ -28,21 +28,24 @@ PATH = "/api/v1/orders"
 _REFUSED = frozenset({400, 401, 413, 422})  # what the client sent was refused (not: the gateway could not take it)
 
 
-class ClientGone(ClientDisconnect):
-    """The client disconnected before its body arrived: there is nothing to answer."""
-
-
 class PushOrders:
     """ASGI middleware: answers `POST /api/v1/orders` itself and passes every other request on."""
 
     def __init__(
-        self, app: ASGIApp, keys: ApiKeys, committer: Committer, max_body_bytes: int, counts: DeliveryCounts
+        self,
+        app: ASGIApp,
+        keys: ApiKeys,
+        committer: Committer,
+        max_body_bytes: int,
+        counts: DeliveryCounts,
+        bodies: BodyReader,
     ) -> None:
         self.app = app
         self.keys = keys
         self.committer = committer
         self.max_body_bytes = max_body_bytes
         self.counts = counts
+        self.bodies = bodies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH:
@@ -73,7 +76,7 @@ class PushOrders:
             elif name == b"content-length":
                 content_length = value
         self.keys.check(authorization)
-        raw = await read_body(receive, content_length, self.max_body_bytes)
+        raw = await self.bodies.read(receive, content_length, self.max_body_bytes)
         order = parse_order(raw)
         received = now_us()
         job_id = queue.new_job_id("commerce-order", received)
@@ -82,25 +85,6 @@ class PushOrders:
         stored = order.model_dump_json(exclude_unset=True).encode()
         await self.committer.submit(queue.NewJob(job_id, "order", "api", stored, received))
         return 202, {"success": True, "queued": True, "jobId": job_id, "orderId": order.orderId, "status": order.status}
-
-
-async def read_body(receive: Receive, content_length: str | bytes | None, limit: int) -> bytes:
-    """The whole request body, or 413 as soon as it is known to be over `limit` (declared or counted)."""
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise errors.PayloadTooLarge(f"The request body is over the limit of {limit} bytes.")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def parse_order(body: bytes) -> PushOrder:

@@ -14,6 +14,7 @@ from gateway.pipeline.write_turns import WriteTurns
 from gateway.web.auth import ApiKeys
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.read_pool import ReadPool
+from gateway.web.request_bodies import BodyReader
 from store.db import Checkpointer, DatabaseFileLost, connect
 from store.file_watch import FileWatch
 from store.schema import migrate
@@ -42,6 +43,7 @@ class Gateway:
         self._resources = ExitStack()
         self._reader: sqlite3.Connection | None = None
         self.reads = ReadPool(config.database, config.durability)
+        self.bodies = BodyReader(config.body_read_timeout, config.max_buffered_body_bytes)
         self._writer: sqlite3.Connection | None = None
         self._writer_lock = threading.Lock()
         self.watch: FileWatch | None = None
