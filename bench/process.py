@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway import runtime
 from gateway.config import Config
-from gateway.engine import Engine
+from gateway.engine import build_engine
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer import PushOrder
@@ -157,7 +157,7 @@ def drain(config: Config, standalone: bool = False) -> tuple[int, float, float]:
     built as `serve` builds its own (with the write turns it shares with ingest, here idle), or with
     `standalone` as the `worker` command does (shorter transactions, for writers in other processes)."""
     turns = None if standalone else WriteTurns()
-    worker = Worker(config, {}, Engine(config.currency, config.fx_rates), turns)
+    worker = Worker(config, {}, build_engine(config), turns)
     runtime.prepare(serving=not standalone)  # as the CLI does for `serve` or `worker`
     runtime.freeze_heap()
     started, cpu = time.perf_counter(), time.process_time()

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 from adapters import Adapter
 from gateway import logs, runtime
-from gateway.commands import backfill, jobs, try_mapping
+from gateway.commands import backfill, jobs, segments, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
-from gateway.engine import build_engine
+from gateway.engine import build_engine, segment_rebuild
 from gateway.pipeline.worker import Worker
 from normalizer.timefmt import now_us
 from store import queue
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("-H", "--header", action="append", default=[], help="a request header, 'Name: value'")
     backfill.add_command(commands)
     jobs.add_command(commands)
+    segments.add_command(commands)
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     return parser
@@ -85,12 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(args.config)
         adapters = build_adapters(config)
+        engine = build_engine(config)
     except ConfigError as exc:
         print(f"commerce-gateway: config error: {exc}", file=sys.stderr)
         return 2
     logs.setup(config.log_level)
     if command == "check-config":
         print(f"{args.config}: OK ({len(adapters)} source(s), database {config.database})")
+        if engine.segments:
+            print(f"segments: {', '.join(sorted(engine.segments.segments))}")
         return 0
     if command == "try-mapping":
         return try_mapping.run(adapters, args.source, args.payload, args.header)
@@ -98,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backfill.main(config, adapters, args)
     if command == "jobs":
         return jobs.main(config, args)
+    if command == "segments":
+        return segments.main(config, args)
     conn = _open_database(config)
     if conn is None:
         return 1
@@ -147,7 +153,11 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    worker = Worker(config, adapters, build_engine(config))
+    engine = build_engine(config)
+    conn = connect(config.database, config.durability)
+    segment_rebuild.sync(engine.segments, conn, now_us())
+    conn.close()
+    worker = Worker(config, adapters, engine)
     runtime.freeze_heap()
     log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
     worker.run(stop)

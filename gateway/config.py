@@ -82,6 +82,9 @@ class Config(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    # Segment definitions, checked and compiled by the engine (`gateway.engine.build_engine`), which names the
+    # segment and key of a bad one.
+    segments: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

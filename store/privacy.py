@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from normalizer.emails import normalise_email
-from store import automations, events, ledger
+from store import automations, events, ledger, segments
 
 # A redacted delivery keeps its row (topic, times, status: the audit trail) but not its body.
 REDACTED_BODY = b'{"redacted": true}'
@@ -85,18 +85,22 @@ def erase_source(conn: sqlite3.Connection, source: str, keep_topics: Collection[
 
 
 def forget_if_unused(conn: sqlite3.Connection, email: str, customer_id: str | None) -> bool:
-    """Delete the subscriber once nothing else references them (no order of any source, no event); else drop
-    the external id this customer request named. True when the subscriber is gone."""
+    """Delete the subscriber once nothing else references them (no order of any source, no event but their
+    segment events, which go with them); else drop the external id this customer request named. True when the
+    subscriber is gone."""
     row = conn.execute("SELECT id FROM subscribers WHERE email = ?", (email,)).fetchone()
     if row is None:
         return True
     subscriber_id = row[0]
     used = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM orders WHERE email = ?) OR EXISTS (SELECT 1 FROM events WHERE subscriber_id = ?)",
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE email = ?) OR EXISTS (SELECT 1 FROM events WHERE subscriber_id = ?"
+        " AND substr(name, 1, 8) != 'segment.')",
         (email, subscriber_id),
     ).fetchone()[0]
     if not used:
         automations.forget_subscriber(conn, subscriber_id)
+        conn.execute("DELETE FROM events WHERE subscriber_id = ?", (subscriber_id,))
+        segments.forget_subscriber(conn, subscriber_id)
         conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,))
         return True
     if customer_id is not None:

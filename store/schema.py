@@ -171,7 +171,22 @@ def _v6(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(db: sqlite_utils.Database) -> None:
+    """Segments: each definition as built (its fingerprint) with its member count, and who is in each segment
+    (a row per subscriber and segment once they have entered: `changes` numbers the transitions). When a
+    withinDays window moves a subscriber's membership is a durable timer (`store.timers`, kind `segment`)."""
+    for statement in (
+        "CREATE TABLE segments (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,"
+        " members INTEGER NOT NULL DEFAULT 0, built_at INTEGER NOT NULL)",
+        "CREATE TABLE segment_members (subscriber_id INTEGER NOT NULL, segment TEXT NOT NULL,"
+        " member INTEGER NOT NULL, changes INTEGER NOT NULL, changed_at INTEGER NOT NULL,"
+        " PRIMARY KEY (subscriber_id, segment)) WITHOUT ROWID",
+        "CREATE INDEX segment_members_listing ON segment_members(segment, subscriber_id) WHERE member",
+    ):
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

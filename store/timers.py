@@ -16,6 +16,18 @@ def schedule(conn: sqlite3.Connection, kind: str, key: str, due_at: int) -> None
     )
 
 
+def schedule_many(conn: sqlite3.Connection, kind: str, due: list[tuple[str, int]]) -> None:
+    """`schedule` for many (key, due_at) at once (a rebuild's)."""
+    conn.executemany(
+        "INSERT INTO timers (kind, key, due_at) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET due_at = ?3",
+        [(kind, key, due_at) for key, due_at in due],
+    )
+
+
+def cancel_many(conn: sqlite3.Connection, kind: str, keys: list[str]) -> None:
+    conn.executemany("DELETE FROM timers WHERE kind = ? AND key = ?", [(kind, key) for key in keys])
+
+
 def cancel(conn: sqlite3.Connection, kind: str, key: str) -> bool:
     """Remove the timer (kind, key); True when there was one."""
     return conn.execute("DELETE FROM timers WHERE kind = ? AND key = ?", (kind, key)).rowcount == 1

@@ -71,6 +71,9 @@ def _settle(
     for email in sorted(emails):
         if not privacy.forget_if_unused(conn, email, customer_id):
             engine.recompute(conn, email, now, None, warnings)
+            subscriber_id = subscribers.find_id(conn, email)
+            if engine.segments and subscriber_id is not None:
+                engine.segments.on_erasure(conn, subscriber_id, now)
             kept += 1
     return kept
 

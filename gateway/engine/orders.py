@@ -6,13 +6,14 @@ every applied order, and as timer handlers and job kinds of their own.
 """
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from adapters import Command, TranslationError
 from gateway.engine.registry import COMMANDS
+from gateway.engine.segments import Segments
 from gateway.engine.timers import Timers
 from normalizer import RESERVED_ATTRIBUTES, CanonicalOrder, Customer, PushOrder
 from normalizer.money import convert, to_major
@@ -20,6 +21,7 @@ from normalizer.order_event import OrderEvent
 from normalizer.timefmt import format_instant, parse_instant
 from store import events, ledger, subscribers
 from store.ledger import LedgerOrder
+from store.segments import SEGMENT_TIMER
 
 if TYPE_CHECKING:  # the lifecycle registers itself on an engine: no import cycle at run time
     from gateway.engine.lifecycle import Lifecycle
@@ -49,13 +51,18 @@ JobHandler = Callable[[sqlite3.Connection, bytes, str, int], list[str]]
 
 
 class Engine:
-    def __init__(self, currency: str, fx_rates: dict[str, Decimal]) -> None:
+    def __init__(self, currency: str, fx_rates: dict[str, Decimal], segments: Mapping[str, Any] | None = None) -> None:
+        """`segments`: definitions from config (a bad one raises `DefinitionError`)."""
         self.currency = currency
         self.fx_rates = fx_rates
         self.hooks: list[Hook] = []
         self.timers = Timers()  # handlers of the durable timers the worker fires, by kind
         self.jobs: dict[str, JobHandler] = {}
         self.lifecycle: Lifecycle | None = None  # set by `Lifecycle.register`
+        self.segments = Segments(segments or {}, self.revenue_attributes)
+        if self.segments:
+            self.hooks.append(self.segments.on_order)
+            self.timers.register(SEGMENT_TIMER, self.segments.on_timer)
 
     def apply(self, conn: sqlite3.Connection, event: OrderEvent, now: int) -> list[str]:
         """Apply one order event; returns the warnings it produced."""

@@ -14,12 +14,12 @@ from starlette.responses import JSONResponse, Response
 
 from adapters import Adapter
 from gateway.config import Config
-from gateway.web import automations, catalog, errors, jobs, reads, webhooks
+from gateway.web import automations, catalog, errors, jobs, reads, segments, webhooks
 from gateway.web.push_orders import PushOrders
 from gateway.web.service import Gateway
 
 log = logging.getLogger("gateway.web")
-ROUTES = [*reads.ROUTES, *jobs.ROUTES, *webhooks.ROUTES, *catalog.ROUTES, *automations.ROUTES]
+ROUTES = [*reads.ROUTES, *jobs.ROUTES, *webhooks.ROUTES, *catalog.ROUTES, *automations.ROUTES, *segments.ROUTES]
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:

@@ -13,6 +13,7 @@ from gateway.web import errors
 from gateway.web.context import authorize, gateway_of, iso, page_params
 from gateway.web.service import Gateway
 from store import events, ledger, privacy, subscribers
+from store import segments as segment_store
 
 
 async def get_order(request: Request) -> Response:
@@ -48,6 +49,11 @@ def _subscriber_view(gateway: Gateway, row: dict[str, Any]) -> dict[str, Any]:
         "firstName": row["firstName"],
         "lastName": row["lastName"],
         "attributes": attributes,
+        "segments": [
+            name
+            for name in segment_store.of_subscriber(gateway.reader, row["id"])
+            if name in gateway.engine.segments.segments
+        ],
         "createdAt": iso(row["createdAt"]),
         "updatedAt": iso(row["updatedAt"]),
     }

@@ -7,7 +7,7 @@ from contextlib import ExitStack, contextmanager
 
 from adapters import Adapter
 from gateway.config import Config
-from gateway.engine import build_engine
+from gateway.engine import build_engine, segment_rebuild
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
@@ -15,6 +15,7 @@ from gateway.web.auth import ApiKeys
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.read_pool import ReadPool
 from gateway.web.request_bodies import BodyReader
+from normalizer.timefmt import now_us
 from store.db import Checkpointer, DatabaseFileLost, connect
 from store.file_watch import FileWatch
 from store.schema import migrate
@@ -69,6 +70,7 @@ class Gateway:
     def start(self) -> None:
         conn = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)
         migrate(conn)
+        segment_rebuild.sync(self.engine.segments, conn, now_us())
         conn.close()
         self._reader = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)
         self.reads.start()

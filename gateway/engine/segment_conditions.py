@@ -1,0 +1,373 @@
+"""The segment condition language: definitions from config checked (an error names the segment and the key),
+then compiled once into closures over one subscriber's `Facts`, each knowing what it reads and when time alone
+can change its answer."""
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY_US = 86_400_000_000
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists")
+KINDS = ("attribute", "purchased", "orders", "event", "segment", "all", "any", "not")
+PROFILE_ATTRIBUTES = frozenset({"externalId", "firstName", "lastName"})
+REVENUE_ATTRIBUTES = frozenset({"ltv", "totalSpent", "ordersCount", "aov"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MISSING: Any = object()
+
+# What a change can touch, and so which segments it re-evaluates: `attribute:<name>`, `orders` (the ledger rows
+# of the subscriber's orders), `event:<name>`. Time is not a key: `Segment.timers` say when it matters.
+ORDERS = "orders"
+
+
+def attribute_key(name: str) -> str:
+    return f"attribute:{name}"
+
+
+def event_key(name: str) -> str:
+    return f"event:{name}"
+
+
+class DefinitionError(ValueError):
+    """A segment definition that cannot be used; `str()` names the key (segments.<name>.…) and the problem."""
+
+
+@dataclass(slots=True, frozen=True)
+class OrderFact:
+    """One counted order (neither cancelled nor fully refunded) of a subscriber, as conditions read it."""
+
+    source: str
+    ordered_at: int  # µs
+    items: tuple[tuple[str | None, str | None], ...]  # (productId, variantId)
+
+
+@dataclass(slots=True)
+class Facts:
+    """What conditions read of one subscriber at `now`; only what the evaluated segments need is loaded."""
+
+    now: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+    orders: list[OrderFact] = field(default_factory=list)
+    events: dict[str, list[int]] = field(default_factory=dict)  # name -> occurredAt (µs) of each
+    member: dict[str, bool] = field(default_factory=dict)  # segment -> member, for `segment:` conditions
+
+
+Check = Callable[[Facts], bool]
+Clock = Callable[[Facts], int | None]  # the next moment (µs) a condition's answer changes with time alone
+Timer = tuple[str, Clock]  # a withinDays condition: the change key of what it counts, and its clock
+
+
+@dataclass(slots=True)
+class Segment:
+    name: str
+    definition: Any
+    check: Check
+    reads: frozenset[str]  # change keys of its own conditions
+    refs: frozenset[str]  # segments it names directly
+    timers: tuple[Timer, ...]  # of its own withinDays conditions
+    depends: frozenset[str] = frozenset()  # change keys of its conditions and of every segment it names
+    timed: bool = False  # a withinDays condition in it or in a segment it names
+    fingerprint: str = ""  # its definition and those of the segments it names
+
+
+@dataclass(slots=True)
+class _Compiling:
+    reads: set[str] = field(default_factory=set)
+    refs: dict[str, str] = field(default_factory=dict)  # name -> key path of the first reference
+    timers: list[Timer] = field(default_factory=list)
+
+
+def _fail(path: str, message: str) -> DefinitionError:
+    return DefinitionError(f"{path}: {message}")
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    """JSON equality: a number equals a number of the same value (1 == 1.0), never a boolean."""
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return value is wanted
+    return bool(value == wanted)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _operator(path: str, op: str, wanted: Any) -> Callable[[Any], bool]:
+    """The test one operator applies to an attribute's value (`_MISSING` when the subscriber has none)."""
+    if op in ("eq", "ne"):
+        if wanted is None:
+            raise _fail(path, "needs a value (test a missing attribute with exists: false)")
+        if op == "eq":
+            return lambda value: value is not _MISSING and _same(value, wanted)
+        return lambda value: value is _MISSING or not _same(value, wanted)
+    if op in ("gt", "gte", "lt", "lte"):
+        return _ordering(path, op, wanted)
+    if op == "in":
+        if not isinstance(wanted, list) or not wanted:
+            raise _fail(path, "needs a non-empty list of values")
+        choices = tuple(wanted)
+        return lambda value: value is not _MISSING and any(_same(value, choice) for choice in choices)
+    if op == "contains":
+        if wanted is None or isinstance(wanted, dict | list):
+            raise _fail(path, "needs a string, number or boolean")
+        return lambda value: (
+            (isinstance(value, str) and isinstance(wanted, str) and wanted in value)
+            or (isinstance(value, list) and any(_same(element, wanted) for element in value))
+        )
+    if not isinstance(wanted, bool):
+        raise _fail(path, "needs true or false")
+    return (lambda value: value is not _MISSING) if wanted else (lambda value: value is _MISSING)
+
+
+def _ordering(path: str, op: str, wanted: Any) -> Callable[[Any], bool]:
+    if _is_number(wanted):
+        kind: Callable[[Any], bool] = _is_number
+    elif isinstance(wanted, str):
+
+        def kind(value: Any) -> bool:
+            return isinstance(value, str)
+
+    else:
+        raise _fail(path, "needs a number or a string")
+    if op == "gt":
+        return lambda value: kind(value) and value > wanted
+    if op == "gte":
+        return lambda value: kind(value) and value >= wanted
+    if op == "lt":
+        return lambda value: kind(value) and value < wanted
+    return lambda value: kind(value) and value <= wanted
+
+
+def _attribute(path: str, node: Mapping[str, Any], into: _Compiling) -> Check:
+    name = node["attribute"]
+    if not isinstance(name, str) or not name:
+        raise _fail(f"{path}.attribute", "must be an attribute name")
+    ops = [key for key in node if key != "attribute"]
+    if not ops:
+        raise _fail(path, f"attribute {name!r} needs an operator: one of {', '.join(OPERATORS)}")
+    tests = []
+    for op in ops:
+        if op not in OPERATORS:
+            raise _fail(f"{path}.{op}", f"unknown operator (use one of {', '.join(OPERATORS)})")
+        tests.append(_operator(f"{path}.{op}", op, node[op]))
+    into.reads.add(attribute_key(name))
+    if len(tests) == 1:
+        test = tests[0]
+        return lambda facts: test(facts.attributes.get(name, _MISSING))
+    every = tuple(tests)
+    return lambda facts: all(test(facts.attributes.get(name, _MISSING)) for test in every)
+
+
+def _options(path: str, value: Any, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(path, f"must be a mapping of {', '.join(allowed)}")
+    for key, given in value.items():
+        if key not in allowed:
+            raise _fail(f"{path}.{key}", f"unknown key (use {', '.join(allowed)})")
+        if given is not None and (isinstance(given, bool) or not isinstance(given, allowed[key])):
+            raise _fail(f"{path}.{key}", "has the wrong type")
+    return value
+
+
+def _at_least(path: str, options: Mapping[str, Any]) -> int:
+    count = options.get("atLeast", 1)
+    if not isinstance(count, int) or count < 1:
+        raise _fail(f"{path}.atLeast", "must be an integer of at least 1")
+    return count
+
+
+def _window(path: str, options: Mapping[str, Any]) -> int | None:
+    days = options.get("withinDays")
+    if days is None:
+        return None
+    if not days > 0:
+        raise _fail(f"{path}.withinDays", "must be a number of days greater than 0")
+    return int(days * DAY_US)
+
+
+def _identifier(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _purchased(path: str, value: Any, into: _Compiling) -> Check:
+    where = f"{path}.purchased"
+    options = _options(where, value, {"productId": (str, int), "variantId": (str, int), "source": str, "atLeast": int})
+    product, variant = _identifier(options.get("productId")), _identifier(options.get("variantId"))
+    if product is None and variant is None:
+        raise _fail(where, "needs a productId or a variantId")
+    source, count = options.get("source"), _at_least(where, options)
+    into.reads.add(ORDERS)
+
+    def matches(order: OrderFact) -> bool:
+        if source is not None and order.source != source:
+            return False
+        return any((product is None or p == product) and (variant is None or v == variant) for p, v in order.items)
+
+    def check(facts: Facts) -> bool:
+        found = 0
+        for order in facts.orders:
+            if matches(order):
+                found += 1
+                if found >= count:
+                    return True
+        return False
+
+    return check
+
+
+def _counting(
+    key: str, count: int, window: int | None, times: Callable[[Facts], Sequence[int]], into: _Compiling
+) -> Check:
+    """At least `count` of `times` within the last `window` µs (ever, without a window). Within the window means
+    at or after now - window; the answer can flip with time alone only from true to false, when the
+    `count`-th newest time leaves it."""
+    if window is None:
+        return lambda facts: len(times(facts)) >= count
+    span = window
+
+    def check(facts: Facts) -> bool:
+        cutoff = facts.now - span
+        return sum(1 for at in times(facts) if at >= cutoff) >= count
+
+    def clock(facts: Facts) -> int | None:
+        cutoff = facts.now - span
+        recent = sorted((at for at in times(facts) if at >= cutoff), reverse=True)
+        return recent[count - 1] + span + 1 if len(recent) >= count else None
+
+    into.timers.append((key, clock))
+    return check
+
+
+def _orders(path: str, value: Any, into: _Compiling) -> Check:
+    where = f"{path}.orders"
+    options = _options(where, value, {"withinDays": (int, float), "atLeast": int})
+    into.reads.add(ORDERS)
+
+    def times(facts: Facts) -> list[int]:
+        return [order.ordered_at for order in facts.orders]
+
+    return _counting(ORDERS, _at_least(where, options), _window(where, options), times, into)
+
+
+def _event(path: str, value: Any, into: _Compiling) -> Check:
+    where = f"{path}.event"
+    options = _options(where, value, {"name": str, "withinDays": (int, float), "atLeast": int})
+    name = options.get("name")
+    if not name:
+        raise _fail(f"{where}.name", "is required")
+    if name.startswith("segment."):
+        raise _fail(f"{where}.name", "segment events cannot be conditions (use `segment: <name>`)")
+    into.reads.add(event_key(name))
+    empty: list[int] = []
+
+    def times(facts: Facts) -> list[int]:
+        return facts.events.get(name, empty)
+
+    return _counting(event_key(name), _at_least(where, options), _window(where, options), times, into)
+
+
+def _group(path: str, kind: str, value: Any, into: _Compiling) -> Check:
+    where = f"{path}.{kind}"
+    if not isinstance(value, list) or not value:
+        raise _fail(where, "must be a non-empty list of conditions")
+    checks = tuple(_compile(f"{where}[{i}]", child, into) for i, child in enumerate(value))
+    if len(checks) == 1:
+        return checks[0]
+    # Loops, not all()/any() over a generator: the generator's frame costs more than the checks themselves.
+    if kind == "all":
+
+        def every(facts: Facts) -> bool:
+            for check in checks:  # noqa: SIM110
+                if not check(facts):
+                    return False
+            return True
+
+        return every
+
+    def some(facts: Facts) -> bool:
+        for check in checks:  # noqa: SIM110
+            if check(facts):
+                return True
+        return False
+
+    return some
+
+
+def _compile(path: str, node: Any, into: _Compiling) -> Check:
+    if not isinstance(node, dict) or not node:
+        raise _fail(path, f"must be a condition: a mapping with one of {', '.join(KINDS)}")
+    kinds = [key for key in node if key in KINDS]
+    if len(kinds) != 1:
+        unknown = next((key for key in node if key not in KINDS), None)
+        if not kinds and unknown is not None:
+            raise _fail(f"{path}.{unknown}", f"unknown condition (use one of {', '.join(KINDS)})")
+        raise _fail(path, f"must have exactly one of {', '.join(KINDS)}")
+    kind = kinds[0]
+    if kind == "attribute":
+        return _attribute(path, node, into)
+    extra = next((key for key in node if key != kind), None)
+    if extra is not None:
+        raise _fail(f"{path}.{extra}", f"unknown key beside {kind}")
+    value = node[kind]
+    if kind == "purchased":
+        return _purchased(path, value, into)
+    if kind == "orders":
+        return _orders(path, value, into)
+    if kind == "event":
+        return _event(path, value, into)
+    if kind == "segment":
+        if not isinstance(value, str):
+            raise _fail(f"{path}.segment", "must be a segment name")
+        into.refs.setdefault(value, f"{path}.segment")
+        return lambda facts: facts.member.get(value, False)
+    if kind == "not":
+        inner = _compile(f"{path}.not", value, into)
+        return lambda facts: not inner(facts)
+    return _group(path, kind, value, into)
+
+
+def compile_segments(definitions: Mapping[str, Any]) -> dict[str, Segment]:
+    """Every definition checked and compiled, in an order where a segment comes after those it names."""
+    compiled: dict[str, tuple[Segment, dict[str, str]]] = {}
+    for name, definition in definitions.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise _fail(f"segments.{name}", "a segment name is letters, digits, '-', '_' or '.' (at most 64)")
+        into = _Compiling()
+        check = _compile(f"segments.{name}", definition, into)
+        segment = Segment(name, definition, check, frozenset(into.reads), frozenset(into.refs), tuple(into.timers))
+        compiled[name] = (segment, into.refs)
+    for _, refs in compiled.values():
+        for ref, where in refs.items():
+            if ref not in compiled:
+                raise _fail(where, f"unknown segment {ref!r}")
+    ordered: dict[str, Segment] = {}
+    for name in compiled:
+        _place(name, compiled, ordered, [])
+    return ordered
+
+
+def _place(
+    name: str, compiled: Mapping[str, tuple[Segment, dict[str, str]]], ordered: dict[str, Segment], stack: list[str]
+) -> None:
+    """Depth first: what `name` names is placed before it; a name met again on the way down is a cycle."""
+    if name in ordered:
+        return
+    segment, refs = compiled[name]
+    if name in stack:
+        cycle = " -> ".join([*stack[stack.index(name) :], name])
+        raise _fail(compiled[stack[-1]][1][name], f"reference cycle {cycle}")
+    stack.append(name)
+    for ref in sorted(refs):
+        _place(ref, compiled, ordered, stack)
+    stack.pop()
+    named = [ordered[ref] for ref in sorted(refs)]
+    segment.depends = segment.reads.union(*(other.depends for other in named))
+    segment.timed = bool(segment.timers) or any(other.timed for other in named)
+    own = json.dumps(segment.definition, sort_keys=True, default=str)
+    digest = hashlib.sha256(own.encode())
+    for other in named:
+        digest.update(f"\x1f{other.name}={other.fingerprint}".encode())
+    segment.fingerprint = digest.hexdigest()[:32]
+    ordered[name] = segment

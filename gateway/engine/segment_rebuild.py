@@ -1,0 +1,133 @@
+"""Segments rebuilt over every subscriber: at start for a new or changed definition (without events, a removed
+one dropped), and by `commerce-gateway segments rebuild [--emit]`. Subscribers are taken in id ranges, each range
+read, evaluated and written in one transaction, so the worker and the API carry on between ranges."""
+
+import logging
+import sqlite3
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from gateway.engine.segment_conditions import Segment
+from gateway.engine.segments import Segments, emit_event
+from store import segments as store
+from store import timers
+from store.db import transaction
+from store.segments import SEGMENT_TIMER
+
+log = logging.getLogger("gateway.segments")
+_RANGE = 2000  # subscribers per transaction
+
+
+@dataclass(slots=True)
+class Rebuilt:
+    rebuilt: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    subscribers: int = 0
+    entered: int = 0
+    exited: int = 0
+
+
+def sync(segments: Segments, conn: sqlite3.Connection, now: int) -> Rebuilt:
+    """At start: a segment whose definition is new or changed (or names one that is) is rebuilt without events;
+    one no longer defined is dropped."""
+    stored, dropped = _drop_undefined(segments, conn)
+    changed = [
+        name
+        for name, segment in segments.segments.items()
+        if name not in stored or stored[name].fingerprint != segment.fingerprint
+    ]
+    result = rebuild(segments, conn, changed, False, now) if changed else Rebuilt()
+    result.dropped = dropped
+    if changed or dropped:
+        log.info(
+            "segment definitions applied",
+            extra={"rebuilt": changed, "dropped": dropped, "subscribers": result.subscribers},
+        )
+    return result
+
+
+def rebuild_all(segments: Segments, conn: sqlite3.Connection, emit: bool, now: int) -> Rebuilt:
+    """`segments rebuild`: every segment, every subscriber; segments no longer defined dropped."""
+    _, dropped = _drop_undefined(segments, conn)
+    result = rebuild(segments, conn, list(segments.segments), emit, now)
+    result.dropped = dropped
+    return result
+
+
+def _drop_undefined(segments: Segments, conn: sqlite3.Connection) -> tuple[dict[str, store.Defined], list[str]]:
+    with transaction(conn):
+        stored = store.defined(conn)
+        dropped = sorted(name for name in stored if name not in segments.segments)
+        for name in dropped:
+            store.drop(conn, name)
+    return stored, dropped
+
+
+def rebuild(
+    segments: Segments, conn: sqlite3.Connection, names: Collection[str], emit: bool, now: int, size: int = _RANGE
+) -> Rebuilt:
+    """Membership of the `names` segments evaluated afresh for every subscriber, and every due time; with
+    `emit`, each change records its event as a live change would."""
+    plan = segments.plan_for_segments(names, timers=True)
+    result = Rebuilt(rebuilt=[segment.name for segment in plan.segments])
+    with transaction(conn):  # a segment new here is recorded before its members, empty, for its events' keys
+        stored = store.defined(conn)
+        built = {segment.name: _built(stored, segment, now) for segment in plan.segments}
+        for segment in plan.segments:
+            if segment.name not in stored:
+                store.define(conn, segment.name, "", now)
+    after = 0
+    while True:
+        with transaction(conn):
+            profiles = store.profiles_after(conn, after, size)
+            if not profiles:
+                break
+            first, last = profiles[0][0], profiles[-1][0]
+            orders: dict[int, list[tuple[str, str, str | None]]] = {}
+            if plan.orders:
+                for subscriber_id, source, at, items in store.counted_orders_between(conn, first, last):
+                    orders.setdefault(subscriber_id, []).append((source, at, items))
+            named: dict[int, list[tuple[str, int]]] = {}
+            if plan.events:
+                for subscriber_id, event, occurred in store.events_named_between(conn, first, last, plan.events):
+                    named.setdefault(subscriber_id, []).append((event, occurred))
+            states = store.memberships_between(conn, first, last)
+            rows: list[tuple[int, str, int, int, int]] = []
+            dues: list[tuple[str, int]] = []
+            cleared: list[str] = []
+            for profile in profiles:
+                subscriber_id = profile[0]
+                facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), named.get(subscriber_id, ()))
+                mine = states.get(subscriber_id, {})
+                for name, kept in mine.items():
+                    facts.member[name] = kept.member
+                for segment, member in segments.changes(plan, facts):
+                    state = mine.get(segment.name)
+                    changes = (state.changes if state is not None else 0) + 1
+                    rows.append((subscriber_id, segment.name, int(member), changes, now))
+                    if emit:
+                        emit_event(conn, subscriber_id, segment.name, member, changes, built[segment.name], now)
+                    if member:
+                        result.entered += 1
+                    else:
+                        result.exited += 1
+                due = segments.due(plan, facts)
+                if due is None:
+                    cleared.append(str(subscriber_id))
+                else:
+                    dues.append((str(subscriber_id), due))
+            store.set_members(conn, rows)
+            timers.cancel_many(conn, SEGMENT_TIMER, cleared)
+            timers.schedule_many(conn, SEGMENT_TIMER, dues)
+        result.subscribers += len(profiles)
+        after = last
+    with transaction(conn):
+        for segment in plan.segments:
+            store.define(conn, segment.name, segment.fingerprint, built[segment.name])
+    return result
+
+
+def _built(stored: dict[str, store.Defined], segment: Segment, now: int) -> int:
+    """A definition rebuilt unchanged keeps its build time; a new or changed one is built now."""
+    kept = stored.get(segment.name)
+    return kept.built_at if kept is not None and kept.fingerprint == segment.fingerprint else now

@@ -1,0 +1,246 @@
+"""Live segment membership: a change to one subscriber re-evaluates the segments that read what changed, in the
+caller's transaction; entering or leaving records `segment.entered` / `segment.exited`; a durable timer per
+subscriber (kind `segment`) fires when a withinDays window next moves their membership with time alone."""
+
+import logging
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gateway.engine.segment_conditions import (
+    ORDERS,
+    PROFILE_ATTRIBUTES,
+    REVENUE_ATTRIBUTES,
+    Facts,
+    OrderFact,
+    Segment,
+    Timer,
+    attribute_key,
+    compile_segments,
+    event_key,
+)
+from store import events, subscribers, timers
+from store import json_columns as json
+from store import segments as store
+from store.segments import SEGMENT_TIMER, Membership, Profile
+
+if TYPE_CHECKING:  # the engine holds its segments: no import cycle at run time
+    from gateway.engine.orders import Applied
+
+log = logging.getLogger("gateway.segments")
+Revenue = Callable[[int, int], dict[str, Any]]  # (ordersCount, totalSpentCents) -> the revenue attributes
+_PLANS = 512  # change sets remembered with their plan; a job's set is one of a few shapes
+
+
+@dataclass(slots=True, frozen=True)
+class Plan:
+    """What one change set re-evaluates, and what it must read for that."""
+
+    segments: tuple[Segment, ...]  # in dependency order
+    timers: tuple[Timer, ...]  # every timer, when the change can move the due time; else none
+    attributes: bool
+    custom: bool  # custom attributes read (the JSON column parsed)
+    revenue: bool
+    orders: bool
+    events: tuple[str, ...]
+
+
+class Segments:
+    """The configured segments, compiled once; one per engine."""
+
+    def __init__(self, definitions: Mapping[str, Any], revenue: Revenue) -> None:
+        self.segments = compile_segments(definitions)
+        self.revenue = revenue
+        self._timers: tuple[Timer, ...] = tuple(t for s in self.segments.values() for t in s.timers)
+        self._timer_keys = frozenset(key for key, _ in self._timers)
+        self._plans: dict[frozenset[str], Plan] = {}
+        self.timed = self.plan_for_segments([s.name for s in self.segments.values() if s.timed], timers=True)
+        self.everything = self.plan_for_segments(list(self.segments), timers=True)
+
+    def __bool__(self) -> bool:
+        return bool(self.segments)
+
+    def plan(self, keys: frozenset[str]) -> Plan:
+        plan = self._plans.get(keys)
+        if plan is None:
+            if len(self._plans) >= _PLANS:
+                self._plans.clear()
+            names = [s.name for s in self.segments.values() if not s.depends.isdisjoint(keys)]
+            plan = self._plans[keys] = self.plan_for_segments(names, not self._timer_keys.isdisjoint(keys))
+        return plan
+
+    def plan_for_segments(self, names: Collection[str], timers: bool) -> Plan:
+        chosen = tuple(s for s in self.segments.values() if s.name in names)
+        kept = self._timers if timers else ()
+        reads = set().union(*(s.reads for s in chosen), (key for key, _ in kept))
+        attributes = {key.removeprefix("attribute:") for key in reads if key.startswith("attribute:")}
+        return Plan(
+            segments=chosen,
+            timers=kept,
+            attributes=bool(attributes),
+            custom=bool(attributes - PROFILE_ATTRIBUTES - REVENUE_ATTRIBUTES),
+            revenue=not attributes.isdisjoint(REVENUE_ATTRIBUTES),
+            orders=ORDERS in reads,
+            events=tuple(sorted(key.removeprefix("event:") for key in reads if key.startswith("event:"))),
+        )
+
+    # One subscriber, in the caller's transaction.
+
+    def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
+        """The engine's hook: an order event was applied. Its subscriber is re-evaluated for what the event gave
+        and did; the customer the order belonged to before (if another) for their orders alone."""
+        customer = applied.order.customer
+        if applied.subscriber_id is not None:
+            given = customer is not None and bool(customer.externalId or customer.firstName or customer.lastName)
+            event = f"ecommerce.order_{applied.order.status}" if applied.event_id is not None else None
+            attributes = customer.attributes if customer is not None else ()
+            self.touch(conn, applied.subscriber_id, order_keys(attributes, given, event), now)
+        owners = {applied.after.email, applied.before.email if applied.before is not None else None}
+        owners -= {None, customer.email if customer is not None else None}
+        for email in sorted(e for e in owners if e is not None):
+            subscriber_id = subscribers.find_id(conn, email)
+            if subscriber_id is not None:
+                self.touch(conn, subscriber_id, _ORDERS_ONLY, now)
+
+    def on_event(self, conn: sqlite3.Connection, subscriber_id: int, name: str, now: int) -> None:
+        """An event recorded outside an order (a lifecycle event): the segments counting that name."""
+        self.touch(conn, subscriber_id, frozenset({event_key(name)}), now)
+
+    def on_erasure(self, conn: sqlite3.Connection, subscriber_id: int, now: int) -> None:
+        """Orders and events of a kept subscriber were erased: every segment is evaluated again."""
+        self.evaluate(conn, subscriber_id, self.everything, now)
+
+    def touch(
+        self, conn: sqlite3.Connection, subscriber_id: int, keys: frozenset[str], now: int, historical: bool = False
+    ) -> None:
+        """`keys` of this subscriber changed (see `segment_conditions`): re-evaluate what reads them."""
+        plan = self.plan(keys)
+        if plan.segments or plan.timers:
+            self.evaluate(conn, subscriber_id, plan, now, historical)
+
+    def evaluate(
+        self, conn: sqlite3.Connection, subscriber_id: int, plan: Plan, now: int, historical: bool = False
+    ) -> None:
+        profile = store.profile(conn, subscriber_id)
+        if profile is None:
+            return
+        orders = store.counted_orders(conn, profile[1]) if plan.orders else ()
+        named = store.events_named(conn, subscriber_id, plan.events) if plan.events else ()
+        facts = self.facts(now, profile, plan, orders, named)
+        states = store.memberships(conn, subscriber_id)
+        for name, state in states.items():
+            facts.member[name] = state.member
+        for segment, member in self.changes(plan, facts):
+            self.record(conn, subscriber_id, segment, member, states.get(segment.name), now, True, historical)
+        if plan.timers:
+            due, key = self.due(plan, facts), str(subscriber_id)
+            if due != timers.get(conn, SEGMENT_TIMER, key):
+                if due is None:
+                    timers.cancel(conn, SEGMENT_TIMER, key)
+                else:
+                    timers.schedule(conn, SEGMENT_TIMER, key, due)
+
+    def on_timer(self, conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
+        """A subscriber's window closed (their `segment` timer, taken by the worker in this transaction): their
+        time-dependent segments are evaluated again, and the timer set again if a window is still open."""
+        self.evaluate(conn, int(key), self.timed, now)
+
+    # Shared by one subscriber and by a rebuild of many.
+
+    def facts(
+        self,
+        now: int,
+        profile: Profile,
+        plan: Plan,
+        orders: Iterable[tuple[str, str, str | None]],
+        named: Iterable[tuple[str, int]],
+    ) -> Facts:
+        facts = Facts(now)
+        if plan.attributes:
+            _, _, external_id, first_name, last_name, custom, orders_count, spent = profile
+            attributes: dict[str, Any] = json.loads(custom) if plan.custom and custom else {}
+            for key, value in (("externalId", external_id), ("firstName", first_name), ("lastName", last_name)):
+                if value is not None:
+                    attributes[key] = value
+            if plan.revenue:
+                attributes.update(self.revenue(orders_count, spent))
+            facts.attributes = attributes
+        facts.orders = [OrderFact(source, store.micros(at), store.items_of(items)) for source, at, items in orders]
+        for name, at in named:
+            facts.events.setdefault(name, []).append(at)
+        return facts
+
+    @staticmethod
+    def changes(plan: Plan, facts: Facts) -> Iterable[tuple[Segment, bool]]:
+        """Each segment of the plan whose answer differs from `facts.member` (the stored membership), with its
+        answer; `facts.member` follows, so a segment naming another sees its new answer."""
+        member = facts.member
+        for segment in plan.segments:
+            result = segment.check(facts)
+            if result != member.get(segment.name, False):
+                member[segment.name] = result
+                yield segment, result
+
+    @staticmethod
+    def due(plan: Plan, facts: Facts) -> int | None:
+        moments = [moment for _, clock in plan.timers if (moment := clock(facts)) is not None]
+        return min(moments) if moments else None
+
+    def record(
+        self,
+        conn: sqlite3.Connection,
+        subscriber_id: int,
+        segment: Segment,
+        member: bool,
+        state: Membership | None,
+        now: int,
+        emit: bool,
+        historical: bool = False,
+    ) -> None:
+        """One transition, stored with its event (`emit`)."""
+        changes = (state.changes if state is not None else 0) + 1
+        built = store.set_member(conn, segment.name, subscriber_id, member, changes, now)
+        if emit:
+            emit_event(conn, subscriber_id, segment.name, member, changes, built, now, historical)
+
+
+def emit_event(
+    conn: sqlite3.Connection,
+    subscriber_id: int,
+    name: str,
+    member: bool,
+    changes: int,
+    built: int,
+    now: int,
+    historical: bool = False,
+) -> None:
+    """`segment.entered` / `segment.exited`. Transitions are numbered per subscriber and segment, and the number
+    (with when the definition was built, since a dropped segment's numbers start over) is in the dedup key: one
+    transition is recorded once, whatever replays it."""
+    properties: dict[str, Any] = {"segment": name}
+    if historical:
+        properties["historical"] = True
+    events.record(
+        conn,
+        subscriber_id,
+        "segment.entered" if member else "segment.exited",
+        properties,
+        now,
+        f"segment\x1f{name}\x1f{built}\x1f{subscriber_id}\x1f{changes}",
+    )
+
+
+_ORDERS_ONLY = frozenset({ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)})
+
+
+def order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
+    """What one applied order event can change of its subscriber: the attributes it gives, the revenue
+    attributes, the ledger's orders, and the event it recorded."""
+    keys = {ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)}
+    keys.update(attribute_key(name) for name in attributes)
+    if names_given:
+        keys.update(attribute_key(name) for name in PROFILE_ATTRIBUTES)
+    if event is not None:
+        keys.add(event_key(event))
+    return frozenset(keys)

@@ -1,0 +1,67 @@
+"""The segments read API: each configured segment with its member count, and a segment's members by page."""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.web import errors
+from gateway.web.context import authorize, gateway_of
+from store import segments as store
+
+_DEFAULT_LIMIT, _MAX_LIMIT = 100, 1000
+
+
+async def list_segments(request: Request) -> Response:
+    gateway = gateway_of(request)
+    authorize(gateway, request)
+    stored = store.defined(gateway.reader)
+    return JSONResponse(
+        {
+            "segments": [
+                {"name": name, "members": stored[name].members if name in stored else 0}
+                for name in sorted(gateway.engine.segments.segments)
+            ]
+        }
+    )
+
+
+def _page(request: Request) -> tuple[int, int]:
+    """(limit, the subscriber id the page starts after) from the query; a bad value is a 422 naming it."""
+    problems = []
+    limit, after = _DEFAULT_LIMIT, 0
+    raw = request.query_params.get("limit")
+    if raw is not None:
+        if raw.isdigit() and 1 <= int(raw) <= _MAX_LIMIT:
+            limit = int(raw)
+        else:
+            problems.append({"field": "limit", "message": f"must be an integer from 1 to {_MAX_LIMIT}"})
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        if cursor.isdigit() and len(cursor) < 19:
+            after = int(cursor)
+        else:
+            problems.append({"field": "cursor", "message": "not a cursor this API returned"})
+    if problems:
+        raise errors.ValidationFailed("The query has invalid parameters; see details.", problems)
+    return limit, after
+
+
+async def segment_members(request: Request) -> Response:
+    gateway = gateway_of(request)
+    authorize(gateway, request)
+    name = request.path_params["name"]
+    if name not in gateway.engine.segments.segments:
+        raise errors.NotFound(f"No segment named '{name}' is configured.")
+    limit, after = _page(request)
+    rows = store.members(gateway.reader, name, after, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JSONResponse(
+        {"members": [email for _, email in rows], "nextCursor": str(rows[-1][0]) if more and rows else None}
+    )
+
+
+ROUTES = [
+    Route("/api/v1/segments", list_segments, methods=["GET"]),
+    Route("/api/v1/segments/{name}/members", segment_members, methods=["GET"]),
+]

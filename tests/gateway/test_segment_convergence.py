@@ -1,0 +1,76 @@
+"""Segments under reordering: any shuffle and duplication of a subscriber's order events ends with the same
+membership as the in-order sequence, and each transition is recorded once (entered and exited alternate)."""
+
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.engine import Engine
+from normalizer import PushOrder
+from normalizer.order_event import OrderEvent
+from store import segments, subscribers
+from store.db import connect, transaction
+from store.schema import migrate
+from tests.gateway.test_convergence import EMAIL, order_histories
+
+SEGMENTS: dict[str, Any] = {
+    "big-spender": {"attribute": "totalSpent", "gte": 500},
+    "p0-twice": {"purchased": {"productId": "p0", "atLeast": 2}},
+    "p1-buyer": {"purchased": {"productId": "p1"}},
+    "three-orders": {"orders": {"atLeast": 3}},
+    "june": {"orders": {"withinDays": 10_000, "atLeast": 2}},
+    "either": {"any": [{"segment": "p1-buyer"}, {"not": {"segment": "big-spender"}}]},
+    "placed-twice": {"event": {"name": "ecommerce.order_placed", "atLeast": 2}},
+}
+
+
+def run(events: list[dict[str, Any]]) -> tuple[list[str], dict[str, int]]:
+    with tempfile.TemporaryDirectory() as folder:
+        conn = connect(Path(folder) / "gateway.db")
+        migrate(conn)
+        engine = Engine("USD", {"EUR": Decimal("1.08")}, SEGMENTS)
+        for arrival, event in enumerate(events, start=1):
+            with transaction(conn):
+                engine.apply(conn, OrderEvent("api", "api", PushOrder.model_validate(event), arrival), arrival)
+        subscriber_id = subscribers.find_id(conn, EMAIL)
+        assert subscriber_id is not None
+        recorded = conn.execute(
+            "SELECT name, json_extract(properties, '$.segment') FROM events WHERE name LIKE 'segment.%' ORDER BY id"
+        ).fetchall()
+        states = segments.memberships(conn, subscriber_id)
+        conn.close()
+    transitions: dict[str, int] = {}
+    for name, segment in recorded:
+        # Each transition once: a segment's events alternate, entered first.
+        expected = "segment.entered" if transitions.get(segment, 0) % 2 == 0 else "segment.exited"
+        assert name == expected, (segment, recorded)
+        transitions[segment] = transitions.get(segment, 0) + 1
+    assert transitions == {name: state.changes for name, state in states.items()}
+    return sorted(name for name, state in states.items() if state.member), transitions
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=order_histories(), data=st.data())
+def test_any_shuffle_and_duplication_ends_with_the_same_membership(
+    history: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    duplicates = data.draw(st.lists(st.sampled_from(history), max_size=len(history)))
+    delivered = data.draw(st.permutations(history + duplicates))
+    assert run(delivered)[0] == run(history)[0]
+
+
+def test_the_in_order_membership_is_the_expected_one() -> None:
+    base = {"currency": "USD", "customer": {"email": EMAIL}, "orderedAt": "2026-06-01T12:00:00Z"}
+    history = [
+        {**base, "orderId": "a", "totalCents": 40000, "items": [{"productId": "p0", "title": "T", "quantity": 1}]},
+        {**base, "orderId": "b", "totalCents": 20000, "items": [{"productId": "p0", "title": "T", "quantity": 1}]},
+        {**base, "orderId": "b", "totalCents": 20000, "status": "refunded"},
+    ]
+    members, transitions = run(history)
+    # After b: 600 spent, p0 twice, two orders placed; b's full refund takes spend and p0 back down.
+    assert members == ["either", "placed-twice"]
+    assert transitions == {"big-spender": 2, "either": 3, "june": 2, "p0-twice": 2, "placed-twice": 1}

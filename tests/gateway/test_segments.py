@@ -1,0 +1,160 @@
+"""Segments end to end (the real app, a real SQLite file): membership follows orders in the order's own
+transaction, entering and leaving record their events once, the read API pages members, and time alone moves a
+withinDays segment through the worker's due times."""
+
+from typing import Any
+
+import pytest
+
+from gateway.engine.segment_conditions import DAY_US
+from normalizer.timefmt import format_instant_us, now_us
+from tests.conftest import Harness, order
+
+SEGMENTS: dict[str, Any] = {
+    "vip": {
+        "all": [
+            {"attribute": "totalSpent", "gte": 150},
+            {"purchased": {"productId": "SKU-PROTEIN-1KG", "atLeast": 2}},
+        ]
+    },
+    "tiktok": {"attribute": "acquisitionChannel", "eq": "tiktok"},
+    "recent": {"orders": {"withinDays": 30}},
+    "lapsed": {"all": [{"attribute": "ordersCount", "gte": 1}, {"not": {"segment": "recent"}}]},
+    "lapsed-vip": {"all": [{"segment": "lapsed"}, {"segment": "vip"}]},
+}
+EMAIL = "buyer@example.com"
+
+
+def segment_events(harness: Harness, email: str = EMAIL) -> list[tuple[str, str]]:
+    return [
+        (event["name"], event["properties"]["segment"])
+        for event in harness.events(email)
+        if event["name"].startswith("segment.")
+    ]
+
+
+def days_ago(days: float) -> str:
+    return format_instant_us(now_us() - int(days * DAY_US))
+
+
+@pytest.fixture
+def harness(make_harness: Any) -> Harness:
+    built: Harness = make_harness(segments=SEGMENTS)
+    return built
+
+
+def test_an_order_moves_its_subscriber_in_and_a_refund_moves_them_out(harness: Harness) -> None:
+    harness.post_order(order("o-1", orderedAt=days_ago(1)))
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["recent", "tiktok"]
+    assert sorted(segment_events(harness)) == [("segment.entered", "recent"), ("segment.entered", "tiktok")]
+    harness.post_order(order("o-2", orderedAt=days_ago(0.5)))
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["recent", "tiktok", "vip"]
+    harness.post_order(order("o-2", status="refunded", orderedAt=days_ago(0.5)))
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["recent", "tiktok"]
+    assert segment_events(harness)[2:] == [("segment.entered", "vip"), ("segment.exited", "vip")]
+    listing = harness.get("/api/v1/segments").json()
+    assert listing == {
+        "segments": [
+            {"name": "lapsed", "members": 0},
+            {"name": "lapsed-vip", "members": 0},
+            {"name": "recent", "members": 1},
+            {"name": "tiktok", "members": 1},
+            {"name": "vip", "members": 0},
+        ]
+    }
+
+
+def test_time_alone_moves_a_subscriber_out_of_a_window_and_into_the_segment_that_negates_it(
+    harness: Harness,
+) -> None:
+    harness.post_order(order("o-1", orderedAt=days_ago(29)))
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["recent", "tiktok"]
+    with harness.db() as conn:
+        (due,) = conn.execute("SELECT due_at FROM timers WHERE kind = 'segment'").fetchone()
+    # The window closes 30 days after the order: one day from now.
+    assert abs(due - (now_us() + DAY_US)) < 60_000_000
+    assert harness.worker.fire_timers(now=due - 1) == 0  # not yet
+    assert harness.worker.fire_timers(now=due + 5 * DAY_US) == 1  # the worker was down meanwhile
+    assert harness.subscriber(EMAIL)["segments"] == ["lapsed", "tiktok"]
+    assert segment_events(harness)[-2:] == [("segment.exited", "recent"), ("segment.entered", "lapsed")]
+    with harness.db() as conn:
+        assert conn.execute("SELECT count(*) FROM timers").fetchone() == (0,)  # no window left open
+    assert harness.worker.fire_timers(now=due + 6 * DAY_US) == 0
+    # A new order brings them back, in its own transaction.
+    harness.post_order(order("o-2"))
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["recent", "tiktok", "vip"]
+    assert sorted(segment_events(harness)[-3:]) == [
+        ("segment.entered", "recent"),
+        ("segment.entered", "vip"),
+        ("segment.exited", "lapsed"),
+    ]
+
+
+def test_members_are_listed_by_page(harness: Harness) -> None:
+    emails = [f"fan-{n}@example.com" for n in range(5)]
+    for n, email in enumerate(emails):
+        harness.post_order(order(f"o-{n}", customer={"email": email, "attributes": {"acquisitionChannel": "tiktok"}}))
+    harness.drain()
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = harness.get("/api/v1/segments/tiktok/members", **params).json()
+        assert len(page["members"]) <= 2
+        seen += page["members"]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == emails
+    assert harness.get("/api/v1/segments/tiktok/members").json() == {"members": emails, "nextCursor": None}
+    missing = harness.get("/api/v1/segments/nope/members")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    bad = harness.get("/api/v1/segments/tiktok/members", limit=0, cursor="x")
+    assert bad.status_code == 422
+    assert [d["field"] for d in bad.json()["error"]["details"]] == ["limit", "cursor"]
+    assert harness.client.get("/api/v1/segments").status_code == 401
+
+
+def test_a_replayed_job_records_no_transition_twice(harness: Harness) -> None:
+    response = harness.post_order(order("o-1"))
+    harness.drain()
+    before = segment_events(harness)
+    with harness.db() as conn:
+        conn.execute("UPDATE jobs SET status = 'dead' WHERE job_id = ?", (response.json()["jobId"],))
+    assert (
+        harness.client.post(f"/api/v1/jobs/{response.json()['jobId']}/replay", headers=harness.headers).status_code
+        == 202
+    )
+    harness.drain()
+    assert segment_events(harness) == before
+
+
+def test_definitions_change_at_start_without_events(make_harness: Any) -> None:
+    first = make_harness(segments={"tiktok": SEGMENTS["tiktok"], "recent": SEGMENTS["recent"]})
+    first.post_order(order("o-1"))
+    first.post_order(order("o-2", customer={"email": "other@example.com", "attributes": {"acquisitionChannel": "ig"}}))
+    first.drain()
+    entered = segment_events(first)
+    # Edited (tiktok now means instagram), added (big), removed (recent).
+    changed = {
+        "tiktok": {"attribute": "acquisitionChannel", "in": ["ig"]},
+        "big": {"attribute": "totalSpent", "gt": 1},
+    }
+    second = make_harness(segments=changed)
+    assert second.subscriber(EMAIL)["segments"] == ["big"]
+    assert second.subscriber("other@example.com")["segments"] == ["big", "tiktok"]
+    assert second.get("/api/v1/segments").json()["segments"] == [
+        {"name": "big", "members": 2},
+        {"name": "tiktok", "members": 1},
+    ]
+    assert segment_events(second) == entered  # nothing recorded by the rebuild
+    assert segment_events(second, "other@example.com") == []
+    # Live changes after the rebuild fire as usual.
+    second.post_order(order("o-3", customer={"email": EMAIL, "attributes": {"acquisitionChannel": "ig"}}))
+    second.drain()
+    assert segment_events(second)[-1] == ("segment.entered", "tiktok")
