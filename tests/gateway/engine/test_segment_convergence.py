@@ -15,7 +15,7 @@ from normalizer.order_event import OrderEvent
 from store import segments, subscribers
 from store.db import connect, transaction
 from store.schema import migrate
-from tests.gateway.test_convergence import EMAIL, order_histories
+from tests.gateway.engine.test_convergence import EMAIL, order_histories
 
 SEGMENTS: dict[str, Any] = {
     "big-spender": {"attribute": "totalSpent", "gte": 500},

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.conftest import order, write_config
 from tests.gateway._server import cli
-from tests.gateway.test_segments import EMAIL, SEGMENTS, segment_events
+from tests.gateway.engine.test_segments import EMAIL, SEGMENTS, segment_events
 
 
 def test_check_config_names_the_segment_and_key_of_a_bad_definition(tmp_path: Path) -> None:

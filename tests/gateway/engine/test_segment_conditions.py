@@ -174,7 +174,7 @@ def test_the_documented_examples_compile_and_the_documented_errors_are_real() ->
 
     import yaml
 
-    text = (Path(__file__).resolve().parents[2] / "docs" / "segments.md").read_text()
+    text = (Path(__file__).resolve().parents[3] / "docs" / "segments.md").read_text()
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)]
     examples: dict[str, Any] = {}
     for block in blocks:  # each alone, but for the segments an example names from an earlier one
