@@ -15,7 +15,7 @@ from adapters import Adapter
 from gateway import logs, runtime
 from gateway.commands import backfill, jobs, segments, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
-from gateway.engine import build_engine, segment_rebuild
+from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.pipeline.worker import Worker
 from normalizer.timefmt import now_us
 from store import queue
@@ -154,7 +154,8 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     engine = build_engine(config)
-    conn = connect(config.database, config.durability)
+    conn = connect(config.database, config.durability, config.busy_timeout_seconds)
+    merged_totals.settle(conn, engine, now_us())  # before segments: membership reads the totals
     segment_rebuild.sync(engine.segments, conn, now_us())
     conn.close()
     worker = Worker(config, adapters, engine)

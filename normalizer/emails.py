@@ -1,6 +1,8 @@
-"""Email addresses: trimmed, lower-cased, syntax-checked (no DNS lookups on the hot path)."""
+"""Email addresses: trimmed, lower-cased, syntax-checked and in the email library's normalised form (NFC), with
+no DNS lookups on the hot path."""
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,10 +27,21 @@ def normalise_email(value: str) -> str:
     if plain and len(plain[1]) <= _MAX_LOCAL and len(text) <= _MAX_ADDRESS and _plain_domain(plain[2]):
         return text
     try:
-        validate_email(text, check_deliverability=False)
+        checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         raise InputProblem(f"not a valid email address: {_reason(exc)}") from None
-    return text
+    # The library's normalised form: the local part in NFC, the domain as IDNA's Unicode form, so one address
+    # written two ways (a composed or a decomposed accent, a punycode domain) is one subscriber.
+    return unicodedata.normalize("NFC", checked.normalized.lower())
+
+
+def stored_form(value: str) -> str:
+    """`normalise_email`'s answer, or for text it refuses (an address stored under older rules), the same
+    without the syntax check: NFC and lower-cased."""
+    try:
+        return normalise_email(value)
+    except InputProblem:
+        return unicodedata.normalize("NFC", value.strip().lower())
 
 
 def _reason(exc: EmailNotValidError) -> str:

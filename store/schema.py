@@ -5,6 +5,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
+from store import email_spellings
+
 
 def _v1(db: sqlite_utils.Database) -> None:
     db.table("jobs").create(
@@ -186,7 +188,13 @@ def _v7(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(db: sqlite_utils.Database) -> None:
+    """Emails in their normalised form (NFC): one address written two ways becomes one subscriber again, with
+    its totals recomputed from the ledger at the next start (`store.email_spellings`)."""
+    email_spellings.merge_spellings(db.conn)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

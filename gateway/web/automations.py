@@ -12,6 +12,7 @@ from gateway.web import errors
 from gateway.web.bodies import parse
 from gateway.web.context import authorize, commit, gateway_of, read_request_body
 from normalizer.checkout import BackInStockRequest, Checkout
+from normalizer.emails import stored_form
 from normalizer.timefmt import now_us
 from store import automations, queue, subscribers
 
@@ -56,7 +57,7 @@ async def post_checkout(request: Request) -> Response:
 async def get_automations(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
-    email = request.path_params["email"].strip().lower()
+    email = stored_form(request.path_params["email"])
 
     def read(conn: sqlite3.Connection) -> list[automations.Automation]:
         subscriber = subscribers.get(conn, email)

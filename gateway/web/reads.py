@@ -12,6 +12,7 @@ from starlette.routing import Route
 from gateway.web import errors
 from gateway.web.context import authorize, gateway_of, iso, page_params
 from gateway.web.service import Gateway
+from normalizer.emails import stored_form
 from store import events, ledger, privacy, subscribers
 from store import segments as segment_store
 
@@ -32,7 +33,7 @@ async def get_order(request: Request) -> Response:
 
 
 def _subscriber(conn: sqlite3.Connection, email: str) -> dict[str, Any]:
-    row = subscribers.get(conn, email.strip().lower())
+    row = subscribers.get(conn, stored_form(email))
     if row is None:
         raise errors.NotFound("No subscriber with this email.")
     return row

@@ -7,7 +7,7 @@ from contextlib import ExitStack, contextmanager
 
 from adapters import Adapter
 from gateway.config import Config
-from gateway.engine import build_engine, segment_rebuild
+from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
@@ -70,6 +70,7 @@ class Gateway:
     def start(self) -> None:
         conn = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)
         migrate(conn)
+        merged_totals.settle(conn, self.engine, now_us())  # before segments: membership reads the totals
         segment_rebuild.sync(self.engine.segments, conn, now_us())
         conn.close()
         self._reader = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)

@@ -1,6 +1,7 @@
 """normalise_email takes a shortcut for ordinary addresses; it must answer exactly as email_validator does."""
 
 import re
+import unicodedata
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
@@ -15,11 +16,11 @@ def _library(value: str) -> str:
     if not text:
         raise ValueError("email is required")
     try:
-        validate_email(text, check_deliverability=False)
+        checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
         reason = re.split(r"[:(]", str(exc), maxsplit=1)[0].strip().rstrip(".")
         raise ValueError(f"not a valid email address: {reason}.") from None
-    return text
+    return unicodedata.normalize("NFC", checked.normalized.lower())
 
 
 def _same(value: str) -> None:
@@ -89,3 +90,28 @@ def test_same_answer_as_the_library_for_any_text(value: str) -> None:
 )
 def test_same_answer_for_address_shaped_text(local: str, domain: str) -> None:
     _same(f"{local}@{domain}")
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ["a@b.cóm", unicodedata.normalize("NFD", "a@b.cóm"), "A@B.CÓM"],
+        ["josé@example.com", unicodedata.normalize("NFD", "JOSÉ@example.com")],
+        ["a@bücher.example", "a@xn--bcher-kva.example", unicodedata.normalize("NFD", "a@BÜCHER.example")],
+    ],
+)
+def test_one_address_written_several_ways_is_one_normalised_form(spellings: list[str]) -> None:
+    forms = {normalise_email(spelling) for spelling in spellings}
+    assert len(forms) == 1
+    (form,) = forms
+    assert form == unicodedata.normalize("NFC", form) == form.lower()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='ab.-_+@0Z!~üé\u0301\u0308"<> ', max_size=30))
+def test_the_normalised_form_is_its_own_normalised_form(value: str) -> None:
+    try:
+        form = normalise_email(value)
+    except ValueError:
+        return
+    assert normalise_email(form) == form
