@@ -205,15 +205,24 @@ def _job_rows(database: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
 
 
-def run_target(name: str, args: argparse.Namespace, folder: Path, script: Path, label: str = "") -> Result:
-    """`name` is "bare", or the gateway's durability mode: "full" or "normal"."""
+def run_target(
+    name: str,
+    args: argparse.Namespace,
+    folder: Path,
+    script: Path,
+    label: str = "",
+    settings: dict[str, Any] | None = None,
+) -> Result:
+    """`name` is "bare", or the gateway's durability mode: "full" or "normal"; `settings` override its config."""
     port = _free_port()
     log = folder / f"{name}.log"
     database = folder / f"gateway-{name}-{time.monotonic_ns()}.db"
     gateway = name != "bare"
     if gateway:
         config = folder / "config.yaml"
-        settings = {"database": str(database), "durability": name, "api_keys": [API_KEY], "log_level": "warning"}
+        settings = {"database": str(database), "durability": name, "api_keys": [API_KEY], "log_level": "warning"} | (
+            settings or {}
+        )
         config.write_text(json.dumps(settings))
         command = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", str(port)]
     else:

@@ -11,11 +11,14 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 
+from prometheus_client import CollectorRegistry
+
 from adapters import Adapter
 from gateway import logs, runtime
 from gateway.commands import backfill, jobs, segments, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import build_engine, merged_totals, segment_rebuild
+from gateway.metrics import JobMetrics, serve_metrics
 from gateway.pipeline.worker import Worker
 from normalizer.timefmt import now_us
 from store import queue
@@ -42,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true", help="accept only; leave processing to `worker`")
-    commands.add_parser("worker", help="process queued jobs only")
+    worker = commands.add_parser("worker", help="process queued jobs only")
+    worker.add_argument("--metrics-port", type=int, help="answer Prometheus scrapes at :PORT/metrics (0: any port)")
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="the metrics endpoint's address (127.0.0.1)")
     replay = commands.add_parser("replay", help="re-queue one job, or every dead job")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("job_id", nargs="?", help="the jobId to re-queue (dead or failed)")
@@ -119,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     conn.close()
     runtime.prepare(serving=command == "serve")
     if command == "worker":
-        return _run_worker(config, adapters)
+        return _run_worker(config, adapters, args.metrics_host, args.metrics_port)
     return _serve(
         config,
         adapters,
@@ -149,16 +154,23 @@ def _open_database(config: Config) -> sqlite3.Connection | None:
     return conn
 
 
-def _run_worker(config: Config, adapters: Mapping[str, Adapter]) -> int:
+def _run_worker(config: Config, adapters: Mapping[str, Adapter], metrics_host: str, metrics_port: int | None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    job_metrics = None
+    if config.metrics_enabled and metrics_port is not None:
+        registry = CollectorRegistry()
+        job_metrics = JobMetrics(registry)
+        server = serve_metrics(registry, metrics_host, metrics_port, config.metrics_token)
+        # One line on stdout with the bound port (useful with --metrics-port 0); stderr carries the logs.
+        print(f"metrics on http://{metrics_host}:{server.server_address[1]}/metrics", flush=True)
     engine = build_engine(config)
     conn = connect(config.database, config.durability, config.busy_timeout_seconds)
     merged_totals.settle(conn, engine, now_us())  # before segments: membership reads the totals
     segment_rebuild.sync(engine.segments, conn, now_us())
     conn.close()
-    worker = Worker(config, adapters, engine)
+    worker = Worker(config, adapters, engine, metrics=job_metrics)
     runtime.freeze_heap()
     log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
     worker.run(stop)

@@ -85,6 +85,8 @@ class Config(_Strict):
     # Segment definitions, checked and compiled by the engine (`gateway.engine.build_engine`), which names the
     # segment and key of a bad one.
     segments: dict[str, Any] = Field(default_factory=dict)
+    metrics_enabled: bool = True  # GET /metrics and the instrumentation behind it
+    metrics_token: str | None = Field(default=None, min_length=16)  # None: /metrics answers loopback clients only
 
     @model_validator(mode="before")
     @classmethod

@@ -47,7 +47,8 @@ class Harness:
         self.config = config
         turns = None if standalone else WriteTurns()
         engine = build_engine(config)
-        self.worker = Worker(config, client.app.state.gateway.adapters, engine, turns)
+        gateway = client.app.state.gateway
+        self.worker = Worker(config, gateway.adapters, engine, turns, gateway.job_metrics)
         self.headers = {"Authorization": f"Bearer {API_KEY}"}
 
     def post_order(self, body: Any, **kwargs: Any) -> Any:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from adapters import Adapter, Delivery, NotReady, TranslationError
 from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
+from gateway.metrics import JobMetrics
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer import StoredOrder
 from normalizer.order_event import OrderEvent
@@ -54,12 +55,18 @@ class Permanent(Exception):
 
 class Worker:
     def __init__(
-        self, config: Config, adapters: Mapping[str, Adapter], engine: Engine, turns: WriteTurns | None = None
+        self,
+        config: Config,
+        adapters: Mapping[str, Adapter],
+        engine: Engine,
+        turns: WriteTurns | None = None,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.config = config
         self.adapters = adapters
         self.engine = engine
         self.turns = turns
+        self.metrics = metrics
         self.owner = f"{secrets.token_hex(4)}"
         self.wake = threading.Event()
         self._conn: sqlite3.Connection | None = None
@@ -155,6 +162,8 @@ class Worker:
 
     def run_once(self) -> int:
         """Process one batch of runnable jobs; returns how many were taken (0: nothing to do now)."""
+        if self.metrics is not None:
+            self.metrics.discard()  # a transaction abandoned by an exception left its observations behind
         if self.turns is not None:
             return self._run_in_turn(self.turns)
         return self._run_leased()
@@ -173,12 +182,14 @@ class Worker:
                     deadline = began + _CHUNK_SECONDS_IN_SERVE
                     taken = self._chunk(conn, jobs, 0, {job.id for job in jobs}, deadline) if jobs else 0
             except _JobFailed as failed:  # rolled back: run the chunk again up to the failed job, one by one
+                self._observed(committed=False)
                 with transaction(self.conn) as conn:
                     # The same take as the chunk's (its transaction left nothing behind), unless another worker
                     # took some of those jobs meanwhile: then a few others, just as runnable.
                     jobs = queue.take(conn, now_us(), limit)[: failed.index + 1]
                     self._one_by_one(conn, jobs, {job.id for job in jobs})
                 taken = len(jobs)
+            self._observed(committed=True)
             self.checkpointer.rewind_if_due(self.conn)
         turns.pace(time.monotonic() - began)
         return taken
@@ -198,10 +209,12 @@ class Worker:
                     leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
                     start = self._chunk(conn, jobs, start, leased, deadline)
             except _JobFailed as failed:  # the chunk's transaction is rolled back: see `_chunk`
+                self._observed(committed=False)
                 with transaction(self.conn) as conn:
                     leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
                     self._one_by_one(conn, jobs[start : failed.index + 1], leased)
                 start = failed.index + 1
+            self._observed(committed=True)
             self.checkpointer.rewind_if_due(self.conn)
         return len(jobs)
 
@@ -250,6 +263,8 @@ class Worker:
                 break
         # One statement for the chunk's completions, committed with the jobs' effects.
         queue.complete_many(conn, done, self.owner)
+        if self.metrics is not None:
+            self.metrics.completed(done, now_us())
         return index
 
     def _one_by_one(self, conn: sqlite3.Connection, jobs: list[queue.Job], leased: set[int]) -> None:
@@ -259,6 +274,16 @@ class Worker:
             if job.id in leased:
                 self._process(conn, job, done)
         queue.complete_many(conn, done, self.owner)
+        if self.metrics is not None:
+            self.metrics.completed(done, now_us())
+
+    def _observed(self, committed: bool) -> None:
+        if self.metrics is None:
+            return
+        if committed:
+            self.metrics.commit()
+        else:
+            self.metrics.discard()
 
     def _ingest_waiting(self) -> bool:
         """In `serve`, a request batch waiting for the write lock ends the chunk after the current job."""
@@ -288,6 +313,8 @@ class Worker:
             error, retry = _describe(exc), True
         retry_at = self._retry_at(job, now) if retry else None
         queue.fail(conn, job, error, retry_at, now)
+        if self.metrics is not None:
+            self.metrics.failed(job, retry_at is None, now, now_us())
         log.warning(
             "job dead" if retry_at is None else "job failed, will retry",
             extra={"job": job.job_id, "source": job.source, "attempts": job.attempts, "error": error},

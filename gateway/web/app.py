@@ -14,12 +14,21 @@ from starlette.responses import JSONResponse, Response
 
 from adapters import Adapter
 from gateway.config import Config
-from gateway.web import automations, catalog, errors, jobs, reads, segments, webhooks
+from gateway.web import automations, catalog, errors, jobs, metrics_endpoint, reads, segments, webhooks
 from gateway.web.push_orders import PushOrders
+from gateway.web.scrape import CountRequests
 from gateway.web.service import Gateway
 
 log = logging.getLogger("gateway.web")
-ROUTES = [*reads.ROUTES, *jobs.ROUTES, *webhooks.ROUTES, *catalog.ROUTES, *automations.ROUTES, *segments.ROUTES]
+ROUTES = [
+    *reads.ROUTES,
+    *jobs.ROUTES,
+    *webhooks.ROUTES,
+    *catalog.ROUTES,
+    *automations.ROUTES,
+    *segments.ROUTES,
+    *metrics_endpoint.ROUTES,
+]
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -68,6 +77,7 @@ def create_app(
         exception_handlers=exception_handlers(),
         # POST /api/v1/orders, the hot path, is answered in front of the app, by `PushOrders`.
         middleware=[
+            *([Middleware(CountRequests, counts=gateway.requests)] if config.metrics_enabled else []),
             Middleware(
                 PushOrders,
                 keys=gateway.keys,
@@ -75,7 +85,7 @@ def create_app(
                 max_body_bytes=config.max_body_bytes,
                 bodies=gateway.bodies,
                 counts=gateway.deliveries,
-            )
+            ),
         ],
         lifespan=lifespan,
     )

@@ -55,6 +55,10 @@ class InvalidJson(GatewayError):
     status, code, message = 400, "invalid_json", "The request body must be a JSON object."
 
 
+class Forbidden(GatewayError):
+    status, code, message = 403, "forbidden", "This client may not use this route."
+
+
 class NotFound(GatewayError):
     status, code, message = 404, "not_found", "Nothing exists at this address."
 

@@ -2,12 +2,16 @@
 
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+
+from prometheus_client import CollectorRegistry
 
 from adapters import Adapter
 from gateway.config import Config
 from gateway.engine import build_engine, merged_totals, segment_rebuild
+from gateway.metrics import JobMetrics
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
@@ -15,6 +19,7 @@ from gateway.web.auth import ApiKeys
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.read_pool import ReadPool
 from gateway.web.request_bodies import BodyReader
+from gateway.web.scrape import DatabaseGauges
 from normalizer.timefmt import now_us
 from store.db import Checkpointer, DatabaseFileLost, connect
 from store.file_watch import FileWatch
@@ -30,7 +35,16 @@ class Gateway:
         self.keys = ApiKeys(api_keys)
         self.engine = build_engine(config)
         turns = self.turns = WriteTurns()
-        self.worker = Worker(config, adapters, self.engine, turns) if run_worker else None
+        self.registry = CollectorRegistry()
+        self.requests: Counter[tuple[str, str, int]] = Counter()  # by route, method, status (CountRequests)
+        self.deliveries = DeliveryCounts()
+        self.scrape: DatabaseGauges | None = None
+        self.job_metrics: JobMetrics | None = None
+        if config.metrics_enabled:
+            self.scrape = DatabaseGauges(config.database, self.deliveries, self.requests)
+            self.registry.register(self.scrape)
+            self.job_metrics = JobMetrics(self.registry)
+        self.worker = Worker(config, adapters, self.engine, turns, self.job_metrics) if run_worker else None
         self.committer = Committer(
             config.database,
             config.durability,
@@ -38,7 +52,6 @@ class Gateway:
             turns=turns,
             busy_timeout=config.busy_timeout_seconds,
         )
-        self.deliveries = DeliveryCounts()
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
         self._resources = ExitStack()
@@ -72,6 +85,8 @@ class Gateway:
         migrate(conn)
         merged_totals.settle(conn, self.engine, now_us())  # before segments: membership reads the totals
         segment_rebuild.sync(self.engine.segments, conn, now_us())
+        if self.scrape is not None:
+            self.scrape.start(conn)
         conn.close()
         self._reader = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)
         self.reads.start()

@@ -1,0 +1,119 @@
+"""Prometheus metrics of one process: the worker's job series, who may scrape them, and the small HTTP server a
+standalone `worker` process answers scrapes with (docs/operations.md, Metrics).
+
+Each process has its own registry and endpoint: `serve` at `/metrics` on its HTTP port (the worker in it
+included, plus the database-wide gauges), a `worker` process at `--metrics-port`. Prometheus sums the
+instances; the database-wide gauges come from `serve` alone, so nothing is counted twice."""
+
+import hmac
+import ipaddress
+import logging
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from store import queue
+
+log = logging.getLogger("gateway.metrics")
+
+PREFIX = "commerce_gateway"
+_DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+
+
+class JobMetrics:
+    """Jobs ended by this process's worker: counts by kind and outcome, how long each took to apply, and how long
+    after its acceptance it was done. Observed only once the transaction that ended them has committed (a
+    rolled-back chunk runs again and is counted then)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.processed = Counter(
+            f"{PREFIX}_jobs_processed_total",
+            "Jobs ended by the worker, by kind (order, webhook, …) and outcome (done; failed: will retry; dead).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            f"{PREFIX}_job_duration_seconds",
+            "Time the worker spent applying one job, by kind.",
+            ["kind"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.latency = Histogram(
+            f"{PREFIX}_job_latency_seconds",
+            "From the job's acceptance to its completion (received -> done), by kind.",
+            ["kind"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._pending: list[tuple[str, str, float, float]] = []  # kind, outcome, duration s, latency s
+
+    def completed(self, done: Sequence[tuple[queue.Job, int, list[str]]], end_us: int) -> None:
+        """Jobs completed in the open transaction: (job, start µs, warnings) in the order they ran."""
+        for index, (job, started, _) in enumerate(done):
+            finished = done[index + 1][1] if index + 1 < len(done) else end_us
+            self._pending.append((job.kind, "done", (finished - started) / 1e6, (finished - job.received_at) / 1e6))
+
+    def failed(self, job: queue.Job, dead: bool, started_us: int, end_us: int) -> None:
+        self._pending.append((job.kind, "dead" if dead else "failed", (end_us - started_us) / 1e6, 0.0))
+
+    def commit(self) -> None:
+        """The transaction committed: observe what it ended."""
+        pending, self._pending = self._pending, []
+        counts: dict[tuple[str, str], int] = {}
+        for kind, outcome, duration, latency in pending:
+            counts[(kind, outcome)] = counts.get((kind, outcome), 0) + 1
+            self.duration.labels(kind).observe(duration)
+            if outcome == "done":
+                self.latency.labels(kind).observe(latency)
+        for (kind, outcome), count in counts.items():
+            self.processed.labels(kind, outcome).inc(count)
+
+    def discard(self) -> None:
+        """The transaction rolled back: nothing it did happened."""
+        self._pending.clear()
+
+
+def scrape_allowed(token: str | None, authorization: str | None, client_host: str | None) -> bool:
+    """With a `metrics_token`, a scrape must bring it as a Bearer token; without one, only loopback clients may
+    scrape."""
+    if token:
+        scheme, _, given = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    try:
+        return client_host is not None and ipaddress.ip_address(client_host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int, token: str | None) -> ThreadingHTTPServer:
+    """Answer `GET /metrics` from `registry` on host:port in a daemon thread (a standalone worker's endpoint)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self._answer(404, b"not found\n", "text/plain")
+            elif not scrape_allowed(token, self.headers.get("Authorization"), self.client_address[0]):
+                self._answer(401 if token else 403, b"metrics_token required\n", "text/plain")
+            else:
+                self._answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+
+        def _answer(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # no access log (see docs/operations.md, Logs)
+            return
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    log.info("metrics endpoint started", extra={"host": host, "port": server.server_address[1]})
+    return server

@@ -1,0 +1,123 @@
+"""The series `GET /metrics` answers for `serve`: requests counted by a middleware, the intake counts, and the
+database-wide gauges read at scrape time (queue by status, backlog age, events recorded)."""
+
+import shutil
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.metrics import PREFIX
+from gateway.web.delivery_counts import DeliveryCounts
+from normalizer.timefmt import now_us
+from store import job_reads
+
+UNMATCHED = "unmatched"  # the route label of requests no route matched (bounded: never the raw path)
+
+
+class CountRequests:
+    """ASGI middleware: counts every HTTP request by route template, method and status code."""
+
+    def __init__(self, app: ASGIApp, counts: Counter[tuple[str, str, int]]) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            path = route.path if route is not None else scope["path"] if scope["path"] in _KNOWN else UNMATCHED
+            self.counts[(path, scope["method"], status)] += 1
+
+
+_KNOWN = frozenset({"/api/v1/orders"})  # answered in front of the router (gateway/web/push_orders.py)
+
+
+class DatabaseGauges(Collector):
+    """The series of one scrape: counters kept in memory, and gauges read from the database just before."""
+
+    def __init__(self, database: Path, deliveries: DeliveryCounts, requests: Counter[tuple[str, str, int]]) -> None:
+        self.database = database
+        self.deliveries = deliveries
+        self.requests = requests
+        self.lock = threading.Lock()  # one scrape at a time: `read` then `collect`
+        self._jobs: dict[str, int] = {}
+        self._backlog = 0.0
+        self._events: Counter[str] = Counter()
+        self._last_event = 0
+        self._disk_free = 0
+        self._database_bytes = 0
+
+    def start(self, conn: sqlite3.Connection) -> None:
+        """Events are counted from here on (a counter starts with its process)."""
+        self._last_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+    def read(self, conn: sqlite3.Connection) -> None:
+        self._jobs = job_reads.counts(conn)
+        self._jobs["done"] = conn.execute("SELECT count(*) FROM jobs WHERE status = 'done'").fetchone()[0]
+        oldest = job_reads.oldest(conn)["queued"]
+        self._backlog = max(0.0, (now_us() - oldest) / 1e6) if oldest is not None else 0.0
+        rows = conn.execute(
+            "SELECT name, count(*), max(id) FROM events WHERE id > ? GROUP BY name", (self._last_event,)
+        ).fetchall()
+        for name, count, last in rows:
+            self._events[name] += count
+            self._last_event = max(self._last_event, last)
+        self._disk_free = shutil.disk_usage(self.database.parent).free
+        files = (self.database, self.database.with_name(self.database.name + "-wal"))
+        self._database_bytes = sum(file.stat().st_size for file in files if file.exists())
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            f"{PREFIX}_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            labels=["route", "method", "status"],
+        )
+        for (route, method, status), count in sorted(self.requests.items()):
+            requests.add_metric([route, method, str(status)], count)
+        yield requests
+        intake = CounterMetricFamily(
+            f"{PREFIX}_ingested_deliveries",
+            "Deliveries and Push Order requests by source and outcome (queued, duplicate, recorded, ignored,"
+            " rejected).",
+            labels=["source", "outcome"],
+        )
+        for (source, outcome), count in sorted(self.deliveries.by_outcome.items()):
+            intake.add_metric([source, outcome], count)
+        yield intake
+        jobs = GaugeMetricFamily(f"{PREFIX}_jobs", "Jobs in the queue by status.", labels=["status"])
+        for state in job_reads.STATUSES:
+            jobs.add_metric([state], self._jobs.get(state, 0))
+        yield jobs
+        yield GaugeMetricFamily(
+            f"{PREFIX}_backlog_seconds", "How long the oldest runnable queued job has waited (0: none).", self._backlog
+        )
+        events = CounterMetricFamily(
+            f"{PREFIX}_events_recorded", "Events recorded since this process started, by name.", labels=["name"]
+        )
+        for name, count in sorted(self._events.items()):
+            events.add_metric([name], count)
+        yield events
+        yield GaugeMetricFamily(
+            f"{PREFIX}_disk_free_bytes", "Free bytes on the filesystem of the database.", self._disk_free
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_database_bytes", "Size of the SQLite database file and its WAL.", self._database_bytes
+        )
