@@ -14,13 +14,25 @@ from starlette.responses import JSONResponse, Response
 
 from adapters import Adapter
 from gateway.config import Config
-from gateway.web import automations, catalog, errors, jobs, metrics_endpoint, reads, segments, webhooks
+from gateway.web import (
+    automations,
+    catalog,
+    errors,
+    jobs,
+    metrics_endpoint,
+    openapi,
+    push_orders,
+    reads,
+    segments,
+    webhooks,
+)
 from gateway.web.push_orders import PushOrders
 from gateway.web.scrape import CountRequests
 from gateway.web.service import Gateway
 
 log = logging.getLogger("gateway.web")
 ROUTES = [
+    *push_orders.ROUTES,
     *reads.ROUTES,
     *jobs.ROUTES,
     *webhooks.ROUTES,
@@ -28,6 +40,7 @@ ROUTES = [
     *automations.ROUTES,
     *segments.ROUTES,
     *metrics_endpoint.ROUTES,
+    *openapi.ROUTES,
 ]
 
 

@@ -2,15 +2,16 @@
 202 once durable, processed by the worker) and `GET /api/v1/subscribers/{email}/automations`."""
 
 import sqlite3
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from gateway.web import errors
 from gateway.web.bodies import parse
 from gateway.web.context import authorize, commit, gateway_of, read_request_body
+from gateway.web.contract import Answer, Contract, api_route
 from normalizer.checkout import BackInStockRequest, Checkout
 from normalizer.emails import stored_form
 from normalizer.timefmt import now_us
@@ -69,8 +70,67 @@ async def get_automations(request: Request) -> Response:
     return JSONResponse({"automations": [automation.as_api() for automation in found]})
 
 
+class BackInStockQueued(Answer):
+    success: Literal[True]
+    queued: Literal[True]
+    jobId: str
+    productId: str
+    variantId: str | None
+
+
+class CheckoutQueued(Answer):
+    success: Literal[True]
+    queued: Literal[True]
+    jobId: str
+    checkoutId: str
+
+
+class AutomationView(Answer):
+    flow: str = Field(description="replenishment, back_in_stock or checkout.")
+    key: str
+    status: Literal["active", "fired", "stopped"]
+    startedAt: str
+    dueAt: str | None
+    firedAt: str | None
+    stoppedAt: str | None
+    reason: str | None = Field(description="Why it stopped: superseded, order_cancelled, order_refunded.")
+    orderId: str | None
+
+
+class Automations(Answer):
+    automations: list[AutomationView]
+
+
+_QUEUED = (400, 401, 413, 422)
 ROUTES = [
-    Route("/api/v1/back-in-stock", post_back_in_stock, methods=["POST"]),
-    Route("/api/v1/checkouts", post_checkout, methods=["POST"]),
-    Route("/api/v1/subscribers/{email}/automations", get_automations, methods=["GET"]),
+    api_route(
+        "/api/v1/back-in-stock",
+        post_back_in_stock,
+        "POST",
+        Contract(
+            "Ask to be told when a product is back",
+            "lifecycle",
+            {202: BackInStockQueued},
+            _QUEUED,
+            body=BackInStockRequest,
+        ),
+    ),
+    api_route(
+        "/api/v1/checkouts",
+        post_checkout,
+        "POST",
+        Contract("Report a checkout (abandonment timer)", "lifecycle", {202: CheckoutQueued}, _QUEUED, body=Checkout),
+    ),
+    api_route(
+        "/api/v1/subscribers/{email}/automations",
+        get_automations,
+        "GET",
+        Contract(
+            "A subscriber's automations, newest first",
+            "lifecycle",
+            {200: Automations},
+            (401, 404),
+            path_params={"email": "The subscriber's email (any case)."},
+        ),
+    ),
 ]

@@ -1,14 +1,16 @@
 """The catalog API: `POST /api/v1/products` (upsert 1-100 products, answered after the commit) and
 `GET /api/v1/products/{productId}`."""
 
+from typing import Any, Literal
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from gateway.web import errors
 from gateway.web.bodies import parse
 from gateway.web.context import authorize, gateway_of, read_request_body
+from gateway.web.contract import Answer, Contract, api_route
 from gateway.web.service import Gateway
 from normalizer.catalog import Product, ProductBatch
 from normalizer.timefmt import now_us
@@ -47,7 +49,48 @@ async def get_product(request: Request) -> Response:
     return JSONResponse(product)
 
 
+class Upserted(Answer):
+    success: Literal[True]
+    upserted: int
+    backInStockEventsTriggered: int
+
+
+class StoredProduct(Answer):
+    productId: str
+    title: str | None = None
+    url: str | None = None
+    imageUrl: str | None = None
+    priceCents: int | None = None
+    currency: str | None = None
+    inStock: bool | None = None
+    variants: list[dict[str, Any]] | None = None
+    replenishment: dict[str, Any] | None = None
+
+
 ROUTES = [
-    Route("/api/v1/products", post_products, methods=["POST"]),
-    Route("/api/v1/products/{product_id:path}", get_product, methods=["GET"]),
+    api_route(
+        "/api/v1/products",
+        post_products,
+        "POST",
+        Contract(
+            "Upsert 1-100 products",
+            "lifecycle",
+            {200: Upserted},
+            (400, 401, 413, 422),
+            body=ProductBatch,
+            description="A field left out keeps its stored value; an explicit null clears it (docs/lifecycle.md).",
+        ),
+    ),
+    api_route(
+        "/api/v1/products/{product_id:path}",
+        get_product,
+        "GET",
+        Contract(
+            "Read a stored product",
+            "lifecycle",
+            {200: StoredProduct},
+            (401, 404),
+            path_params={"product_id": "The product's id."},
+        ),
+    ),
 ]

@@ -8,15 +8,18 @@ docs/PERFORMANCE.md). Errors keep the one shape of `errors.error_body`; every ot
 app unchanged.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.pipeline.ingest import Committer
 from gateway.web import errors
 from gateway.web.auth import ApiKeys
+from gateway.web.contract import Answer, Contract, api_route
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.json_depth import MAX_JSON_DEPTH
 from gateway.web.request_bodies import BodyReader, ClientGone
@@ -117,3 +120,35 @@ async def _respond(send: Send, status: int, body: dict[str, Any] | errors.Gatewa
     headers.append((b"content-length", str(len(content)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
+
+
+class Accepted(Answer):
+    success: Literal[True]
+    queued: Literal[True]
+    jobId: str = Field(description="commerce-order- then the acceptance time and 24 random bits; see GET /api/v1/jobs.")
+    orderId: str
+    status: str
+
+
+async def _answered_in_front(request: Request) -> Response:
+    """Never reached: `PushOrders` answers this path before the router. The route carries its contract."""
+    raise errors.MethodNotAllowed()
+
+
+ROUTES = [
+    api_route(
+        PATH,
+        _answered_in_front,
+        "POST",
+        Contract(
+            "Push an order",
+            "orders",
+            {202: Accepted},
+            (400, 401, 413, 422),
+            body=PushOrder,
+            description="Answered 202 once the job is committed; the order is processed by the worker"
+            " (docs/api.md, Push Order).",
+        ),
+        name="push_order",
+    )
+]

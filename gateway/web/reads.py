@@ -3,24 +3,111 @@
 import json
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from gateway.web import errors
 from gateway.web.context import authorize, gateway_of, iso, page_params
+from gateway.web.contract import Answer, Contract, Model, api_route, parse_query
 from gateway.web.service import Gateway
 from normalizer.emails import stored_form
 from store import events, ledger, privacy, subscribers
 from store import segments as segment_store
 
+_MAX_ID = 2**63 - 1
+
+
+class OrderQuery(Model):
+    source: str = Field(default="api", description="The order's source: `api` (Push Order) or a webhook source.")
+
+
+class OrderItem(Answer):
+    productId: str
+    title: str
+    quantity: int
+    variantId: str | None = None
+    sku: str | None = None
+    variantTitle: str | None = None
+    priceCents: int | None = None
+
+
+class Order(Answer):
+    source: str
+    orderId: str
+    orderNumber: str | None
+    status: Literal["placed", "cancelled", "fulfilled", "refunded"] = Field(
+        description="cancelled if cancelled, else refunded if any refund, else fulfilled if fulfilled, else placed."
+    )
+    totalCents: int
+    refundedCents: int
+    currency: str
+    cancelled: bool
+    fulfilled: bool
+    email: str | None
+    items: list[OrderItem]
+    orderedAt: str | None
+
+
+class Subscriber(Answer):
+    email: str
+    externalId: str | None
+    firstName: str | None
+    lastName: str | None
+    attributes: dict[str, Any] = Field(description="Custom attributes and the revenue ones: ltv, totalSpent, …")
+    createdAt: str
+    updatedAt: str
+
+
+class Event(Answer):
+    id: int
+    name: str
+    properties: dict[str, Any]
+    occurredAt: str
+
+
+class EventsQuery(Model):
+    after: int = Field(default=0, ge=0, le=_MAX_ID, description="The last event id seen (0: from the start).")
+    limit: int = Field(default=1000, ge=1, le=_MAX_ID, description="At most this many (above 1000: 1000).")
+
+
+class Events(Answer):
+    events: list[Event]
+
+
+class Export(Answer):
+    subscriber: Subscriber
+    events: list[Event]
+    orders: list[Order]
+
+
+class Source(Answer):
+    name: str
+    type: str
+    received: int
+    queued: int
+    duplicate: int
+    recorded: int
+    ignored: int
+    rejected: int
+    rejectedSignatures: int
+    reasons: dict[str, dict[str, int]]
+
+
+class Sources(Answer):
+    sources: list[Source]
+
+
+class Health(Answer):
+    status: Literal["ok"]
+
 
 async def get_order(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
-    source = request.query_params.get("source", "api")
+    source = parse_query(OrderQuery, request).source
     order_id = request.path_params["order_id"]
 
     def read(conn: sqlite3.Connection) -> Response:
@@ -142,11 +229,51 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+_EMAIL = {"email": "The subscriber's email (any case)."}
 ROUTES = [
-    Route("/api/v1/orders/{order_id:path}", get_order, methods=["GET"]),
-    Route("/api/v1/sources", list_sources, methods=["GET"]),
-    Route("/api/v1/subscribers/{email}/events", get_events, methods=["GET"]),
-    Route("/api/v1/subscribers/{email}/export", export_subscriber, methods=["GET"]),
-    Route("/api/v1/subscribers/{email}", get_subscriber, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
+    api_route(
+        "/api/v1/orders/{order_id:path}",
+        get_order,
+        "GET",
+        Contract(
+            "Read a ledger order",
+            "reads",
+            {200: Order},
+            (401, 404, 422),
+            query=OrderQuery,
+            path_params={"order_id": "The platform's order id (may contain slashes)."},
+        ),
+    ),
+    api_route(
+        "/api/v1/sources",
+        list_sources,
+        "GET",
+        Contract("What each source delivered since the start", "reads", {200: Sources}, (401,)),
+    ),
+    api_route(
+        "/api/v1/subscribers/{email}/events",
+        get_events,
+        "GET",
+        Contract(
+            "A subscriber's events, oldest first",
+            "reads",
+            {200: Events},
+            (401, 404, 422),
+            query=EventsQuery,
+            path_params=_EMAIL,
+        ),
+    ),
+    api_route(
+        "/api/v1/subscribers/{email}/export",
+        export_subscriber,
+        "GET",
+        Contract("Everything held about a subscriber", "reads", {200: Export}, (401, 404), path_params=_EMAIL),
+    ),
+    api_route(
+        "/api/v1/subscribers/{email}",
+        get_subscriber,
+        "GET",
+        Contract("Read a subscriber", "reads", {200: Subscriber}, (401, 404), path_params=_EMAIL),
+    ),
+    api_route("/healthz", healthz, "GET", Contract("Health", "operations", {200: Health}, auth="none")),
 ]

@@ -1,11 +1,12 @@
 """The segments read API: each configured segment with its member count, and a segment's members by page."""
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from gateway.web import errors
 from gateway.web.context import authorize, gateway_of
+from gateway.web.contract import Answer, Contract, Model, api_route
 from store import segments as store
 
 _DEFAULT_LIMIT, _MAX_LIMIT = 100, 1000
@@ -61,7 +62,45 @@ async def segment_members(request: Request) -> Response:
     )
 
 
+class SegmentSize(Answer):
+    name: str
+    members: int
+
+
+class Segments(Answer):
+    segments: list[SegmentSize]
+
+
+class MembersQuery(Model):
+    """What `_page` checks (documented here; the handler words its own 422)."""
+
+    limit: int = Field(default=_DEFAULT_LIMIT, ge=1, le=_MAX_LIMIT)
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{0,18}$", description="`nextCursor` of the last page.")
+
+
+class Members(Answer):
+    members: list[str] = Field(description="Member emails, in a stable order.")
+    nextCursor: str | None
+
+
 ROUTES = [
-    Route("/api/v1/segments", list_segments, methods=["GET"]),
-    Route("/api/v1/segments/{name}/members", segment_members, methods=["GET"]),
+    api_route(
+        "/api/v1/segments",
+        list_segments,
+        "GET",
+        Contract("Configured segments and their sizes", "segments", {200: Segments}, (401,)),
+    ),
+    api_route(
+        "/api/v1/segments/{name}/members",
+        segment_members,
+        "GET",
+        Contract(
+            "A segment's members by page",
+            "segments",
+            {200: Members},
+            (401, 404, 422),
+            query=MembersQuery,
+            path_params={"name": "A segment name of config.yaml `segments`."},
+        ),
+    ),
 ]

@@ -2,15 +2,16 @@
 
 import re
 from dataclasses import replace
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from adapters import Delivery, SignatureError
 from gateway.pipeline.ingest import webhook_job
 from gateway.web import errors
 from gateway.web.context import commit, gateway_of, read_request_body
+from gateway.web.contract import Answer, Contract, api_route
 from gateway.web.json_depth import MAX_JSON_DEPTH, too_deep
 from normalizer.timefmt import utcnow
 
@@ -55,4 +56,33 @@ async def webhook(request: Request) -> Response:
     return JSONResponse({"success": True, "queued": True, "jobId": job.job_id})
 
 
-ROUTES = [Route("/webhooks/{source}", webhook, methods=["POST"])]
+class WebhookAnswer(Answer):
+    """One of: queued (with jobId), duplicate, ignored (with reason), recorded (with jobId and reason)."""
+
+    success: Literal[True]
+    queued: bool | None = None
+    duplicate: bool | None = None
+    ignored: bool | None = None
+    recorded: bool | None = None
+    jobId: str | None = None
+    reason: str | None = None
+
+
+ROUTES = [
+    api_route(
+        "/webhooks/{source}",
+        webhook,
+        "POST",
+        Contract(
+            "Take a platform's webhook delivery",
+            "webhooks",
+            {200: WebhookAnswer},
+            (400, 401, 404, 408, 413),
+            auth="webhook",
+            path_params={"source": "A source name of config.yaml `sources`."},
+            raw_body="The platform's delivery exactly as sent; verified against the source's secrets.",
+            description="No API key: the delivery's signature authenticates it (docs/shopify.md, docs/woocommerce.md,"
+            " docs/custom-platforms.md).",
+        ),
+    )
+]
