@@ -16,11 +16,12 @@ ALLOWED = {
 }
 PACKAGES = set(ALLOWED)
 # What each part of gateway/ may import of gateway/ (the modules at gateway/'s top are listed by name).
-BASE = {"gateway.config", "gateway.logs"}
+BASE = {"gateway.config", "gateway.logs", "gateway.metrics"}
 GATEWAY_ALLOWED = {
     "gateway.config": set(),
     "gateway.logs": set(),
     "gateway.runtime": set(),
+    "gateway.metrics": set(),  # the process's Prometheus series: the worker observes, web and cli serve them
     "gateway.engine": {"gateway.engine"} | BASE,
     "gateway.pipeline": {"gateway.pipeline", "gateway.engine"} | BASE,
     "gateway.web": {"gateway.web", "gateway.pipeline", "gateway.engine"} | BASE,

@@ -17,7 +17,7 @@ from gateway.metrics import scrape_allowed
 from gateway.web.app import create_app
 from tests.conftest import API_KEY, Harness, order, write_config
 from tests.gateway._server import STARTUP_LIMIT_SECONDS, Process, Server
-from tests.gateway.test_jobs import SECRET, FakePlatform, canonical, deliver
+from tests.gateway.pipeline.test_jobs import SECRET, FakePlatform, canonical, deliver
 
 TOKEN = "metrics-token-0123456789"
 
