@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Durability = Literal["normal", "full"]
 log = logging.getLogger("store.db")
@@ -22,6 +22,12 @@ _QUICK_PASS_SECONDS = 0.01
 
 
 DEFAULT_BUSY_TIMEOUT_SECONDS = 2.0  # the platforms give up on a webhook after ~5 s: answer 503 well before
+
+
+class Connection(sqlite3.Connection):
+    """A connection that carries what is compiled once per connection: the outbox's routes (`store.outbox`)."""
+
+    routes: Any = None
 
 
 class StoreUnavailable(Exception):
@@ -75,7 +81,9 @@ def connect(
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly what the code says.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000, factory=Connection
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
     conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")

@@ -4,7 +4,7 @@ and segments read this table in id order."""
 import sqlite3
 from typing import Any
 
-from store import json_columns
+from store import json_columns, outbox
 
 
 def record(
@@ -18,13 +18,20 @@ def record(
     order_id: str | None = None,
     job_id: str | None = None,
 ) -> int | None:
-    """Store an event unless its dedup key is already stored; returns the new event id, or None if a repeat."""
+    """Store an event unless its dedup key is already stored, with its deliveries to the destinations that want it
+    (`store.outbox`); returns the new event id, or None if a repeat. Every event is recorded here."""
     cursor = conn.execute(
         "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
         (subscriber_id, name, json_columns.dumps(properties), occurred_at, dedup_key, source, order_id, job_id),
     )
-    return cursor.lastrowid if cursor.rowcount == 1 else None
+    if cursor.rowcount != 1:
+        return None
+    event_id = cursor.lastrowid
+    assert event_id is not None  # set by every INSERT that wrote its row
+    # The outbox: the event's deliveries commit with it, or neither does.
+    outbox.offer(conn, event_id, name, properties.get("historical") is True)
+    return event_id
 
 
 # What one page of events may hold, counted in stored properties: a page of 1,000 events of a large payload each
@@ -46,6 +53,27 @@ def for_subscriber(
     for row in cursor:
         page.append(row)
         size += len(row[2])
+        if size >= max_bytes:
+            break
+    cursor.close()
+    return page
+
+
+def feed(
+    conn: sqlite3.Connection, after_id: int, limit: int, max_bytes: int = PAGE_BYTES
+) -> list[tuple[int, str, str, str, int]]:
+    """Every subscriber's events in recording order after `after_id`: (id, email, name, properties JSON,
+    occurred_at µs), up to `limit` and fewer once their properties reach `max_bytes` (always at least one)."""
+    cursor = conn.execute(
+        "SELECT e.id, s.email, e.name, e.properties, e.occurred_at FROM events AS e"
+        " JOIN subscribers AS s ON s.id = e.subscriber_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        (after_id, limit),
+    )
+    page = []
+    size = 0
+    for row in cursor:
+        page.append(row)
+        size += len(row[3])
         if size >= max_bytes:
             break
     cursor.close()

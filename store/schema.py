@@ -194,7 +194,59 @@ def _v8(db: sqlite_utils.Database) -> None:
     email_spellings.merge_spellings(db.conn)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+def _outbound(db: sqlite_utils.Database) -> None:
+    """Outbound destinations (docs/destinations.md): their routing and state, one delivery row per event and
+    destination (the outbox, written with the event), and every attempt made."""
+    db.executescript(
+        """
+        CREATE TABLE destinations (
+            name TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,               -- JSON list of shell-style patterns; [] is every event
+            include_historical INTEGER NOT NULL,
+            configured INTEGER NOT NULL,        -- 0: removed from the config; its history stays
+            configured_at INTEGER NOT NULL,
+            enabled INTEGER NOT NULL,
+            disabled_at INTEGER,
+            disabled_reason TEXT,
+            failing_since INTEGER,              -- the first failure after the last success
+            last_success_at INTEGER,
+            last_failure_at INTEGER
+        );
+        CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            webhook_id TEXT NOT NULL,           -- the webhook-id header and the API's deliveryId
+            event_id INTEGER NOT NULL,
+            destination TEXT NOT NULL,
+            status TEXT NOT NULL,               -- pending | delivering | succeeded | failed | dead
+            attempts INTEGER NOT NULL,          -- every attempt made
+            tries INTEGER NOT NULL,             -- attempts since the last replay: the retry schedule's position
+            next_attempt_at INTEGER,
+            lease_owner TEXT,                   -- the sending process of a delivering row
+            lease_expires INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX deliveries_webhook_id ON deliveries(webhook_id);
+        CREATE UNIQUE INDEX deliveries_event ON deliveries(event_id, destination);
+        CREATE INDEX deliveries_due ON deliveries(destination, next_attempt_at) WHERE status IN ('pending', 'failed');
+        CREATE INDEX deliveries_leased ON deliveries(lease_expires) WHERE status = 'delivering';
+        CREATE INDEX deliveries_by_status ON deliveries(destination, status, id);
+        CREATE TABLE delivery_attempts (
+            id INTEGER PRIMARY KEY,
+            delivery_id INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            status_code INTEGER,
+            duration_ms INTEGER NOT NULL,
+            error TEXT,
+            response_body TEXT                  -- the first 1 KiB
+        );
+        CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id, id);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _outbound]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,121 @@
+"""The transactional outbox: every event recorded gets one delivery row per destination that wants it, written in
+the transaction that records the event (`store.events.record` calls `offer`).
+
+The destinations' routing (name, event patterns, include_historical) lives in the `destinations` table, written
+at start from the config (`sync`), so every process and every connection routes alike. A connection compiles
+the routing once (patterns to regular expressions) and answers each event name from a dictionary afterwards.
+"""
+
+import fnmatch
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from normalizer.timefmt import now_us
+from store import json_columns
+from store.db import transaction
+
+_CACHED_NAMES = 4096  # distinct (event name, historical) pairs remembered per connection
+INSERT = (
+    "INSERT INTO deliveries (webhook_id, event_id, destination, status, attempts, tries, next_attempt_at, created_at,"
+    " updated_at) VALUES ('msg_' || lower(hex(randomblob(12))), ?, ?, 'pending', 0, 0, ?, ?, ?)"
+    " ON CONFLICT (event_id, destination) DO NOTHING"
+)
+_generation = 0  # bumped by `sync` in this process: connections compiled before it compile again
+_generation_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    destination: str
+    patterns: tuple[str, ...]  # shell-style; empty: every event
+    include_historical: bool
+
+
+class Routes:
+    """Which destinations an event goes to; the answer for a name is computed once and kept."""
+
+    def __init__(self, routes: Sequence[Route], generation: int = 0) -> None:
+        self.generation = generation
+        self._compiled = [
+            (route.destination, [re.compile(fnmatch.translate(p)) for p in route.patterns], route.include_historical)
+            for route in routes
+        ]
+        self._answers: dict[tuple[str, bool], tuple[str, ...]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._compiled)
+
+    def match(self, name: str, historical: bool) -> tuple[str, ...]:
+        key = (name, historical)
+        found = self._answers.get(key)
+        if found is None:
+            found = tuple(
+                destination
+                for destination, patterns, include_historical in self._compiled
+                if (include_historical or not historical) and (not patterns or any(p.match(name) for p in patterns))
+            )
+            if len(self._answers) < _CACHED_NAMES:
+                self._answers[key] = found
+        return found
+
+
+def load(conn: sqlite3.Connection) -> Routes:
+    rows = conn.execute(
+        "SELECT name, events, include_historical FROM destinations WHERE configured = 1 ORDER BY name"
+    ).fetchall()
+    return Routes(
+        [Route(name, tuple(json_columns.loads(events or "[]")), bool(historical)) for name, events, historical in rows],
+        _generation,
+    )
+
+
+def routes_of(conn: sqlite3.Connection) -> Routes:
+    """The connection's compiled routing (`store.db.Connection` keeps it; any other connection reads it anew)."""
+    routes: Routes | None = getattr(conn, "routes", None)
+    if routes is None or routes.generation != _generation:
+        routes = load(conn)
+        if hasattr(conn, "routes"):
+            conn.routes = routes
+    return routes
+
+
+def offer(conn: sqlite3.Connection, event_id: int, name: str, historical: bool) -> int:
+    """Write the deliveries of a newly recorded event; returns how many."""
+    destinations = routes_of(conn).match(name, historical)
+    if not destinations:
+        return 0
+    now = now_us()
+    if len(destinations) == 1:
+        conn.execute(INSERT, (event_id, destinations[0], now, now, now))
+    else:
+        conn.executemany(INSERT, [(event_id, destination, now, now, now) for destination in destinations])
+    return len(destinations)
+
+
+def sync(conn: sqlite3.Connection, routes: Iterable[tuple[Route, str]], now: int) -> None:
+    """Make the `destinations` table route as the config says ((route, url) pairs), in a transaction of its own;
+    a destination no longer configured keeps its row and history but gets no new events."""
+    global _generation
+    with transaction(conn):
+        _write(conn, routes, now)
+    with _generation_lock:
+        _generation += 1
+
+
+def _write(conn: sqlite3.Connection, routes: Iterable[tuple[Route, str]], now: int) -> None:
+    names = []
+    for route, url in routes:
+        names.append(route.destination)
+        conn.execute(
+            "INSERT INTO destinations (name, url, events, include_historical, configured, enabled, configured_at)"
+            " VALUES (?, ?, ?, ?, 1, 1, ?) ON CONFLICT (name) DO UPDATE SET url = excluded.url,"
+            " events = excluded.events, include_historical = excluded.include_historical, configured = 1,"
+            " configured_at = CASE WHEN destinations.configured = 1 THEN destinations.configured_at"
+            " ELSE excluded.configured_at END",
+            (route.destination, url, json_columns.dumps(list(route.patterns)), int(route.include_historical), now),
+        )
+    placeholders = ",".join("?" * len(names))
+    conn.execute(f"UPDATE destinations SET configured = 0 WHERE name NOT IN ({placeholders})", names)

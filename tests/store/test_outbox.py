@@ -1,0 +1,78 @@
+"""The outbox: an event's deliveries are written with it, in its transaction, to the destinations that want it."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from store import events, outbox
+from store.db import connect, transaction
+from store.schema import migrate
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    conn = connect(tmp_path / "gateway.db")
+    migrate(conn)
+    routes = [
+        (outbox.Route("crm", ("ecommerce.*", "segment.entered"), False), "https://crm.example.com/hooks"),
+        (outbox.Route("warehouse", (), True), "https://warehouse.example.com/hooks"),
+        (outbox.Route("refunds", ("ecommerce.order_refund?d",), False), "https://refunds.example.com/hooks"),
+    ]
+    outbox.sync(conn, routes, 1)
+    with transaction(conn):
+        conn.execute("INSERT INTO subscribers (id, email, created_at, updated_at) VALUES (1, 'a@example.com', 1, 1)")
+    return conn
+
+
+def _record(conn: sqlite3.Connection, name: str, key: str, **properties: object) -> int | None:
+    return events.record(conn, 1, name, dict(properties), 1, key)
+
+
+def _destinations(conn: sqlite3.Connection, event_id: int | None) -> list[str]:
+    rows = conn.execute("SELECT destination FROM deliveries WHERE event_id = ? ORDER BY destination", (event_id,))
+    return [row[0] for row in rows]
+
+
+def test_patterns_and_historical_pick_the_destinations(conn: sqlite3.Connection) -> None:
+    with transaction(conn):
+        placed = _record(conn, "ecommerce.order_placed", "1")
+        refunded = _record(conn, "ecommerce.order_refunded", "2")
+        entered = _record(conn, "segment.entered", "3", segment="vip")
+        exited = _record(conn, "segment.exited", "4", segment="vip")
+        old = _record(conn, "ecommerce.order_placed", "5", historical=True)
+    assert _destinations(conn, placed) == ["crm", "warehouse"]
+    assert _destinations(conn, refunded) == ["crm", "refunds", "warehouse"]
+    assert _destinations(conn, entered) == ["crm", "warehouse"]
+    assert _destinations(conn, exited) == ["warehouse"]
+    assert _destinations(conn, old) == ["warehouse"]  # only the destination with include_historical
+
+
+def test_a_repeat_event_offers_nothing_and_a_rollback_takes_the_deliveries_too(conn: sqlite3.Connection) -> None:
+    with transaction(conn):
+        first = _record(conn, "ecommerce.order_placed", "same")
+        assert _record(conn, "ecommerce.order_placed", "same") is None
+    assert conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 2
+    with pytest.raises(RuntimeError), transaction(conn):
+        _record(conn, "ecommerce.order_placed", "rolled back")
+        raise RuntimeError("the job failed")
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    assert {row[0] for row in conn.execute("SELECT event_id FROM deliveries")} == {first}
+    ids = [row[0] for row in conn.execute("SELECT webhook_id FROM deliveries")]
+    assert len(set(ids)) == 2 and all(i.startswith("msg_") and len(i) == 28 for i in ids)
+
+
+def test_a_destination_removed_from_the_config_gets_no_new_events(conn: sqlite3.Connection) -> None:
+    outbox.sync(conn, [(outbox.Route("crm", (), False), "https://crm.example.com/hooks")], 2)
+    with transaction(conn):
+        event_id = _record(conn, "ecommerce.order_placed", "1")
+    assert _destinations(conn, event_id) == ["crm"]
+
+
+def test_routes_answer_from_their_cache_as_they_computed() -> None:
+    routes = outbox.Routes([outbox.Route("a", ("x.*",), False), outbox.Route("b", ("x.[ab]",), True)])
+    for _ in range(2):
+        assert routes.match("x.a", False) == ("a", "b")
+        assert routes.match("x.a", True) == ("b",)
+        assert routes.match("x.c", False) == ("a",)
+        assert routes.match("y", False) == ()
