@@ -1,4 +1,5 @@
-"""The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill, jobs."""
+"""The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill, jobs,
+deliveries, destinations."""
 
 import argparse
 import importlib.metadata
@@ -15,10 +16,11 @@ from prometheus_client import CollectorRegistry
 
 from adapters import Adapter
 from gateway import logs, runtime
-from gateway.commands import backfill, jobs, segments, try_mapping
+from gateway.commands import backfill, deliveries, jobs, segments, try_mapping
 from gateway.config import Config, ConfigError, build_adapters, load
 from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.metrics import JobMetrics, serve_metrics
+from gateway.outbound.sender import Sender, sync_destinations
 from gateway.pipeline.worker import Worker
 from normalizer.timefmt import now_us
 from store import queue
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_command(commands)
     jobs.add_command(commands)
     segments.add_command(commands)
+    deliveries.add_commands(commands)
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     return parser
@@ -112,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     conn = _open_database(config)
     if conn is None:
         return 1
+    if command in ("deliveries", "destinations"):
+        sync_destinations(conn, config)
+        conn.close()
+        return deliveries.main(config, args)
     if command == "replay":
         with transaction(conn):
             replayed = queue.replay(conn, None if args.all_dead else args.job_id, now_us())
@@ -121,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1 if args.job_id else 0
         print(f"re-queued {len(replayed)} job(s)")
         return 0
+    if command == "worker":
+        sync_destinations(conn, config)
     conn.close()
     runtime.prepare(serving=command == "serve")
     if command == "worker":
@@ -171,9 +180,18 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter], metrics_host: s
     segment_rebuild.sync(engine.segments, conn, now_us())
     conn.close()
     worker = Worker(config, adapters, engine, metrics=job_metrics)
+    sender = Sender(config, engine.revenue_attributes) if config.destinations else None
+    if sender is not None:
+        worker.after_commit = sender.wake
     runtime.freeze_heap()
     log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
-    worker.run(stop)
+    if sender is not None:
+        sender.start()
+    try:
+        worker.run(stop)
+    finally:
+        if sender is not None:
+            sender.stop()
     log.info("worker stopped")
     return 0
 

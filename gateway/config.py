@@ -3,13 +3,16 @@
 import os
 import re
 from decimal import Decimal
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters import REGISTRY, Adapter, SourceOptions
+from gateway.signing import parse_secret
 from normalizer.catalog import Replenishment
 from normalizer.money import MoneyError, normalise_currency
 from normalizer.problems import problems
@@ -66,6 +69,49 @@ class WorkerConfig(_Strict):
     keep_done_jobs_days: float | None = Field(default=30, gt=0)  # None: keep them forever
 
 
+class DestinationConfig(_Strict):
+    url: str
+    secrets: list[str] = Field(min_length=1)
+    events: list[str] = Field(default_factory=list)  # shell-style patterns; none: every event
+    include_historical: bool = False
+    timeout: Duration = 15
+    max_in_flight: int = Field(default=16, ge=1, le=256)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: list[str]) -> list[str]:
+        for index, secret in enumerate(value):
+            try:
+                parse_secret(secret)
+            except ValueError as exc:
+                raise ValueError(f"secret {index + 1}: {exc}") from None
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str]) -> list[str]:
+        if any(not pattern.strip() for pattern in value):
+            raise ValueError("an event pattern must not be empty")
+        return value
+
+
+class DeliveryConfig(_Strict):
+    retry_schedule: list[Duration] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18_000.0, 36_000.0, 36_000.0]
+    )
+    disable_after: Duration = 5 * 86_400
+    allow_private_networks: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+    allow_http: bool = False
+
+
 class Config(_Strict):
     database: Path = Path("./data/gateway.db")
     currency: str = "USD"
@@ -87,6 +133,8 @@ class Config(_Strict):
     segments: dict[str, Any] = Field(default_factory=dict)
     metrics_enabled: bool = True  # GET /metrics and the instrumentation behind it
     metrics_token: str | None = Field(default=None, min_length=16)  # None: /metrics answers loopback clients only
+    destinations: dict[str, DestinationConfig] = Field(default_factory=dict)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +186,14 @@ class Config(_Strict):
         for key in value:
             if len(key) < 16:
                 raise ValueError("each API key must be at least 16 characters")
+        return value
+
+    @field_validator("destinations")
+    @classmethod
+    def _destinations(cls, value: dict[str, DestinationConfig]) -> dict[str, DestinationConfig]:
+        for name in value:
+            if not _SOURCE_NAME.match(name):
+                raise ValueError(f"destination name {name!r} must be letters, digits, '-', '_' or '.'")
         return value
 
     @field_validator("sources", mode="before")

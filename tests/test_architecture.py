@@ -16,16 +16,18 @@ ALLOWED = {
 }
 PACKAGES = set(ALLOWED)
 # What each part of gateway/ may import of gateway/ (the modules at gateway/'s top are listed by name).
-BASE = {"gateway.config", "gateway.logs", "gateway.metrics"}
+BASE = {"gateway.config", "gateway.logs", "gateway.metrics", "gateway.signing"}
 GATEWAY_ALLOWED = {
-    "gateway.config": set(),
+    "gateway.signing": set(),
+    "gateway.config": {"gateway.signing"},
     "gateway.logs": set(),
     "gateway.runtime": set(),
     "gateway.metrics": set(),  # the process's Prometheus series: the worker observes, web and cli serve them
     "gateway.engine": {"gateway.engine"} | BASE,
     "gateway.pipeline": {"gateway.pipeline", "gateway.engine"} | BASE,
-    "gateway.web": {"gateway.web", "gateway.pipeline", "gateway.engine"} | BASE,
-    "gateway.commands": {"gateway.commands", "gateway.pipeline", "gateway.engine"} | BASE,
+    "gateway.outbound": {"gateway.outbound", "gateway.pipeline"} | BASE,
+    "gateway.web": {"gateway.web", "gateway.outbound", "gateway.pipeline", "gateway.engine"} | BASE,
+    "gateway.commands": {"gateway.commands", "gateway.outbound", "gateway.pipeline", "gateway.engine"} | BASE,
 }
 
 

@@ -8,7 +8,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 
@@ -69,6 +69,7 @@ class Worker:
         self.metrics = metrics
         self.owner = f"{secrets.token_hex(4)}"
         self.wake = threading.Event()
+        self.after_commit: Callable[[], None] | None = None
         self._conn: sqlite3.Connection | None = None
         self.checkpointer = Checkpointer(config.database)
         self._prune_at = 0.0
@@ -122,6 +123,8 @@ class Worker:
                     self.prune_done_jobs()
                 except (StoreUnavailable, sqlite3.Error) as exc:
                     log.warning("pruning done jobs failed", extra={"error": str(exc)})
+                if processed and self.after_commit is not None:
+                    self.after_commit()  # the jobs' events may have deliveries for the sender
                 if processed == 0:
                     self.wake.wait(self._idle_seconds(troubled))
                     self.wake.clear()

@@ -17,7 +17,9 @@ from gateway.config import Config
 from gateway.web import (
     automations,
     catalog,
+    deliveries,
     errors,
+    feed,
     jobs,
     metrics_endpoint,
     openapi,
@@ -41,6 +43,8 @@ ROUTES = [
     *segments.ROUTES,
     *metrics_endpoint.ROUTES,
     *openapi.ROUTES,
+    *deliveries.ROUTES,
+    *feed.ROUTES,
 ]
 
 

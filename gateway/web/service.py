@@ -12,6 +12,7 @@ from adapters import Adapter
 from gateway.config import Config
 from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.metrics import JobMetrics
+from gateway.outbound.sender import Sender, sync_destinations
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
@@ -45,6 +46,12 @@ class Gateway:
             self.registry.register(self.scrape)
             self.job_metrics = JobMetrics(self.registry)
         self.worker = Worker(config, adapters, self.engine, turns, self.job_metrics) if run_worker else None
+        # Deliveries go out from the process that records the events: the worker's.
+        self.sender = (
+            Sender(config, self.engine.revenue_attributes, turns) if run_worker and config.destinations else None
+        )
+        if self.worker is not None and self.sender is not None:
+            self.worker.after_commit = self.sender.wake
         self.committer = Committer(
             config.database,
             config.durability,
@@ -83,6 +90,7 @@ class Gateway:
     def start(self) -> None:
         conn = connect(self.config.database, self.config.durability, self.config.busy_timeout_seconds)
         migrate(conn)
+        sync_destinations(conn, self.config)
         merged_totals.settle(conn, self.engine, now_us())  # before segments: membership reads the totals
         segment_rebuild.sync(self.engine.segments, conn, now_us())
         if self.scrape is not None:
@@ -97,6 +105,8 @@ class Gateway:
             self.worker.watch = self.watch
             self._worker_thread = threading.Thread(target=self.worker.run, args=(self._stop,), name="worker")
             self._worker_thread.start()
+        if self.sender is not None:
+            self.sender.start()
         else:
             # The committer's connection leaves checkpoints to others; with no worker here (`--no-worker`, the
             # tests), this process copies its own WAL back, so the file stays bounded without a worker process.
@@ -109,6 +119,8 @@ class Gateway:
             self.worker.wake.set()
         if self._worker_thread is not None:
             self._worker_thread.join()
+        if self.sender is not None:
+            self.sender.stop()
         self._resources.close()
         if self._reader is not None:
             self._reader.close()

@@ -29,7 +29,11 @@ def _uncommented(lines: list[str], indexes: set[int]) -> str:
 
 
 def _env() -> dict[str, str]:
-    return {name: f"{name.lower()}-test-value-0123456789" for name in re.findall(r"\$\{(\w+)\}", SHIPPED)}
+    env = {name: f"{name.lower()}-test-value-0123456789" for name in re.findall(r"\$\{(\w+)\}", SHIPPED)}
+    env["CRM_WEBHOOK_SECRET"] = (
+        "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # a destination's secret has a format
+    )
+    return env
 
 
 def test_every_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
@@ -51,6 +55,7 @@ def test_every_commented_example_loads_when_uncommented(tmp_path: Path) -> None:
     ]
     assert config.api_keys == ["gateway_api_key-test-value-0123456789"]
     assert config.worker.keep_done_jobs_days == 30
+    assert sorted(config.destinations) == ["crm"]
 
 
 def test_prose_comments_are_not_mistaken_for_examples() -> None:

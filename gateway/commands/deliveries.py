@@ -1,0 +1,108 @@
+"""`commerce-gateway deliveries list|replay` and `commerce-gateway destinations list|enable|public-key`."""
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from gateway.config import Config
+from gateway.outbound.replays import replay_destination, replay_one
+from gateway.outbound.views import delivery_view, destination_view
+from gateway.signing import Signer
+from normalizer.timefmt import now_us, parse_instant, to_micros
+from store import deliveries, destinations
+from store.db import connect, transaction
+
+
+def add_commands(commands: Any) -> None:
+    listed = commands.add_parser("deliveries", help="list or replay outbound deliveries")
+    actions = listed.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="deliveries, newest first, as JSON lines")
+    listing.add_argument("--destination")
+    listing.add_argument("--status", choices=["pending", "delivering", "succeeded", "failed", "dead"])
+    listing.add_argument("--limit", type=int, default=100)
+    replay = actions.add_parser("replay", help="send one delivery again, or a destination's since a time")
+    replay.add_argument("delivery_id", nargs="?", help="a deliveryId (msg_…): sent again now")
+    replay.add_argument("--destination", help="with --since: replay this destination's deliveries")
+    replay.add_argument("--since", help="a date (YYYY-MM-DD, UTC) or an ISO 8601 timestamp")
+    replay.add_argument(
+        "--status",
+        choices=["dead", "undelivered"],
+        default="undelivered",
+        help="dead: only dead deliveries; undelivered (default): also events it never got",
+    )
+    kept = commands.add_parser("destinations", help="list, enable, or print a destination's ed25519 public key")
+    which = kept.add_subparsers(dest="action", required=True)
+    which.add_parser("list", help="destinations with their health, as JSON lines")
+    enable = which.add_parser("enable", help="enable a disabled destination")
+    enable.add_argument("name")
+    public = which.add_parser("public-key", help="print the whpk_ key(s) consumers verify v1a signatures with")
+    public.add_argument("name")
+    for group in (actions, which):
+        for sub in group.choices.values():
+            sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
+
+
+def main(config: Config, args: argparse.Namespace) -> int:
+    if args.command == "destinations" and args.action == "public-key":
+        return _public_key(config, args.name)
+    conn = connect(config.database, config.durability)
+    try:
+        if args.command == "deliveries":
+            return _list(conn, args) if args.action == "list" else _replay(conn, args)
+        if args.action == "list":
+            for row in destinations.listing(conn):
+                print(json.dumps(destination_view(row)))
+            return 0
+        with transaction(conn):
+            found = destinations.enable(conn, args.name)
+        if not found:
+            return _fail(f"no destination named {args.name!r} is configured")
+        print(f"enabled {args.name}")
+        return 0
+    finally:
+        conn.close()
+
+
+def _public_key(config: Config, name: str) -> int:
+    options = config.destinations.get(name)
+    if options is None:
+        return _fail(f"no destination named {name!r} is configured")
+    keys = Signer(options.secrets).public_keys()
+    if not keys:
+        return _fail(f"destination {name!r} has no whsk_ (ed25519) secret")
+    print("\n".join(keys))
+    return 0
+
+
+def _list(conn: Any, args: argparse.Namespace) -> int:
+    for row in deliveries.listing(conn, args.destination, args.status, None, max(1, args.limit)):
+        print(json.dumps(delivery_view(row)))
+    return 0
+
+
+def _replay(conn: Any, args: argparse.Namespace) -> int:
+    if args.delivery_id:
+        before = replay_one(conn, args.delivery_id, now_us())
+        if before is None:
+            return _fail(f"no delivery {args.delivery_id}")
+        if before == "delivering":
+            return _fail(f"{args.delivery_id} is being sent right now")
+        print(f"{args.delivery_id}: due now (was {before})")
+        return 0
+    if not args.destination or not args.since:
+        return _fail("give a deliveryId, or --destination NAME with --since DATE")
+    if destinations.get(conn, args.destination) is None:
+        return _fail(f"no destination named {args.destination!r} is configured")
+    try:
+        since = parse_instant(args.since)
+    except ValueError as exc:
+        return _fail(str(exc))
+    count = replay_destination(conn, args.destination, args.status, to_micros(since), now_us())
+    print(f"{count} deliveries to {args.destination} due now")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"commerce-gateway: {message}", file=sys.stderr)
+    return 1

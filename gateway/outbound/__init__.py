@@ -1,0 +1,1 @@
+"""Outbound delivery of recorded events to the configured destinations (docs/destinations.md)."""

@@ -1,0 +1,240 @@
+"""The delivery sender: an asyncio loop in a thread of its own that leases due deliveries, sends them with at most
+`max_in_flight` requests per destination, and records attempts and outcomes in batches (one transaction per turn
+of the loop, however many answers arrived meanwhile).
+
+It runs wherever jobs are processed: inside `serve` (unless `--no-worker`) and inside each `worker` process.
+Several senders on one database share the work through leases."""
+
+import asyncio
+import logging
+import secrets
+import sqlite3
+import threading
+from contextlib import AbstractContextManager, nullcontext, suppress
+
+from gateway.config import Config
+from gateway.outbound.attempt import Destination, Revenue, attempt
+from gateway.outbound.outcomes import Decision
+from gateway.pipeline.write_turns import WriteTurns
+from normalizer.timefmt import format_instant_us, now_us
+from store import deliveries, destinations, outbox
+from store.db import StoreUnavailable, connect, transaction
+from store.deliveries import Attempt, Claimed
+
+log = logging.getLogger("gateway.outbound")
+_POLL_SECONDS = 1.0  # how often due retries and other processes' deliveries are looked for without a wake-up
+_LEASE_MARGIN_SECONDS = 2.0  # a lease outlives the request's timeout by this much
+_RELEASE_EVERY_US = 1_000_000
+_STOP_GRACE_SECONDS = 3.0  # requests still in flight at stop are abandoned after this; their leases expire
+
+
+def sync_destinations(conn: sqlite3.Connection, config: Config) -> None:
+    """Route events as the config says, from now on (every process that records or sends events calls this)."""
+    routes = [
+        (outbox.Route(name, tuple(d.events), d.include_historical), d.url) for name, d in config.destinations.items()
+    ]
+    outbox.sync(conn, routes, now_us())
+
+
+class Sender:
+    def __init__(self, config: Config, revenue: Revenue, turns: WriteTurns | None = None) -> None:
+        self.config = config
+        self.revenue = revenue
+        self.turns = turns
+        self.owner = f"sender-{secrets.token_hex(4)}"
+        self.destinations = {
+            name: Destination.build(name, options, config.delivery) for name, options in config.destinations.items()
+        }
+        self._done: list[tuple[str, Attempt, Decision]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._stopping = False
+        self._release_at = 0
+        self._next_due: int | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    # -- in a thread (serve, worker) ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.run()), name="sender", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def wake(self) -> None:
+        """Thread-safe: deliveries were committed; look for them now."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            with suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(wakeup.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+        if self._thread is not None:
+            self._thread.join()
+
+    async def run(self) -> None:
+        self._bind()
+        assert self._wakeup is not None
+        stop_at: float | None = None
+        try:
+            while True:
+                self._turn_safely(claim=not self._stopping)
+                if self._stopping:
+                    loop_time = asyncio.get_running_loop().time()
+                    stop_at = stop_at or loop_time + _STOP_GRACE_SECONDS
+                    if not self._tasks and not self._done:
+                        break
+                    if loop_time >= stop_at:
+                        await self._abandon()
+                        continue
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._wait_seconds())
+                self._wakeup.clear()
+        finally:
+            await self._close()
+
+    # -- to completion (tests, bench) -------------------------------------------------------------------------
+    async def drain(self) -> int:
+        """Send every due delivery and record the outcomes; returns how many attempts were made."""
+        self._bind()
+        made = 0
+        try:
+            while True:
+                made += len(self._done)
+                self._turn(claim=True)
+                if not self._tasks:
+                    if self._done:
+                        continue
+                    return made
+                await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await self._close()
+
+    # -- the loop's work ------------------------------------------------------------------------------------------
+    def _bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._ready.set()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.config.database, self.config.durability, autocheckpoint=False)
+        return self._conn
+
+    def _turn_safely(self, claim: bool) -> None:
+        try:
+            self._turn(claim)
+        except (StoreUnavailable, sqlite3.Error) as exc:
+            # The outcomes stay in memory and are written next turn; leased deliveries keep their leases.
+            log.warning("sender cannot reach the database", extra={"error": str(exc)})
+        except Exception:
+            log.exception("sender turn failed")
+
+    def _turn(self, claim: bool) -> None:
+        """One transaction: write the outcomes that arrived, then lease what is due up to each destination's free
+        slots, and start sending it."""
+        done, self._done = self._done, []
+        now = now_us()
+        if not done and now < self._release_at and not (claim and self._due(now)):
+            return  # nothing to write: the write lock stays free for ingest and the worker
+        try:
+            with self._write_turn(), transaction(self.conn) as conn:
+                if done:
+                    self._record(conn, done, now)
+                if now >= self._release_at:
+                    deliveries.release_expired(conn, self.owner, now)
+                    self._release_at = now + _RELEASE_EVERY_US
+                enabled = {n for n, on in destinations.enabled(conn).items() if on and n in self.destinations}
+                claimed = self._claim(conn, enabled, now) if claim else []
+                # A full destination is woken by its own answers, not by its due time.
+                self._next_due = deliveries.next_due(conn, [n for n in enabled if self._has_room(n)])
+        except BaseException:
+            self._done = done + self._done
+            raise
+        for one in claimed:
+            self._spawn(one)
+
+    def _claim(self, conn: sqlite3.Connection, enabled: set[str], now: int) -> list[Claimed]:
+        claimed: list[Claimed] = []
+        for name in enabled:
+            destination = self.destinations[name]
+            free = destination.config.max_in_flight - destination.in_flight
+            if free > 0:
+                lease = now + int((destination.config.timeout + _LEASE_MARGIN_SECONDS) * 1e6)
+                found = deliveries.claim(conn, name, self.owner, now, lease, free)
+                destination.in_flight += len(found)
+                claimed += found
+        return claimed
+
+    def _due(self, now: int) -> bool:
+        """Whether a destination with room has a delivery due (a read, without the write lock)."""
+        self._next_due = deliveries.next_due(self.conn, [n for n in self.destinations if self._has_room(n)])
+        return self._next_due is not None and self._next_due <= now
+
+    def _has_room(self, name: str) -> bool:
+        destination = self.destinations[name]
+        return destination.in_flight < destination.config.max_in_flight
+
+    def _spawn(self, claimed: Claimed) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(self.destinations[claimed.destination], claimed))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, destination: Destination, claimed: Claimed) -> None:
+        try:
+            made, decision = await attempt(destination, claimed, self.config.delivery, self.revenue)
+        finally:
+            destination.in_flight -= 1
+        self._done.append((destination.name, made, decision))
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _record(self, conn: sqlite3.Connection, done: list[tuple[str, Attempt, Decision]], now: int) -> None:
+        deliveries.finish(conn, [made for _, made, _ in done], self.owner)
+        succeeded: dict[str, int] = {}
+        failed: dict[str, int] = {}
+        disable: dict[str, str] = {}
+        for name, made, decision in done:
+            if made.status == "succeeded":
+                succeeded[name] = max(succeeded.get(name, 0), made.at)
+            else:
+                failed[name] = max(failed.get(name, 0), made.at)
+            if decision.disable:
+                disable[name] = decision.disable
+        limit = int(self.config.delivery.disable_after * 1e6)
+        for name in succeeded.keys() | failed.keys():
+            ok_at, failed_at = succeeded.get(name), failed.get(name)
+            later_failure = failed_at if failed_at is not None and (ok_at is None or failed_at > ok_at) else None
+            destinations.record_health(conn, name, ok_at, later_failure)
+            since = destinations.failing_since(conn, name)
+            if name not in disable and since is not None and now - since >= limit:
+                disable[name] = f"failing without a success since {format_instant_us(since)}"
+        for name, reason in disable.items():
+            if destinations.disable(conn, name, reason, now):
+                log.warning("destination disabled", extra={"destination": name, "reason": reason})
+
+    def _write_turn(self) -> AbstractContextManager[None]:
+        return self.turns.background() if self.turns is not None else nullcontext()
+
+    def _wait_seconds(self) -> float:
+        if self._done:
+            return 0.0
+        if self._next_due is None:
+            return _POLL_SECONDS
+        return min(_POLL_SECONDS, max(0.0, (self._next_due - now_us()) / 1e6))
+
+    async def _abandon(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _close(self) -> None:
+        for destination in self.destinations.values():
+            await destination.connections.aclose()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -1,0 +1,205 @@
+"""The sender's side of the outbox: claim due deliveries under a lease, record each attempt and its outcome.
+
+A claimed delivery is `delivering`, leased to one sending process until `lease_expires`; a process killed while
+sending leaves its leases to expire, and another (or the restarted one) sends those deliveries again with the
+same webhook-id: at least once."""
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from store import json_columns, outbox
+
+
+@dataclass(slots=True)
+class Claimed:
+    delivery_id: int
+    webhook_id: str
+    destination: str
+    tries: int  # attempts before this one since the last replay
+    event_id: int | None  # None: the event is gone (erased)
+    name: str
+    properties: str  # JSON
+    occurred_at: int
+    subscriber: tuple[Any, ...] | None  # email, external_id, first_name, last_name, attributes JSON, count, cents
+
+
+@dataclass(slots=True)
+class Attempt:
+    delivery_id: int
+    at: int
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+    response_body: str | None
+    status: str  # the delivery's status after it: succeeded | failed | dead
+    next_attempt_at: int | None
+
+
+_CLAIM = (
+    "SELECT d.id, d.webhook_id, d.tries, e.id, e.name, e.properties, e.occurred_at, s.email, s.external_id,"
+    " s.first_name, s.last_name, s.attributes, s.orders_count, s.total_spent_cents"
+    " FROM deliveries AS d LEFT JOIN events AS e ON e.id = d.event_id"
+    " LEFT JOIN subscribers AS s ON s.id = e.subscriber_id"
+    " WHERE d.destination = ? AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?"
+    " ORDER BY d.next_attempt_at LIMIT ?"
+)
+_LEASE = "UPDATE deliveries SET status = 'delivering', lease_owner = ?, lease_expires = ?, updated_at = ? WHERE id = ?"
+_ATTEMPT = (
+    "INSERT INTO delivery_attempts (delivery_id, at, status_code, duration_ms, error, response_body)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_OUTCOME = (
+    "UPDATE deliveries SET status = ?, attempts = attempts + 1, tries = tries + 1, next_attempt_at = ?,"
+    " lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ? AND status = 'delivering'"
+    " AND lease_owner = ?"
+)
+
+
+def claim(
+    conn: sqlite3.Connection, destination: str, owner: str, now: int, lease_until: int, limit: int
+) -> list[Claimed]:
+    """Lease up to `limit` due deliveries of one destination, oldest due first. Call in a transaction."""
+    rows = conn.execute(_CLAIM, (destination, now, limit)).fetchall()
+    if not rows:
+        return []
+    conn.executemany(_LEASE, [(owner, lease_until, now, row[0]) for row in rows])
+    return [
+        Claimed(
+            row[0],
+            row[1],
+            destination,
+            row[2],
+            row[3],
+            row[4] or "",
+            row[5] or "{}",
+            row[6] or 0,
+            row[7:] if row[7] is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def finish(conn: sqlite3.Connection, attempts: Sequence[Attempt], owner: str) -> None:
+    """Record attempts and their deliveries' outcomes (a delivery replayed or taken over meanwhile keeps its new
+    state; its attempt is recorded all the same). Call in a transaction."""
+    conn.executemany(
+        _ATTEMPT,
+        [(a.delivery_id, a.at, a.status_code, a.duration_ms, a.error, a.response_body) for a in attempts],
+    )
+    conn.executemany(_OUTCOME, [(a.status, a.next_attempt_at, a.at, a.delivery_id, owner) for a in attempts])
+
+
+def release_expired(conn: sqlite3.Connection, owner: str, now: int) -> int:
+    """Deliveries whose sender died mid-attempt (its lease ran out) become due again. A lease of `owner` itself is
+    still in its hands, however late. Returns how many."""
+    return conn.execute(
+        "UPDATE deliveries SET status = 'pending', lease_owner = NULL, lease_expires = NULL, next_attempt_at = ?,"
+        " updated_at = ? WHERE status = 'delivering' AND lease_expires <= ? AND lease_owner != ?",
+        (now, now, now, owner),
+    ).rowcount
+
+
+def next_due(conn: sqlite3.Connection, destinations: Iterable[str]) -> int | None:
+    """When the earliest waiting delivery of these destinations is due (µs), None when none waits."""
+    found = [
+        conn.execute(
+            "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ? AND status IN ('pending', 'failed')",
+            (name,),
+        ).fetchone()[0]
+        for name in destinations
+    ]
+    due = [at for at in found if at is not None]
+    return min(due) if due else None
+
+
+_VIEW = (
+    "SELECT d.id, d.webhook_id, d.destination, d.event_id, e.name, d.status, d.attempts, d.next_attempt_at,"
+    " d.created_at, d.updated_at FROM deliveries AS d LEFT JOIN events AS e ON e.id = d.event_id"
+)
+_VIEW_KEYS = (
+    "id",
+    "deliveryId",
+    "destination",
+    "eventId",
+    "type",
+    "status",
+    "attemptCount",
+    "nextAttemptAt",
+    "createdAt",
+    "updatedAt",
+)
+
+
+def listing(
+    conn: sqlite3.Connection, destination: str | None, status: str | None, before_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Deliveries newest first, below `before_id` (the cursor)."""
+    rows = conn.execute(
+        f"{_VIEW} WHERE (?1 IS NULL OR d.destination = ?1) AND (?2 IS NULL OR d.status = ?2)"
+        " AND d.id < ?3 ORDER BY d.id DESC LIMIT ?4",
+        (destination, status, before_id if before_id is not None else 2**63 - 1, limit),
+    ).fetchall()
+    return [dict(zip(_VIEW_KEYS, row, strict=True)) for row in rows]
+
+
+def get(conn: sqlite3.Connection, webhook_id: str) -> dict[str, Any] | None:
+    """One delivery with every attempt made, oldest first."""
+    row = conn.execute(f"{_VIEW} WHERE d.webhook_id = ?", (webhook_id,)).fetchone()
+    if row is None:
+        return None
+    found = dict(zip(_VIEW_KEYS, row, strict=True))
+    found["attempts"] = [
+        dict(zip(("at", "statusCode", "durationMs", "error", "responseBody"), attempt, strict=True))
+        for attempt in conn.execute(
+            "SELECT at, status_code, duration_ms, error, response_body FROM delivery_attempts"
+            " WHERE delivery_id = ? ORDER BY id",
+            (found["id"],),
+        )
+    ]
+    return found
+
+
+def replay(conn: sqlite3.Connection, webhook_id: str, now: int) -> str | None:
+    """Make one delivery due now, its retry schedule started over (same webhook-id). Returns its status before,
+    None when there is no such delivery; a delivery in flight is left as it is."""
+    row = conn.execute("SELECT status FROM deliveries WHERE webhook_id = ?", (webhook_id,)).fetchone()
+    if row is None:
+        return None
+    if row[0] != "delivering":
+        conn.execute(
+            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, updated_at = ?"
+            " WHERE webhook_id = ?",
+            (now, now, webhook_id),
+        )
+    return str(row[0])
+
+
+def replay_dead(conn: sqlite3.Connection, destination: str, since: int, now: int) -> int:
+    """Every dead delivery of a destination whose event was recorded since `since` (µs) becomes due now."""
+    return conn.execute(
+        "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, updated_at = ?"
+        " WHERE destination = ? AND status = 'dead'"
+        " AND event_id IN (SELECT id FROM events WHERE occurred_at >= ?)",
+        (now, now, destination, since),
+    ).rowcount
+
+
+def offer_missed(
+    conn: sqlite3.Connection, destination: str, since: int, now: int, wants: Callable[[str, bool], bool]
+) -> int:
+    """Deliveries for the events recorded since `since` that this destination never got (recorded before it was
+    configured, or left out as historical), where `wants(name, historical)`. Returns how many were written."""
+    rows = conn.execute(
+        "SELECT e.id, e.name, e.properties FROM events AS e WHERE e.occurred_at >= ? AND NOT EXISTS"
+        " (SELECT 1 FROM deliveries AS d WHERE d.event_id = e.id AND d.destination = ?) ORDER BY e.id",
+        (since, destination),
+    ).fetchall()
+    missing = [
+        (event_id, destination, now, now, now)
+        for event_id, name, properties in rows
+        if wants(name, json_columns.loads(properties).get("historical") is True)
+    ]
+    conn.executemany(outbox.INSERT, missing)
+    return len(missing)

@@ -1,0 +1,53 @@
+"""SIGKILL of a real `serve` while deliveries are in flight: after a restart every event is delivered at least
+once, and every attempt for one event carries the same webhook-id."""
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tests.conftest import order, write_config
+from tests.gateway import _workload
+from tests.gateway._server import STARTUP_LIMIT_SECONDS, Server, database
+from tests.gateway.outbound._receiver import Reply, receiving
+from tests.gateway.outbound._support import LOOPBACK, destination
+
+ORDERS = 300
+
+
+def _unfinished(conn: object) -> int:
+    return conn.execute(  # type: ignore[attr-defined, no-any-return]
+        "SELECT (SELECT count(*) FROM deliveries WHERE status != 'succeeded')"
+        " + (SELECT count(*) FROM jobs WHERE status != 'done')"
+    ).fetchone()[0]
+
+
+def test_sigkill_mid_delivery_delivers_every_event_with_stable_ids(tmp_path: Path) -> None:
+    with receiving(default=Reply(200, delay=0.01)) as receiver:
+        config = write_config(
+            tmp_path,
+            destinations={"crm": destination(receiver.url, timeout="1s", max_in_flight=8)},
+            delivery={"allow_private_networks": LOOPBACK},
+        )
+        posts = [order(f"order-{i}", customer={"email": f"c{i % 50}@example.com"}) for i in range(ORDERS)]
+        with Server(config, name="crashing") as server:
+            posted = _workload.post_concurrently(server.async_client(), posts)
+            assert posted.unanswered == []
+            receiver.wait_for(40)  # deliveries are flowing, most still queued or in flight
+            server.kill()
+        conn = database(config)
+        at_kill = dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
+        assert at_kill.get("succeeded", 0) < ORDERS, at_kill
+        with Server(config, name="restarted") as server:
+            deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+            while _unfinished(conn):
+                server.check_alive()
+                assert time.monotonic() < deadline, dict(conn.execute("SELECT status, count(*) FROM deliveries"))
+                time.sleep(0.1)
+        ids = dict(conn.execute("SELECT event_id, webhook_id FROM deliveries").fetchall())
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == ORDERS == len(ids)
+    seen: dict[int, set[str]] = defaultdict(set)
+    for request in receiver.received:
+        seen[json.loads(request.body)["data"]["eventId"]].add(request.headers["webhook-id"])
+    assert set(seen) == set(ids)  # every event arrived
+    assert all(found == {ids[event_id]} for event_id, found in seen.items())  # one webhook-id per event
