@@ -102,6 +102,13 @@ def start_receiver() -> tuple[subprocess.Popen[str], str, str]:
     return receiver, f"http://127.0.0.1:{ok}/hooks", f"http://127.0.0.1:{silent}/hooks"
 
 
+def stop_receiver(receiver: subprocess.Popen[str]) -> None:
+    receiver.terminate()
+    receiver.wait()
+    if receiver.stdout is not None:
+        receiver.stdout.close()
+
+
 def _settings(database: Path, destinations: dict[str, str], timeout: str = "15s") -> dict[str, Any]:
     return {
         "database": str(database),
@@ -309,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     finally:
-        receiver.terminate()
-        receiver.wait()
+        stop_receiver(receiver)
     return 0
 
 

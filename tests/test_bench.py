@@ -1,5 +1,6 @@
-"""The benchmark scripts stay runnable: a tiny worker drain end to end, and the load generator's order body is
-one the API accepts. (Figures are in docs/PERFORMANCE.md; timings are never asserted in tests.)"""
+"""The benchmark scripts stay runnable: a tiny worker drain and a few deliveries end to end, and the load
+generator's order body is one the API accepts. (Figures are in docs/PERFORMANCE.md; timings are never asserted
+in tests.)"""
 
 import importlib.util
 import json
@@ -38,3 +39,13 @@ def test_ingest_bench_posts_valid_orders() -> None:
     lua = ingest._lua(ingest._order_template(), pause_ms=12.5)
     assert "function delay()" in lua and "Bearer " + ingest.API_KEY in lua
     assert json.loads(ingest._order_template().replace("%d", "1").replace("%%", "%"))["totalCents"] == 8850
+
+
+def test_deliver_bench_sends_a_few_deliveries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deliver = _load("deliver")
+    receiver, answering, _silent = deliver.start_receiver()
+    try:
+        assert deliver.throughput(tmp_path, answering, 50) > 0  # raises unless all 50 succeeded
+    finally:
+        deliver.stop_receiver(receiver)
+    assert "50 deliveries in" in capsys.readouterr().out
