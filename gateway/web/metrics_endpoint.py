@@ -19,6 +19,8 @@ async def metrics(request: Request) -> Response:
     if not config.metrics_enabled or gateway.scrape is None:
         raise errors.NotFound("Metrics are turned off (metrics_enabled: false).")
     client = request.client.host if request.client else None
+    if len(request.headers.getlist("authorization")) > 1:  # as on every route: which one counts is ambiguous
+        raise errors.Unauthorized()
     if not scrape_allowed(config.metrics_token, request.headers.get("authorization"), client):
         if config.metrics_token:
             raise errors.Unauthorized("A valid metrics_token is required (Authorization: Bearer <token>).")

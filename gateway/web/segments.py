@@ -15,7 +15,7 @@ _DEFAULT_LIMIT, _MAX_LIMIT = 100, 1000
 async def list_segments(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
-    stored = store.defined(gateway.reader)
+    stored = await gateway.reads.run(store.defined)
     return JSONResponse(
         {
             "segments": [
@@ -54,7 +54,7 @@ async def segment_members(request: Request) -> Response:
     if name not in gateway.engine.segments.segments:
         raise errors.NotFound(f"No segment named '{name}' is configured.")
     limit, after = _page(request)
-    rows = store.members(gateway.reader, name, after, limit + 1)
+    rows = await gateway.reads.run(lambda conn: store.members(conn, name, after, limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     return JSONResponse(

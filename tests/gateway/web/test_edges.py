@@ -126,6 +126,8 @@ ROUTES = [
     ("GET", "/api/v1/subscribers/buyer@example.com/events"),
     ("GET", "/api/v1/subscribers/buyer@example.com/export"),
     ("GET", "/api/v1/sources"),
+    ("GET", "/api/v1/segments"),
+    ("GET", "/metrics"),
 ]
 
 
