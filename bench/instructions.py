@@ -48,7 +48,7 @@ def _instructions(database: str, orders: int, folder: Path) -> int:
     out = folder / f"callgrind-{orders}.out"
     argv = [str(PROCESS), "--drain", database, "--drain-ledger", str(LEDGER), "--orders", str(orders)]
     drain = [sys.executable, "-c", _DRAIN.format(root=str(PROCESS.parent.parent), argv=argv)]
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *drain]
+    command = ["env", "PYTHONHASHSEED=0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *drain]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
