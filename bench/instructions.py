@@ -59,6 +59,7 @@ def _instructions(database: str, orders: int, folder: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=2_000, help="orders in the measured drain")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind outputs here (for callgrind_annotate)")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         many, one = _build(folder, args.orders), _build(folder, 1)
         total_many = _instructions(many, args.orders, folder)
         total_one = _instructions(one, 1, folder)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for out in folder.glob("callgrind-*.out"):
+                shutil.copy(out, args.keep / out.name)
     per_order = (total_many - total_one) / (args.orders - 1)
     print(
         f"worker instructions per order (callgrind, {args.orders:,} orders, {LEDGER:,}-order ledger): {per_order:,.0f}"

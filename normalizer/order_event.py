@@ -16,15 +16,15 @@ class OrderEvent:
     job_id: str | None = None
     # The order's items dumped once (the ledger row and the event store the same list); None when it gives none.
     items: list[dict[str, Any]] | None = field(init=False)
+    # Refunds by their platform id (adapters only; a canonical post states the refunded amount).
+    refunds: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        given = "items" in self.order.model_fields_set
-        self.items = [item.model_dump(exclude_none=True) for item in self.order.items] if given else None
-
-    @property
-    def refunds(self) -> dict[str, int]:
-        """Refunds by their platform id (adapters only; a canonical post states the refunded amount)."""
-        return self.order.refunds if isinstance(self.order, CanonicalOrder) else {}
+        order = self.order
+        self.items = [item.model_dump(exclude_none=True) for item in order.items] if order.items else None
+        if self.items is None and "items" in order.model_fields_set:
+            self.items = []
+        self.refunds = order.refunds if type(order) is CanonicalOrder else {}
 
     @property
     def dedup_key(self) -> str:

@@ -163,8 +163,7 @@ def merge(conn: sqlite3.Connection, event: OrderEvent, now: int) -> tuple[Ledger
 
 
 def _blank(event: OrderEvent) -> LedgerOrder:
-    """The row of an order before its first event: no facts yet. When that event gives no orderedAt, its
-    version (for a canonical post, the time the gateway accepted it) stands in."""
+    """The row of an order before its first event: no facts yet."""
     return LedgerOrder(
         source=event.source,
         order_id=event.order.orderId,
@@ -175,7 +174,7 @@ def _blank(event: OrderEvent) -> LedgerOrder:
         total_cents=0,
         currency=event.order.currency,
         items=[],
-        ordered_at=format_instant_us(event.version),
+        ordered_at="",
         statuses=[],
         cancelled=False,
         fulfilled=False,
@@ -189,12 +188,17 @@ def _merged(row: LedgerOrder, event: OrderEvent) -> LedgerOrder:
     and the latest-state facts the event states taken unless the event is older than what the row holds."""
     order = event.order
     status = order.status
-    row.statuses = [s for s in STATUSES if s == status or s in row.statuses]
+    if status not in row.statuses:
+        row.statuses = [s for s in STATUSES if s == status or s in row.statuses]
     row.cancelled = row.cancelled or status == "cancelled"
     row.fulfilled = row.fulfilled or status == "fulfilled"
+    refunded = order.refunded_cents
     if event.refunds:
         row.refunds = {**row.refunds, **event.refunds}
-    row.refunded_cents = max(row.refunded_cents, order.refunded_cents, sum(row.refunds.values()))
+        refunded = max(refunded, sum(row.refunds.values()))
+    elif row.refunds:
+        refunded = max(refunded, sum(row.refunds.values()))
+    row.refunded_cents = max(row.refunded_cents, refunded)
     if event.version < row.version:
         return row
     row.version = event.version
@@ -206,6 +210,8 @@ def _merged(row: LedgerOrder, event: OrderEvent) -> LedgerOrder:
         row.items = event.items
     if order.orderedAt is not None:
         row.ordered_at = format_instant(order.orderedAt)
+    elif not row.ordered_at:  # a first event without orderedAt: its version (a post's arrival) stands in
+        row.ordered_at = format_instant_us(event.version)
     customer = order.customer
     if customer is not None:
         row.email = customer.email
