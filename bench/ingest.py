@@ -282,6 +282,25 @@ def run_target(
             process.wait()
 
 
+def disk_sync_ms(folder: Path, samples: int = 200) -> tuple[float, float]:
+    """(p50, p99) in ms of writing 16 KiB to a file in `folder` and fdatasync-ing it: what `full` waits for
+    the disk once per group commit, on the disk the databases are on."""
+    path = folder / "sync-probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    took = []
+    try:
+        for n in range(samples):
+            os.pwrite(fd, os.urandom(16384), (n % 64) * 16384)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            took.append((time.perf_counter() - started) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    took.sort()
+    return took[len(took) // 2], took[int(len(took) * 0.99)]
+
+
 def _report(result: Result) -> None:
     memory = f", RSS {result.rss_mb:.0f} MB (peak {result.hwm_mb:.0f} MB)" if result.hwm_mb else ""
     print(
@@ -350,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         template = _order_template().replace("]]", "] ]")
         script = folder / "orders.lua"
         script.write_text(_lua(template))
+        p50, p99 = disk_sync_ms(folder)
+        print(f"disk: fdatasync of 16 KiB p50 {p50:.2f} ms, p99 {p99:.2f} ms", flush=True)
         for attempt in range(1, args.repeat + 1):
             print(f"run {attempt}: saturated ({args.connections} connections back to back)", flush=True)
             bare = run_target("bare", args, folder, script)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters import Delivery, Intake
+from gateway.pipeline.wal_sync import WalSync
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import to_micros
 from store import queue
@@ -69,15 +70,22 @@ class Committer:
         # Set when this process has no worker: the committer is then its only writer (see `Checkpointer`).
         self.checkpointer: Checkpointer | None = None
         self.watch: FileWatch | None = None  # set by the app once its connections are open
+        # `full`: the WAL is synced after the commit, by `WalSync`, not inside it (see there).
+        self._wal_sync = WalSync(database) if durability == "full" else None
 
     def start(self) -> None:
-        self._conn = connect(self._database, self._durability, self._busy_timeout, autocheckpoint=False)
+        synchronous: Durability = "normal" if self._wal_sync is not None else self._durability
+        self._conn = connect(self._database, synchronous, self._busy_timeout, autocheckpoint=False)
+        if self._wal_sync is not None:
+            self._wal_sync.start()
         self._thread.start()
 
     def stop(self) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._wal_sync is not None:
+            self._wal_sync.stop()
         if self._conn is not None:
             self._conn.close()
 
@@ -134,11 +142,10 @@ class Committer:
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
         if error is None and self._on_commit is not None:
             self._on_commit()
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool]]] = {}
-        for index, pending in enumerate(batch):
-            by_loop.setdefault(pending.loop, []).append((pending.future, results[index] if error is None else False))
-        for loop, answers in by_loop.items():
-            loop.call_soon_threadsafe(_resolve, answers, error)
+        if error is None and self._wal_sync is not None:
+            self._wal_sync.after_commit(lambda synced: _answer(batch, results, synced))
+        else:
+            _answer(batch, results, error)
         if self.checkpointer is not None:  # after the answers: no request waits on this
             self.checkpointer.rewind_if_due(self._conn)
 
@@ -160,6 +167,15 @@ class Committer:
             self._conn.execute(f"PRAGMA busy_timeout={max(1, round(wanted * 1000))}")
             self._busy_timeout_set = wanted
         return self._conn
+
+
+def _answer(batch: list[_Pending], results: list[bool], error: Exception | None) -> None:
+    """Answer every request of a batch on its own event loop: inserted or not, or the error."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool]]] = {}
+    for index, pending in enumerate(batch):
+        by_loop.setdefault(pending.loop, []).append((pending.future, results[index] if error is None else False))
+    for loop, answers in by_loop.items():
+        loop.call_soon_threadsafe(_resolve, answers, error)
 
 
 def _resolve(answers: list[tuple[asyncio.Future[bool], bool]], error: Exception | None) -> None:

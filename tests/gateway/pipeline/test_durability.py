@@ -1,6 +1,8 @@
-"""Durable by default: `durability: full` (SQLite synchronous=FULL) unless the config says `normal`, for every
-connection that writes what a 202 promised (the ingest committer, the worker)."""
+"""Durable by default: `durability: full` unless the config says `normal`. With `full`, a 202 goes out only
+after the WAL holding its row is synced to disk (by `WalSync`, after the group commit), and the worker commits
+with synchronous=FULL; with `normal`, neither syncs (synchronous=NORMAL)."""
 
+import os
 from typing import Any
 
 import pytest
@@ -11,10 +13,23 @@ _SYNCHRONOUS = {"normal": 1, "full": 2}  # what PRAGMA synchronous answers
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(None, "full"), ("full", "full"), ("normal", "normal")])
-def test_durability_setting_reaches_every_writer(make_harness: Any, setting: str | None, expected: str) -> None:
+def test_durability_setting_reaches_every_writer(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: str
+) -> None:
+    synced: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        real_fdatasync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     harness: Harness = make_harness(durability=setting)
     assert harness.config.durability == expected
-    committer = harness.client.app.state.gateway.committer
-    assert harness.post_order(order()).status_code == 202  # the committer's connection is the one that wrote it
-    for conn in (committer._conn, harness.worker.conn):
-        assert conn.execute("PRAGMA synchronous").fetchone()[0] == _SYNCHRONOUS[expected]
+    for number in range(3):
+        before = len(synced)
+        assert harness.post_order(order(f"order-{number}")).status_code == 202
+        # With `full`, the answer waited for a sync of the WAL that already held the row.
+        assert (len(synced) > before) == (expected == "full")
+    assert harness.worker.conn.execute("PRAGMA synchronous").fetchone()[0] == _SYNCHRONOUS[expected]
+    assert harness.drain() == 3

@@ -1,0 +1,80 @@
+"""`durability: full` for accepted requests without holding SQLite's write lock through the disk's sync.
+
+With synchronous=FULL, SQLite syncs the WAL inside every COMMIT, with the write lock held: the next batch of
+requests cannot even begin until the disk answers, and with a few dozen clients each waiting for its answer,
+throughput is clients ÷ sync time. Instead the committer commits with synchronous=NORMAL (the frames reach
+the WAL file, not yet the disk) and hands the batch here; this thread syncs the WAL file and only then are
+the batch's requests answered. One sync covers every batch committed before it began, and the committer
+goes on committing the next batches while the disk works. A 202 still goes out only once its row is on disk:
+a power cut loses at most frames no one was answered for, and SQLite's recovery stops at the first frame that
+was not synced (each frame is checksummed, the chain ends there), so the database stays consistent.
+
+The file is opened read-only and kept open for the process's life: SQLite keeps no locks on the WAL file
+itself (they live in the -shm file), so this descriptor cannot disturb them.
+"""
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from store.db import StoreUnavailable
+
+Done = Callable[[Exception | None], None]
+# Syncs in flight at once: a batch committed while one sync runs starts the next at once instead of waiting
+# for it to end (measured, docs/PERFORMANCE.md).
+_THREADS = 2
+
+
+class WalSync:
+    def __init__(self, database: Path) -> None:
+        self._wal = Path(f"{database}-wal")
+        self._fd: int | None = None
+        self._waiting: list[Done] = []
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._threads = [threading.Thread(target=self._run, name=f"wal-sync-{n}", daemon=True) for n in range(_THREADS)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Sync and answer what is waiting, then stop."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def after_commit(self, done: Done) -> None:
+        """Call `done(None)` once what was committed so far is on disk, or `done(error)` if syncing failed."""
+        with self._changed:
+            self._waiting.append(done)
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._waiting or self._stopping)
+                if not self._waiting:
+                    return
+                batches, self._waiting = self._waiting, []
+            error = self._sync()
+            for done in batches:
+                done(error)
+
+    def _sync(self) -> Exception | None:
+        try:
+            with self._changed:
+                if self._fd is None:  # a commit came first, so the WAL exists
+                    self._fd = os.open(self._wal, os.O_RDONLY)
+                fd = self._fd
+            os.fdatasync(fd)
+        except OSError as exc:
+            return StoreUnavailable(f"syncing the WAL to disk failed: {exc.strerror or exc}")
+        return None
