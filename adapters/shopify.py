@@ -23,6 +23,7 @@ from adapters.base import (
     body_hash,
     follow_up,
 )
+from adapters.shopify_catalog import CHECKOUT_TOPICS, PRODUCT_TOPICS, translate_checkout, translate_product
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.emails import normalise_email
 from normalizer.money import MoneyError, exponent, normalise_currency, to_minor
@@ -41,7 +42,7 @@ ORDER_TOPICS = frozenset(
     }
 )
 COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact", "app/uninstalled"})
-TOPICS = ORDER_TOPICS | COMPLIANCE_TOPICS | {"orders/delete", "refunds/create"}
+TOPICS = ORDER_TOPICS | COMPLIANCE_TOPICS | PRODUCT_TOPICS | CHECKOUT_TOPICS | {"orders/delete", "refunds/create"}
 
 # What each compliance topic's body holds (Shopify's documented fields; empty: any), the fields it must hold, and
 # the field naming the shop, which must be the delivery's X-Shopify-Shop-Domain. app/uninstalled carries the
@@ -137,6 +138,11 @@ class ShopifyAdapter:
                 return translate_delete(payload, lookup)
             if topic in COMPLIANCE_TOPICS:
                 return Translation(commands=[compliance_command(topic, payload)])
+            if topic in PRODUCT_TOPICS:
+                shop = (delivery.header("x-shopify-shop-domain", "shopify-shop-domain") or "").strip().lower()
+                return translate_product(payload, shop or None)
+            if topic in CHECKOUT_TOPICS:
+                return translate_checkout(payload)
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             if isinstance(exc, ValidationError):
                 raise
@@ -344,6 +350,8 @@ def translate_order(payload: Mapping[str, Any], lookup: OrderLookup) -> Translat
         "orderNumber": payload.get("name") or (str(payload["order_number"]) if payload.get("order_number") else None),
         "orderedAt": parse_instant(ordered_at) if ordered_at else None,
         "updatedAt": parse_instant(updated_at) if updated_at else None,
+        # The checkout it completed: that checkout closes, and no abandonment reminder follows it.
+        "checkoutId": payload.get("checkout_token") or None,
     }
     facts: dict[str, Any] = {
         "orderId": order_id,

@@ -24,12 +24,13 @@ from adapters.base import (
     body_hash,
     follow_up,
 )
+from adapters.woocommerce_catalog import PRODUCT_TOPICS, translate_product
 from normalizer import CanonicalOrder, Customer, Item
 from normalizer.model import Status
 from normalizer.money import MoneyError, exponent, to_minor
 from normalizer.problems import describe, problems
 
-TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"})
+TOPICS = frozenset({"order.created", "order.updated", "order.deleted", "order.restored"}) | PRODUCT_TOPICS
 ERASED_EMAIL = "deleted@site.invalid"  # what WordPress's personal data eraser leaves in billing.email
 
 _PING = re.compile(rb"webhook_id=([0-9]{1,20})")
@@ -157,6 +158,8 @@ class WooCommerceAdapter:
             raise TranslationError("the body is not a WooCommerce order (no id)")
         if topic == "order.deleted":
             return cancel_known(str(payload["id"]), lookup, "deleted")
+        if topic in PRODUCT_TOPICS:
+            return translate_product(payload)
         return translate_order(payload, lookup)
 
 
