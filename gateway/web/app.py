@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from adapters import Adapter
 from gateway.config import Config
 from gateway.web import (
+    admin,
     automations,
     catalog,
     deliveries,
@@ -45,6 +46,7 @@ ROUTES = [
     *openapi.ROUTES,
     *deliveries.ROUTES,
     *feed.ROUTES,
+    *admin.ROUTES,
 ]
 
 

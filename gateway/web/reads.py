@@ -126,7 +126,7 @@ def _subscriber(conn: sqlite3.Connection, email: str) -> dict[str, Any]:
     return row
 
 
-def _subscriber_view(gateway: Gateway, conn: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any]:
+def subscriber_view(gateway: Gateway, conn: sqlite3.Connection, row: dict[str, Any]) -> dict[str, Any]:
     attributes = {
         **row["attributes"],
         **gateway.engine.revenue_attributes(row["ordersCount"], row["totalSpentCents"]),
@@ -156,7 +156,7 @@ async def get_subscriber(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
     email = request.path_params["email"]
-    return await gateway.reads.run(lambda conn: JSONResponse(_subscriber_view(gateway, conn, _subscriber(conn, email))))
+    return await gateway.reads.run(lambda conn: JSONResponse(subscriber_view(gateway, conn, _subscriber(conn, email))))
 
 
 async def export_subscriber(request: Request) -> Response:
@@ -169,7 +169,7 @@ async def export_subscriber(request: Request) -> Response:
         row = _subscriber(conn, email)
         return JSONResponse(
             {
-                "subscriber": _subscriber_view(gateway, conn, row),
+                "subscriber": subscriber_view(gateway, conn, row),
                 "events": _events(privacy.events_for_subscriber(conn, row["id"])),
                 "orders": privacy.orders_for_email(conn, row["email"]),
             }

@@ -16,6 +16,7 @@ from gateway.outbound.sender import Sender, sync_destinations
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
+from gateway.web.admin_session import AdminSessions
 from gateway.web.auth import ApiKeys
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.read_pool import ReadPool
@@ -39,6 +40,7 @@ class Gateway:
         self.registry = CollectorRegistry()
         self.requests: Counter[tuple[str, str, int]] = Counter()  # by route, method, status (CountRequests)
         self.deliveries = DeliveryCounts()
+        self.admin_sessions = AdminSessions()
         self.scrape: DatabaseGauges | None = None
         self.job_metrics: JobMetrics | None = None
         if config.metrics_enabled:
