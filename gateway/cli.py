@@ -16,14 +16,14 @@ from prometheus_client import CollectorRegistry
 
 from adapters import Adapter
 from gateway import logs, runtime
-from gateway.commands import backfill, deliveries, jobs, segments, try_mapping
-from gateway.config import Config, ConfigError, build_adapters, load
+from gateway.commands import backfill, deliveries, init, jobs, segments, try_mapping
+from gateway.config import Config, ConfigError, load_with_adapters
 from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.metrics import JobMetrics, serve_metrics
 from gateway.outbound.sender import Sender, sync_destinations
 from gateway.pipeline.worker import Worker
 from normalizer.timefmt import now_us
-from store import queue
+from store import job_reads, queue
 from store.db import connect, transaction
 from store.schema import migrate
 
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="HTTP server and worker in one process (the default)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000, help="1-65535 (default: 8000)")
     serve.add_argument("--no-worker", action="store_true", help="accept only; leave processing to `worker`")
     worker = commands.add_parser("worker", help="process queued jobs only")
     worker.add_argument("--metrics-port", type=int, help="answer Prometheus scrapes at :PORT/metrics (0: any port)")
@@ -63,9 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_command(commands)
     segments.add_command(commands)
     deliveries.add_commands(commands)
+    init.add_command(commands)
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)
 
 
 def api_keys(config: Config) -> list[str]:
@@ -91,12 +98,16 @@ def api_keys(config: Config) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
+    if command == "init":
+        return init.main(args)
     try:
-        config = load(args.config)
-        adapters = build_adapters(config)
+        # try-mapping reads one source: the others' secrets need not be set.
+        only = args.source if command == "try-mapping" else None
+        config, adapters = load_with_adapters(args.config, only_source=only)
         engine = build_engine(config)
     except ConfigError as exc:
-        print(f"commerce-gateway: config error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"commerce-gateway: config error: {problem}", file=sys.stderr)
         return 2
     logs.setup(config.log_level)
     if command == "check-config":
@@ -120,14 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         conn.close()
         return deliveries.main(config, args)
     if command == "replay":
-        with transaction(conn):
-            replayed = queue.replay(conn, None if args.all_dead else args.job_id, now_us())
-        conn.close()
-        if not replayed:
-            print("nothing to replay" + (f": {args.job_id} is not dead or failed" if args.job_id else ""))
-            return 1 if args.job_id else 0
-        print(f"re-queued {len(replayed)} job(s)")
-        return 0
+        return _replay(conn, args)
     if command == "worker":
         sync_destinations(conn, config)
     conn.close()
@@ -161,6 +165,28 @@ def _open_database(config: Config) -> sqlite3.Connection | None:
         print(f"commerce-gateway: cannot open the database {config.database} for writing: {reason}", file=sys.stderr)
         return None
     return conn
+
+
+def _replay(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
+    job_id = None if args.all_dead else args.job_id
+    with transaction(conn):
+        replayed = queue.replay(conn, job_id, now_us())
+        job = job_reads.get(conn, job_id) if job_id and not replayed else None
+    conn.close()
+    if replayed:
+        print(f"re-queued {len(replayed)} job(s)")
+        return 0
+    if job_id is None:
+        print("nothing to replay")
+        return 0
+    if job is None:
+        print(f"commerce-gateway replay: no job {job_id!r} exists", file=sys.stderr)
+    else:
+        status = job["status"]
+        print(
+            f"commerce-gateway replay: job {job_id} is {status}; only dead or failed jobs are replayed", file=sys.stderr
+        )
+    return 1
 
 
 def _run_worker(config: Config, adapters: Mapping[str, Adapter], metrics_host: str, metrics_port: int | None) -> int:

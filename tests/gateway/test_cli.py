@@ -156,9 +156,19 @@ def test_replay_one_dead_job_and_all_dead(tmp_path: Path) -> None:
         _wait(conn, worker, "commerce-order-dead-1", "done")
         assert _jobs(conn)["commerce-order-dead-1"] == ("done", 1, None)
         assert _jobs(conn)["commerce-order-dead-2"][:2] == ("dead", 1)  # one job replayed, not all
-        for not_dead in ("commerce-order-dead-1", "commerce-order-unknown"):
-            result = cli("--config", str(config), "replay", not_dead)
-            assert (result.returncode, result.stdout) == (1, f"nothing to replay: {not_dead} is not dead or failed\n")
+        # A job that is not dead says what it is; a job id that does not exist says so (a typo, a pruned job).
+        result = cli("--config", str(config), "replay", "commerce-order-dead-1")
+        assert (result.returncode, result.stdout, result.stderr) == (
+            1,
+            "",
+            "commerce-gateway replay: job commerce-order-dead-1 is done; only dead or failed jobs are replayed\n",
+        )
+        result = cli("--config", str(config), "replay", "commerce-order-unknown")
+        assert (result.returncode, result.stdout, result.stderr) == (
+            1,
+            "",
+            "commerce-gateway replay: no job 'commerce-order-unknown' exists\n",
+        )
 
         finished = conn.execute("SELECT finished_at FROM jobs WHERE job_id = 'commerce-order-dead-2'").fetchone()
         result = cli("--config", str(config), "replay", "--all-dead")
