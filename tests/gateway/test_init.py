@@ -15,8 +15,8 @@ TEMPLATE = REPO / "gateway" / "default_config.yaml"
 
 def test_the_shipped_config_is_the_package_template() -> None:
     assert (REPO / "config.yaml").read_text() == TEMPLATE.read_text(), (
-        "config.yaml and gateway/default_config.yaml must be the same file: edit the template, then "
-        "`cp gateway/default_config.yaml config.yaml`"
+        "config.yaml and gateway/default_config.yaml (what `init` writes) must be the same file: copy the one "
+        "you edited onto the other"
     )
 
 
