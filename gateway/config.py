@@ -276,7 +276,8 @@ def _sources(value: Any, found: list[tuple[str, str]]) -> dict[str, SourceOption
 
 
 def _database_problems(database: Path) -> list[str]:
-    """What would stop `serve` from creating or opening the database file, known before it starts."""
+    """A database path that cannot be a file, known before anything starts. (Whether it can be written is found
+    when `serve` opens it: a read-only mount or a permission is said there, in one line.)"""
     if database.is_dir():
         return [f"database: {database} is a folder; name the database file inside it (e.g. {database}/gateway.db)"]
     existing = database.parent
@@ -284,11 +285,6 @@ def _database_problems(database: Path) -> list[str]:
         existing = existing.parent
     if not existing.is_dir():
         return [f"database: {existing} is a file, so no folder can be created under it for {database}"]
-    if database.exists():
-        writable = os.access(database, os.R_OK | os.W_OK) and os.access(database.parent, os.W_OK | os.X_OK)
-        return [] if writable else [f"database: {database} is not writable by this user"]
-    if not os.access(existing, os.W_OK | os.X_OK):
-        return [f"database: cannot create {database}: {existing} is not writable by this user"]
     return []
 
 

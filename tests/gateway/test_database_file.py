@@ -99,7 +99,11 @@ def test_a_database_folder_that_cannot_be_created_is_one_clear_line(tmp_path: Pa
     (tmp_path / "data").write_text("a file where the data folder should be\n")
     config = write_config(tmp_path)
     result = cli("worker", "--config", str(config))
-    assert result.returncode == 1
+    # Known from the path alone, so it is a config error: check-config says it too, before anything starts.
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"commerce-gateway: cannot open the database {_database(config)} for writing: ")
+    assert line == (
+        f"commerce-gateway: config error: database: {tmp_path / 'data'} is a file, so no folder can be created"
+        f" under it for {_database(config)}"
+    )
