@@ -5,7 +5,7 @@ checked, and the socket connects to a vetted address: there is no second lookup.
 
 Why connections of our own instead of `httpx.AsyncClient`: the client's pool scans every pooled connection on
 each request (a poll() per connection), and its request layers cost as much again; measured figures are in
-docs/PERFORMANCE.md ("Outbound delivery")."""
+docs/PERFORMANCE.md ("Measurements behind design choices")."""
 
 import asyncio
 import socket
@@ -25,6 +25,42 @@ _KEPT_BODY = 1024
 
 class Refused(httpcore.ConnectError):
     """The destination's host resolves to an address the SSRF rule does not allow."""
+
+
+class _OneWrite(httpcore.AsyncNetworkStream):
+    """Holds what httpcore writes (the request head, then the body) until it reads the answer, and sends it in
+    one write: one system call and one packet per request instead of two."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._held: list[bytes] = []
+
+    async def _flush(self, timeout: float | None) -> None:
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            await self._inner.write(data, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            self._held.append(buffer)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        await self._flush(timeout)
+        return await self._inner.read(max_bytes, timeout)
+
+    async def aclose(self) -> None:
+        self._held.clear()
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        await self._flush(timeout)
+        return _OneWrite(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
 
 
 class _VettedBackend(httpcore.AsyncNetworkBackend):
@@ -55,7 +91,7 @@ class _VettedBackend(httpcore.AsyncNetworkBackend):
         error: Exception = httpcore.ConnectError("the host resolves to no address")
         for address in addresses:  # every one vetted above; the first that answers
             try:
-                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                return _OneWrite(await self._inner.connect_tcp(address, port, timeout, local_address, socket_options))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
         raise error
