@@ -2,9 +2,29 @@
 and segments read this table in id order."""
 
 import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from store import json_columns, outbox
+
+# Told of each event recorded in its thread, in the recording transaction: (conn, subscriber id, name, occurred
+# at). The worker sets it around what it applies, so that segments counting an event hear of it wherever it was
+# recorded (an order, a lifecycle timer, a checkout).
+Observer = Callable[[sqlite3.Connection, int, str, int], None]
+_observing = threading.local()
+
+
+@contextmanager
+def observed(observer: Observer | None) -> Iterator[None]:
+    """Events recorded in this thread meanwhile are also told to `observer`."""
+    previous = getattr(_observing, "observer", None)
+    _observing.observer = observer
+    try:
+        yield
+    finally:
+        _observing.observer = previous
 
 
 def record(
@@ -31,6 +51,9 @@ def record(
     assert event_id is not None  # set by every INSERT that wrote its row
     # The outbox: the event's deliveries commit with it, or neither does.
     outbox.offer(conn, event_id, name, properties.get("historical") is True)
+    observer = getattr(_observing, "observer", None)
+    if observer is not None:
+        observer(conn, subscriber_id, name, occurred_at)
     return event_id
 
 

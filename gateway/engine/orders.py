@@ -7,6 +7,7 @@ every applied order, and as timer handlers and job kinds of their own.
 
 import sqlite3
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,10 @@ class Engine:
         if self.segments:
             self.hooks.append(self.segments.on_order)
             self.timers.register(SEGMENT_TIMER, self.segments.on_timer)
+
+    def recording(self) -> AbstractContextManager[None]:
+        """Around what the worker applies: every event recorded meanwhile reaches the segments counting it."""
+        return events.observed(self.segments.on_event if self.segments else None)
 
     def apply(self, conn: sqlite3.Connection, event: OrderEvent, now: int) -> list[str]:
         """Apply one order event; returns the warnings it produced."""

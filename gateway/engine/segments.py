@@ -95,17 +95,22 @@ class Segments:
             given = customer is not None and bool(customer.externalId or customer.firstName or customer.lastName)
             event = f"ecommerce.order_{applied.order.status}" if applied.event_id is not None else None
             attributes = customer.attributes if customer is not None else ()
-            self.touch(conn, applied.subscriber_id, order_keys(attributes, given, event), now)
+            keys = order_keys(attributes, given, event)
+            self.touch(conn, applied.subscriber_id, keys, now, applied.historical)
         owners = {applied.after.email, applied.before.email if applied.before is not None else None}
         owners -= {None, customer.email if customer is not None else None}
         for email in sorted(e for e in owners if e is not None):
             subscriber_id = subscribers.find_id(conn, email)
             if subscriber_id is not None:
-                self.touch(conn, subscriber_id, _ORDERS_ONLY, now)
+                self.touch(conn, subscriber_id, _ORDERS_ONLY, now, applied.historical)
 
-    def on_event(self, conn: sqlite3.Connection, subscriber_id: int, name: str, now: int) -> None:
-        """An event recorded outside an order (a lifecycle event): the segments counting that name."""
-        self.touch(conn, subscriber_id, frozenset({event_key(name)}), now)
+    def on_event(self, conn: sqlite3.Connection, subscriber_id: int, name: str, occurred_at: int) -> None:
+        """Any event recorded (`store.events.observed`): the segments counting that name. An order's own event
+        is left to `on_order`, which re-evaluates it with the rest of what the order changed; segment events
+        are never counted."""
+        if name.startswith(_OWN_PREFIXES):
+            return
+        self.touch(conn, subscriber_id, frozenset({event_key(name)}), occurred_at)
 
     def on_erasure(self, conn: sqlite3.Connection, subscriber_id: int, now: int) -> None:
         """Orders and events of a kept subscriber were erased: every segment is evaluated again."""
@@ -231,6 +236,7 @@ def emit_event(
     )
 
 
+_OWN_PREFIXES = ("ecommerce.order_", "segment.")
 _ORDERS_ONLY = frozenset({ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)})
 
 

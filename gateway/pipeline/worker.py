@@ -137,7 +137,7 @@ class Worker:
         self._next_due = timers.next_due(self.conn)
         if self._next_due is None or self._next_due > now:
             return 0
-        with self._turn(), transaction(self.conn) as conn:
+        with self._turn(), transaction(self.conn) as conn, self.engine.recording():
             fired, _more = self.engine.timers.fire_due(conn, now, time.monotonic() + _TIMER_SECONDS)
         self._next_due = 0  # read again before sleeping
         return fired
@@ -167,9 +167,10 @@ class Worker:
         """Process one batch of runnable jobs; returns how many were taken (0: nothing to do now)."""
         if self.metrics is not None:
             self.metrics.discard()  # a transaction abandoned by an exception left its observations behind
-        if self.turns is not None:
-            return self._run_in_turn(self.turns)
-        return self._run_leased()
+        with self.engine.recording():
+            if self.turns is not None:
+                return self._run_in_turn(self.turns)
+            return self._run_leased()
 
     def _run_in_turn(self, turns: WriteTurns) -> int:
         """`serve`'s worker: one transaction takes runnable jobs, applies them and completes them. The write lock

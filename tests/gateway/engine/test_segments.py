@@ -158,3 +158,50 @@ def test_definitions_change_at_start_without_events(make_harness: Any) -> None:
     second.post_order(order("o-3", customer={"email": EMAIL, "attributes": {"acquisitionChannel": "ig"}}))
     second.drain()
     assert segment_events(second)[-1] == ("segment.entered", "tiktok")
+
+
+def test_an_event_recorded_by_the_lifecycle_moves_the_segments_counting_it(make_harness: Any) -> None:
+    harness = make_harness(
+        segments={
+            "abandoners": {"event": {"name": "ecommerce.checkout_abandoned", "withinDays": 7}},
+            "started": {"event": {"name": "ecommerce.checkout_started"}},
+        }
+    )
+    checkout = {
+        "checkoutId": "chk-1",
+        "totalCents": 4425,
+        "currency": "USD",
+        "customer": {"email": EMAIL},
+        "items": [{"productId": "SKU-PROTEIN-1KG", "title": "Protein Powder", "quantity": 1}],
+    }
+    assert harness.client.post("/api/v1/checkouts", json=checkout, headers=harness.headers).status_code == 202
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["started"]
+    # The abandonment timer fires (an hour later): the event it records enters the subscriber at once.
+    abandoned_at = now_us() + 2 * 3_600_000_000
+    assert harness.worker.fire_timers(abandoned_at) == 1
+    assert harness.subscriber(EMAIL)["segments"] == ["abandoners", "started"]
+    # Seven days after the abandonment, time alone takes them out again.
+    assert harness.worker.fire_timers(abandoned_at + 7 * DAY_US) == 0
+    assert harness.worker.fire_timers(abandoned_at + 7 * DAY_US + 1) == 1
+    assert harness.subscriber(EMAIL)["segments"] == ["started"]
+    assert segment_events(harness)[-1] == ("segment.exited", "abandoners")
+
+
+def test_segment_events_of_imported_history_say_so(make_harness: Any) -> None:
+    harness = make_harness(segments=SEGMENTS, lifecycle={"historical_after": "30d"})
+    harness.post_order(order("o-old", orderedAt=days_ago(400)))
+    harness.drain()
+    changes = [e for e in harness.events(EMAIL) if e["name"].startswith("segment.")]
+    assert sorted((e["properties"]["segment"], e["properties"].get("historical")) for e in changes) == [
+        ("lapsed", True),
+        ("tiktok", True),
+    ]
+    harness.post_order(order("o-new", orderedAt=days_ago(0)))
+    harness.drain()
+    changes = [e for e in harness.events(EMAIL) if e["name"].startswith("segment.")][2:]
+    assert sorted((e["name"], e["properties"]["segment"], e["properties"].get("historical")) for e in changes) == [
+        ("segment.entered", "recent", None),
+        ("segment.entered", "vip", None),
+        ("segment.exited", "lapsed", None),
+    ]
