@@ -6,9 +6,7 @@ kind SEGMENT_TIMER keyed by the subscriber id."""
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from normalizer.timefmt import to_micros
 from store import json_columns as json
 from store import timers
 
@@ -143,9 +141,28 @@ _PROFILE = (
 )
 
 
-def profile(conn: sqlite3.Connection, subscriber_id: int) -> Profile | None:
-    row: Profile | None = conn.execute(f"{_PROFILE} WHERE id = ?", (subscriber_id,)).fetchone()
-    return row
+# A subscriber's profile, their memberships ("segment member changes", comma-separated: segment names have
+# neither) and their segment timer, in one statement: every evaluation reads all three.
+_STATE = (
+    "SELECT s.id, s.email, s.external_id, s.first_name, s.last_name, s.attributes, s.orders_count,"
+    " s.total_spent_cents, (SELECT group_concat(m.segment || ' ' || m.member || ' ' || m.changes)"
+    " FROM segment_members AS m WHERE m.subscriber_id = s.id),"
+    f" (SELECT t.due_at FROM timers AS t WHERE t.kind = '{SEGMENT_TIMER}' AND t.key = CAST(s.id AS TEXT))"
+    " FROM subscribers AS s WHERE s.id = ?"
+)
+
+
+def state(conn: sqlite3.Connection, subscriber_id: int) -> tuple[Profile, dict[str, Membership], int | None] | None:
+    """(profile, memberships, due time of their segment timer) of one subscriber; None if there is none."""
+    row = conn.execute(_STATE, (subscriber_id,)).fetchone()
+    if row is None:
+        return None
+    states = {}
+    if row[8]:
+        for entry in row[8].split(","):
+            segment, member, changes = entry.split(" ")
+            states[segment] = Membership(member == "1", int(changes))
+    return row[:8], states, row[9]
 
 
 def profiles_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Profile]:
@@ -153,9 +170,10 @@ def profiles_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Pro
     return rows
 
 
-def micros(iso: str) -> int:
-    """µs since the epoch of a stored `orderedAt` (always UTC, `…Z`)."""
-    return to_micros(datetime.fromisoformat(iso))
+# Of a stored `orderedAt` (always `YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC), µs since the epoch, computed by SQLite.
+_ORDERED_US = (
+    "CAST(strftime('%s', o.ordered_at) AS INTEGER) * 1000000 + CAST(substr(o.ordered_at, 21, 3) AS INTEGER) * 1000"
+)
 
 
 def items_of(raw: str | None) -> tuple[tuple[str | None, str | None], ...]:
@@ -164,32 +182,37 @@ def items_of(raw: str | None) -> tuple[tuple[str | None, str | None], ...]:
     return tuple((item.get("productId"), item.get("variantId")) for item in json.loads(raw))
 
 
-def counted_orders(conn: sqlite3.Connection, email: str) -> list[tuple[str, str, str | None]]:
-    """(source, orderedAt, items JSON) of the orders segments count."""
-    rows: list[tuple[str, str, str | None]] = conn.execute(
-        f"SELECT o.source, o.ordered_at, o.items FROM orders AS o WHERE o.email = ? AND {_COUNTED}", (email,)
+def counted_orders(conn: sqlite3.Connection, email: str, items: bool) -> list[tuple[str, int, str | None]]:
+    """(source, orderedAt µs, items JSON when `items`) of the orders segments count."""
+    rows: list[tuple[str, int, str | None]] = conn.execute(
+        f"SELECT o.source, {_ORDERED_US}, {'o.items' if items else 'NULL'} FROM orders AS o"
+        f" WHERE o.email = ? AND {_COUNTED}",
+        (email,),
     ).fetchall()
     return rows
 
 
-def counted_orders_between(conn: sqlite3.Connection, first: int, last: int) -> list[tuple[int, str, str, str | None]]:
-    """(subscriber id, source, orderedAt, items JSON) of the counted orders of subscribers with ids in range."""
-    rows: list[tuple[int, str, str, str | None]] = conn.execute(
-        "SELECT s.id, o.source, o.ordered_at, o.items FROM subscribers AS s JOIN orders AS o ON o.email = s.email"
-        f" WHERE s.id BETWEEN ? AND ? AND {_COUNTED}",
+def counted_orders_between(
+    conn: sqlite3.Connection, first: int, last: int, items: bool
+) -> list[tuple[int, str, int, str | None]]:
+    """(subscriber id, source, orderedAt µs, items JSON when `items`) of the counted orders of subscribers with
+    ids in range."""
+    rows: list[tuple[int, str, int, str | None]] = conn.execute(
+        f"SELECT s.id, o.source, {_ORDERED_US}, {'o.items' if items else 'NULL'} FROM subscribers AS s"
+        f" JOIN orders AS o ON o.email = s.email WHERE s.id BETWEEN ? AND ? AND {_COUNTED}",
         (first, last),
     ).fetchall()
     return rows
 
 
-def _names(names: Sequence[str]) -> str:
-    return json.dumps(list(names))
+def _among(names: Sequence[str]) -> str:
+    return ", ".join("?" * len(names))
 
 
 def events_named(conn: sqlite3.Connection, subscriber_id: int, names: Sequence[str]) -> list[tuple[str, int]]:
     rows: list[tuple[str, int]] = conn.execute(
-        "SELECT name, occurred_at FROM events WHERE subscriber_id = ? AND name IN (SELECT value FROM json_each(?))",
-        (subscriber_id, _names(names)),
+        f"SELECT name, occurred_at FROM events WHERE subscriber_id = ? AND name IN ({_among(names)})",
+        (subscriber_id, *names),
     ).fetchall()
     return rows
 
@@ -199,7 +222,7 @@ def events_named_between(
 ) -> list[tuple[int, str, int]]:
     rows: list[tuple[int, str, int]] = conn.execute(
         "SELECT subscriber_id, name, occurred_at FROM events WHERE subscriber_id BETWEEN ? AND ?"
-        " AND name IN (SELECT value FROM json_each(?))",
-        (first, last, _names(names)),
+        f" AND name IN ({_among(names)})",
+        (first, last, *names),
     ).fetchall()
     return rows

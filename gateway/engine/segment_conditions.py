@@ -67,6 +67,7 @@ class Segment:
     reads: frozenset[str]  # change keys of its own conditions
     refs: frozenset[str]  # segments it names directly
     timers: tuple[Timer, ...]  # of its own withinDays conditions
+    items: bool = False  # a purchased condition: reads the orders' items
     depends: frozenset[str] = frozenset()  # change keys of its conditions and of every segment it names
     timed: bool = False  # a withinDays condition in it or in a segment it names
     fingerprint: str = ""  # its definition and those of the segments it names
@@ -77,6 +78,7 @@ class _Compiling:
     reads: set[str] = field(default_factory=set)
     refs: dict[str, str] = field(default_factory=dict)  # name -> key path of the first reference
     timers: list[Timer] = field(default_factory=list)
+    items: bool = False
 
 
 def _fail(path: str, message: str) -> DefinitionError:
@@ -91,7 +93,7 @@ def _same(value: Any, wanted: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return type(value) is int or type(value) is float
 
 
 def _operator(path: str, op: str, wanted: Any) -> Callable[[Any], bool]:
@@ -199,6 +201,7 @@ def _purchased(path: str, value: Any, into: _Compiling) -> Check:
         raise _fail(where, "needs a productId or a variantId")
     source, count = options.get("source"), _at_least(where, options)
     into.reads.add(ORDERS)
+    into.items = True
 
     def matches(order: OrderFact) -> bool:
         if source is not None and order.source != source:
@@ -229,12 +232,21 @@ def _counting(
 
     def check(facts: Facts) -> bool:
         cutoff = facts.now - span
-        return sum(1 for at in times(facts) if at >= cutoff) >= count
+        found = 0
+        for at in times(facts):
+            if at >= cutoff:
+                found += 1
+        return found >= count
 
     def clock(facts: Facts) -> int | None:
         cutoff = facts.now - span
-        recent = sorted((at for at in times(facts) if at >= cutoff), reverse=True)
-        return recent[count - 1] + span + 1 if len(recent) >= count else None
+        recent = [at for at in times(facts) if at >= cutoff]
+        if len(recent) < count:
+            return None
+        if count == 1:
+            return max(recent) + span + 1
+        recent.sort(reverse=True)
+        return recent[count - 1] + span + 1
 
     into.timers.append((key, clock))
     return check
@@ -336,7 +348,9 @@ def compile_segments(definitions: Mapping[str, Any]) -> dict[str, Segment]:
             raise _fail(f"segments.{name}", "a segment name is letters, digits, '-', '_' or '.' (at most 64)")
         into = _Compiling()
         check = _compile(f"segments.{name}", definition, into)
-        segment = Segment(name, definition, check, frozenset(into.reads), frozenset(into.refs), tuple(into.timers))
+        segment = Segment(
+            name, definition, check, frozenset(into.reads), frozenset(into.refs), tuple(into.timers), into.items
+        )
         compiled[name] = (segment, into.refs)
     for _, refs in compiled.values():
         for ref, where in refs.items():

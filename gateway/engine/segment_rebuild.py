@@ -83,9 +83,9 @@ def rebuild(
             if not profiles:
                 break
             first, last = profiles[0][0], profiles[-1][0]
-            orders: dict[int, list[tuple[str, str, str | None]]] = {}
+            orders: dict[int, list[tuple[str, int, str | None]]] = {}
             if plan.orders:
-                for subscriber_id, source, at, items in store.counted_orders_between(conn, first, last):
+                for subscriber_id, source, at, items in store.counted_orders_between(conn, first, last, plan.items):
                     orders.setdefault(subscriber_id, []).append((source, at, items))
             named: dict[int, list[tuple[str, int]]] = {}
             if plan.events:

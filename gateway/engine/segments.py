@@ -43,6 +43,7 @@ class Plan:
     custom: bool  # custom attributes read (the JSON column parsed)
     revenue: bool
     orders: bool
+    items: bool  # the orders' items (purchased conditions)
     events: tuple[str, ...]
 
 
@@ -82,6 +83,7 @@ class Segments:
             custom=bool(attributes - PROFILE_ATTRIBUTES - REVENUE_ATTRIBUTES),
             revenue=not attributes.isdisjoint(REVENUE_ATTRIBUTES),
             orders=ORDERS in reads,
+            items=any(s.items for s in chosen),
             events=tuple(sorted(key.removeprefix("event:") for key in reads if key.startswith("event:"))),
         )
 
@@ -127,20 +129,20 @@ class Segments:
     def evaluate(
         self, conn: sqlite3.Connection, subscriber_id: int, plan: Plan, now: int, historical: bool = False
     ) -> None:
-        profile = store.profile(conn, subscriber_id)
-        if profile is None:
+        found = store.state(conn, subscriber_id)
+        if found is None:
             return
-        orders = store.counted_orders(conn, profile[1]) if plan.orders else ()
+        profile, states, stored_due = found
+        orders = store.counted_orders(conn, profile[1], plan.items) if plan.orders else ()
         named = store.events_named(conn, subscriber_id, plan.events) if plan.events else ()
         facts = self.facts(now, profile, plan, orders, named)
-        states = store.memberships(conn, subscriber_id)
         for name, state in states.items():
             facts.member[name] = state.member
         for segment, member in self.changes(plan, facts):
             self.record(conn, subscriber_id, segment, member, states.get(segment.name), now, True, historical)
         if plan.timers:
             due, key = self.due(plan, facts), str(subscriber_id)
-            if due != timers.get(conn, SEGMENT_TIMER, key):
+            if due != stored_due:
                 if due is None:
                     timers.cancel(conn, SEGMENT_TIMER, key)
                 else:
@@ -158,7 +160,7 @@ class Segments:
         now: int,
         profile: Profile,
         plan: Plan,
-        orders: Iterable[tuple[str, str, str | None]],
+        orders: Iterable[tuple[str, int, str | None]],
         named: Iterable[tuple[str, int]],
     ) -> Facts:
         facts = Facts(now)
@@ -171,7 +173,7 @@ class Segments:
             if plan.revenue:
                 attributes.update(self.revenue(orders_count, spent))
             facts.attributes = attributes
-        facts.orders = [OrderFact(source, store.micros(at), store.items_of(items)) for source, at, items in orders]
+        facts.orders = [OrderFact(source, at, store.items_of(items)) for source, at, items in orders]
         for name, at in named:
             facts.events.setdefault(name, []).append(at)
         return facts
@@ -242,7 +244,20 @@ _ORDERS_ONLY = frozenset({ORDERS, *(attribute_key(name) for name in REVENUE_ATTR
 
 def order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
     """What one applied order event can change of its subscriber: the attributes it gives, the revenue
-    attributes, the ledger's orders, and the event it recorded."""
+    attributes, the ledger's orders, and the event it recorded. (One of a few shapes: remembered.)"""
+    shape = (tuple(attributes), names_given, event)
+    keys = _ORDER_KEYS.get(shape)
+    if keys is None:
+        if len(_ORDER_KEYS) >= _PLANS:
+            _ORDER_KEYS.clear()
+        keys = _ORDER_KEYS[shape] = _order_keys(*shape)
+    return keys
+
+
+_ORDER_KEYS: dict[tuple[tuple[str, ...], bool, str | None], frozenset[str]] = {}
+
+
+def _order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
     keys = {ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)}
     keys.update(attribute_key(name) for name in attributes)
     if names_given:
