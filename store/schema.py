@@ -246,7 +246,42 @@ def _outbound(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _outbound]
+def _segment_state(db: sqlite_utils.Database) -> None:
+    """Segments, read faster: a subscriber's transitions per segment and their segment timer's due time live in
+    their own row (one read with the profile every evaluation needs), and `segment_members` holds members only,
+    keyed for listing."""
+    for statement in (
+        "ALTER TABLE subscribers ADD COLUMN segment_changes TEXT",
+        "ALTER TABLE subscribers ADD COLUMN segment_due INTEGER",
+        "UPDATE subscribers SET segment_changes = (SELECT group_concat(m.segment || ' ' || m.changes, ',')"
+        " FROM segment_members AS m WHERE m.subscriber_id = subscribers.id)"
+        " WHERE id IN (SELECT subscriber_id FROM segment_members)",
+        "UPDATE subscribers SET segment_due = (SELECT t.due_at FROM timers AS t WHERE t.kind = 'segment'"
+        " AND t.key = CAST(subscribers.id AS TEXT)) WHERE CAST(id AS TEXT) IN"
+        " (SELECT key FROM timers WHERE kind = 'segment')",
+        "CREATE TABLE segment_members_v8 (segment TEXT NOT NULL, subscriber_id INTEGER NOT NULL,"
+        " PRIMARY KEY (segment, subscriber_id)) WITHOUT ROWID",
+        "INSERT INTO segment_members_v8 SELECT segment, subscriber_id FROM segment_members WHERE member",
+        "DROP TABLE segment_members",
+        "ALTER TABLE segment_members_v8 RENAME TO segment_members",
+        # Subscribers merged into one (v8) leave no member behind.
+        "DELETE FROM segment_members WHERE subscriber_id NOT IN (SELECT id FROM subscribers)",
+    ):
+        db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1,
+    _v2,
+    _v3,
+    _v4,
+    _v5,
+    _v6,
+    _v7,
+    _v8,
+    _outbound,
+    _segment_state,
+]
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -1,17 +1,18 @@
-"""Segment membership in SQLite: the stored definitions (by fingerprint) with their member counts, who is in
-each segment, and the reads that give conditions their facts, one subscriber at a time or a range of
-subscribers at once. When time alone moves a subscriber's membership is a durable timer (`store.timers`) of
-kind SEGMENT_TIMER keyed by the subscriber id."""
+"""Segment membership in SQLite: the stored definitions (by fingerprint) with their member counts, each
+segment's members (for listing), and per subscriber, in their own row, how many times they entered or left each
+segment and when their segment timer is due; plus the reads that give conditions their facts, one subscriber at
+a time or a range of subscribers at once. When time alone moves a subscriber's membership is a durable timer
+(`store.timers`) of kind SEGMENT_TIMER keyed by the subscriber id."""
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from store import json_columns as json
 from store import timers
 
 SEGMENT_TIMER = "segment"
-
 # Of the subscriber's orders, those segments count: neither cancelled nor fully refunded.
 _COUNTED = "NOT o.cancelled AND NOT (o.refunded_cents > 0 AND o.refunded_cents >= o.total_cents)"
 
@@ -24,10 +25,24 @@ class Defined:
     built_at: int
 
 
-@dataclass(slots=True)
-class Membership:
-    member: bool
-    changes: int  # transitions so far (in and out), which numbers each one's event
+# A subscriber's transitions per segment, kept in their row as "vip 3,fans 1" (segment names have neither a space
+# nor a comma). Transitions alternate, entering first, so an odd count is a member; the count numbers the next
+# transition's event.
+Changes = dict[str, int]
+
+
+def parse_changes(text: str | None) -> Changes:
+    if not text:
+        return {}
+    changes = {}
+    for entry in text.split(","):
+        segment, count = entry.split(" ")
+        changes[segment] = int(count)
+    return changes
+
+
+def format_changes(changes: Changes) -> str | None:
+    return ",".join(f"{segment} {count}" for segment, count in changes.items()) or None
 
 
 def defined(conn: sqlite3.Connection) -> dict[str, Defined]:
@@ -39,130 +54,103 @@ def define(conn: sqlite3.Connection, name: str, fingerprint: str, built_at: int)
     """Record a segment as built from the definition of `fingerprint`; its member count is recounted."""
     conn.execute(
         "INSERT INTO segments (name, fingerprint, members, built_at) VALUES (?1, ?2,"
-        " (SELECT count(*) FROM segment_members WHERE segment = ?1 AND member), ?3)"
+        " (SELECT count(*) FROM segment_members WHERE segment = ?1), ?3)"
         " ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, members = excluded.members,"
         " built_at = excluded.built_at",
         (name, fingerprint, built_at),
     )
 
 
-def drop(conn: sqlite3.Connection, name: str) -> int:
-    """Forget a segment that is no longer defined; returns how many members it had."""
-    removed = conn.execute("DELETE FROM segment_members WHERE segment = ? AND member", (name,)).rowcount
-    conn.execute("DELETE FROM segment_members WHERE segment = ?", (name,))
+def drop(conn: sqlite3.Connection, name: str, batch: int = 5000) -> int:
+    """Forget a segment that is no longer defined, its members and every subscriber's count of it (so that one
+    defined again under the name starts afresh); returns how many members it had."""
+    removed = conn.execute("DELETE FROM segment_members WHERE segment = ?", (name,)).rowcount
     conn.execute("DELETE FROM segments WHERE name = ?", (name,))
+    after = 0
+    while rows := conn.execute(
+        "SELECT id, segment_changes FROM subscribers WHERE id > ? AND segment_changes IS NOT NULL"
+        " AND instr(',' || segment_changes, ',' || ? || ' ') > 0 ORDER BY id LIMIT ?",
+        (after, name, batch),
+    ).fetchall():
+        kept = []
+        for subscriber_id, text in rows:
+            changes = parse_changes(text)
+            changes.pop(name, None)
+            kept.append((format_changes(changes), subscriber_id))
+        conn.executemany("UPDATE subscribers SET segment_changes = ? WHERE id = ?", kept)
+        after = rows[-1][0]
     return removed
 
 
-def memberships(conn: sqlite3.Connection, subscriber_id: int) -> dict[str, Membership]:
-    rows = conn.execute(
-        "SELECT segment, member, changes FROM segment_members WHERE subscriber_id = ?", (subscriber_id,)
-    ).fetchall()
-    return {segment: Membership(bool(member), changes) for segment, member, changes in rows}
-
-
-def memberships_between(conn: sqlite3.Connection, first: int, last: int) -> dict[int, dict[str, Membership]]:
-    found: dict[int, dict[str, Membership]] = {}
-    for subscriber_id, segment, member, changes in conn.execute(
-        "SELECT subscriber_id, segment, member, changes FROM segment_members WHERE subscriber_id BETWEEN ? AND ?",
-        (first, last),
-    ):
-        found.setdefault(subscriber_id, {})[segment] = Membership(bool(member), changes)
-    return found
-
-
-def set_member(conn: sqlite3.Connection, segment: str, subscriber_id: int, member: bool, changes: int, now: int) -> int:
-    """Store one transition (`changes` already counts it) and keep the segment's member count with it; returns
-    when the segment's definition was built (0 if it is not recorded yet), which with `changes` keys its event."""
-    conn.execute(
-        "INSERT INTO segment_members (subscriber_id, segment, member, changes, changed_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (subscriber_id, segment) DO UPDATE SET member = excluded.member,"
-        " changes = excluded.changes, changed_at = excluded.changed_at",
-        (subscriber_id, segment, int(member), changes, now),
-    )
+def move(conn: sqlite3.Connection, segment: str, subscriber_id: int, member: bool) -> int:
+    """A subscriber enters or leaves a segment: its members and count follow. Returns when the segment's
+    definition was built (0 if not recorded yet), which keys the transition's event with its number."""
+    if member:
+        conn.execute(
+            "INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)", (segment, subscriber_id)
+        )
+    else:
+        conn.execute("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", (segment, subscriber_id))
     row = conn.execute(
         "UPDATE segments SET members = members + ? WHERE name = ? RETURNING built_at", (1 if member else -1, segment)
     ).fetchone()
     return int(row[0]) if row else 0
 
 
-def built_at(conn: sqlite3.Connection, segment: str) -> int:
-    row = conn.execute("SELECT built_at FROM segments WHERE name = ?", (segment,)).fetchone()
-    return int(row[0]) if row else 0
+def move_many(conn: sqlite3.Connection, entered: Iterable[tuple[str, int]], left: Iterable[tuple[str, int]]) -> None:
+    """Many (segment, subscriber id) in and out at once (a rebuild's); counts are the caller's (`define`)."""
+    conn.executemany("INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)", entered)
+    conn.executemany("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", left)
 
 
-def set_members(conn: sqlite3.Connection, rows: Sequence[tuple[int, str, int, int, int]]) -> None:
-    """Many transitions at once, (subscriber_id, segment, member, changes, changed_at); counts are the caller's
-    (`define` recounts them)."""
-    conn.executemany(
-        "INSERT INTO segment_members (subscriber_id, segment, member, changes, changed_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (subscriber_id, segment) DO UPDATE SET member = excluded.member,"
-        " changes = excluded.changes, changed_at = excluded.changed_at",
-        rows,
+def save_state(conn: sqlite3.Connection, subscriber_id: int, changes: Changes, due_at: int | None) -> None:
+    conn.execute(
+        "UPDATE subscribers SET segment_changes = ?, segment_due = ? WHERE id = ?",
+        (format_changes(changes), due_at, subscriber_id),
     )
+
+
+def save_states(conn: sqlite3.Connection, states: Iterable[tuple[str | None, int | None, int]]) -> None:
+    """Many (changes as formatted, due time, subscriber id) at once."""
+    conn.executemany("UPDATE subscribers SET segment_changes = ?, segment_due = ? WHERE id = ?", states)
 
 
 def of_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> list[str]:
     """The segments a subscriber is in, by name."""
-    return [
-        row[0]
-        for row in conn.execute(
-            "SELECT segment FROM segment_members WHERE subscriber_id = ? AND member ORDER BY segment",
-            (subscriber_id,),
-        )
-    ]
+    row = conn.execute("SELECT segment_changes FROM subscribers WHERE id = ?", (subscriber_id,)).fetchone()
+    return sorted(name for name, count in parse_changes(row[0] if row else None).items() if count % 2)
 
 
 def members(conn: sqlite3.Connection, segment: str, after: int, limit: int) -> list[tuple[int, str]]:
     """(subscriber id, email) of a segment's members with ids above `after`, in id order."""
     return conn.execute(
         "SELECT m.subscriber_id, s.email FROM segment_members AS m JOIN subscribers AS s ON s.id = m.subscriber_id"
-        " WHERE m.segment = ? AND m.member AND m.subscriber_id > ? ORDER BY m.subscriber_id LIMIT ?",
+        " WHERE m.segment = ? AND m.subscriber_id > ? ORDER BY m.subscriber_id LIMIT ?",
         (segment, after, limit),
     ).fetchall()
 
 
 def forget_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> None:
-    """A subscriber erased: out of every segment (counts kept), no timer."""
-    for (segment,) in conn.execute(
-        "SELECT segment FROM segment_members WHERE subscriber_id = ? AND member", (subscriber_id,)
-    ).fetchall():
-        conn.execute("UPDATE segments SET members = members - 1 WHERE name = ?", (segment,))
-    conn.execute("DELETE FROM segment_members WHERE subscriber_id = ?", (subscriber_id,))
+    """A subscriber erased: out of every segment, no timer."""
+    for segment in of_subscriber(conn, subscriber_id):
+        move(conn, segment, subscriber_id, False)
     timers.cancel(conn, SEGMENT_TIMER, str(subscriber_id))
 
 
-# Facts: what conditions read. Profiles are (id, email, externalId, firstName, lastName, attributes JSON,
-# ordersCount, totalSpentCents); orders are (source, orderedAt µs, items JSON); events (name, occurredAt µs).
+# Facts: what conditions read. A profile is (id, email, externalId, firstName, lastName, attributes JSON,
+# ordersCount, totalSpentCents, segment changes, segment due); orders are (source, orderedAt µs, items JSON);
+# events (name, occurredAt µs).
 
-Profile = tuple[int, str, str | None, str | None, str | None, str, int, int]
+Profile = tuple[int, str, str | None, str | None, str | None, str, int, int, str | None, int | None]
 _PROFILE = (
-    "SELECT id, email, external_id, first_name, last_name, attributes, orders_count, total_spent_cents FROM subscribers"
+    "SELECT id, email, external_id, first_name, last_name, attributes, orders_count, total_spent_cents,"
+    " segment_changes, segment_due FROM subscribers"
 )
 
 
-# A subscriber's profile, their memberships ("segment member changes", comma-separated: segment names have
-# neither) and their segment timer, in one statement: every evaluation reads all three.
-_STATE = (
-    "SELECT s.id, s.email, s.external_id, s.first_name, s.last_name, s.attributes, s.orders_count,"
-    " s.total_spent_cents, (SELECT group_concat(m.segment || ' ' || m.member || ' ' || m.changes)"
-    " FROM segment_members AS m WHERE m.subscriber_id = s.id),"
-    f" (SELECT t.due_at FROM timers AS t WHERE t.kind = '{SEGMENT_TIMER}' AND t.key = CAST(s.id AS TEXT))"
-    " FROM subscribers AS s WHERE s.id = ?"
-)
-
-
-def state(conn: sqlite3.Connection, subscriber_id: int) -> tuple[Profile, dict[str, Membership], int | None] | None:
-    """(profile, memberships, due time of their segment timer) of one subscriber; None if there is none."""
-    row = conn.execute(_STATE, (subscriber_id,)).fetchone()
-    if row is None:
-        return None
-    states = {}
-    if row[8]:
-        for entry in row[8].split(","):
-            segment, member, changes = entry.split(" ")
-            states[segment] = Membership(member == "1", int(changes))
-    return row[:8], states, row[9]
+def profile(conn: sqlite3.Connection, subscriber_id: int) -> Profile | None:
+    row: Profile | None = conn.execute(f"{_PROFILE} WHERE id = ?", (subscriber_id,)).fetchone()
+    return row
 
 
 def profiles_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Profile]:
@@ -176,7 +164,10 @@ _ORDERED_US = (
 )
 
 
+@lru_cache(maxsize=4096)
 def items_of(raw: str | None) -> tuple[tuple[str | None, str | None], ...]:
+    """(productId, variantId) of an order's items. Remembered: a subscriber's older orders are read again at
+    each of their evaluations."""
     if not raw:
         return ()
     return tuple((item.get("productId"), item.get("variantId")) for item in json.loads(raw))

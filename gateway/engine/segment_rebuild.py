@@ -91,34 +91,36 @@ def rebuild(
             if plan.events:
                 for subscriber_id, event, occurred in store.events_named_between(conn, first, last, plan.events):
                     named.setdefault(subscriber_id, []).append((event, occurred))
-            states = store.memberships_between(conn, first, last)
-            rows: list[tuple[int, str, int, int, int]] = []
+            entered: list[tuple[str, int]] = []
+            left: list[tuple[str, int]] = []
+            saved: list[tuple[str | None, int | None, int]] = []
             dues: list[tuple[str, int]] = []
             cleared: list[str] = []
             for profile in profiles:
                 subscriber_id = profile[0]
                 facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), named.get(subscriber_id, ()))
-                mine = states.get(subscriber_id, {})
-                for name, kept in mine.items():
-                    facts.member[name] = kept.member
-                for segment, member in segments.changes(plan, facts):
-                    state = mine.get(segment.name)
-                    changes = (state.changes if state is not None else 0) + 1
-                    rows.append((subscriber_id, segment.name, int(member), changes, now))
+                changes = store.parse_changes(profile[8])
+                moved = False
+                for segment, member in segments.changes(plan, facts, changes):
+                    count = changes[segment.name] = changes.get(segment.name, 0) + 1
+                    (entered if member else left).append((segment.name, subscriber_id))
                     if emit:
-                        emit_event(conn, subscriber_id, segment.name, member, changes, built[segment.name], now)
-                    if member:
-                        result.entered += 1
-                    else:
-                        result.exited += 1
+                        emit_event(conn, subscriber_id, segment.name, member, count, built[segment.name], now)
+                    moved = True
                 due = segments.due(plan, facts)
-                if due is None:
-                    cleared.append(str(subscriber_id))
-                else:
-                    dues.append((str(subscriber_id), due))
-            store.set_members(conn, rows)
+                if due != profile[9]:
+                    if due is None:
+                        cleared.append(str(subscriber_id))
+                    else:
+                        dues.append((str(subscriber_id), due))
+                if moved or due != profile[9]:
+                    saved.append((store.format_changes(changes), due, subscriber_id))
+            store.move_many(conn, entered, left)
+            store.save_states(conn, saved)
             timers.cancel_many(conn, SEGMENT_TIMER, cleared)
             timers.schedule_many(conn, SEGMENT_TIMER, dues)
+            result.entered += len(entered)
+            result.exited += len(left)
         result.subscribers += len(profiles)
         after = last
     with transaction(conn):

@@ -23,7 +23,7 @@ from gateway.engine.segment_conditions import (
 from store import events, subscribers, timers
 from store import json_columns as json
 from store import segments as store
-from store.segments import SEGMENT_TIMER, Membership, Profile
+from store.segments import SEGMENT_TIMER, Profile
 
 if TYPE_CHECKING:  # the engine holds its segments: no import cycle at run time
     from gateway.engine.orders import Applied
@@ -129,24 +129,29 @@ class Segments:
     def evaluate(
         self, conn: sqlite3.Connection, subscriber_id: int, plan: Plan, now: int, historical: bool = False
     ) -> None:
-        found = store.state(conn, subscriber_id)
-        if found is None:
+        profile = store.profile(conn, subscriber_id)
+        if profile is None:
             return
-        profile, states, stored_due = found
         orders = store.counted_orders(conn, profile[1], plan.items) if plan.orders else ()
         named = store.events_named(conn, subscriber_id, plan.events) if plan.events else ()
         facts = self.facts(now, profile, plan, orders, named)
-        for name, state in states.items():
-            facts.member[name] = state.member
-        for segment, member in self.changes(plan, facts):
-            self.record(conn, subscriber_id, segment, member, states.get(segment.name), now, True, historical)
+        changes = store.parse_changes(profile[8])
+        moved = False
+        for segment, member in self.changes(plan, facts, changes):
+            count = changes[segment.name] = changes.get(segment.name, 0) + 1
+            built = store.move(conn, segment.name, subscriber_id, member)
+            emit_event(conn, subscriber_id, segment.name, member, count, built, now, historical)
+            moved = True
+        due = stored_due = profile[9]
         if plan.timers:
-            due, key = self.due(plan, facts), str(subscriber_id)
+            due = self.due(plan, facts)
             if due != stored_due:
                 if due is None:
-                    timers.cancel(conn, SEGMENT_TIMER, key)
+                    timers.cancel(conn, SEGMENT_TIMER, str(subscriber_id))
                 else:
-                    timers.schedule(conn, SEGMENT_TIMER, key, due)
+                    timers.schedule(conn, SEGMENT_TIMER, str(subscriber_id), due)
+        if moved or due != stored_due:
+            store.save_state(conn, subscriber_id, changes, due)
 
     def on_timer(self, conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
         """A subscriber's window closed (their `segment` timer, taken by the worker in this transaction): their
@@ -165,7 +170,7 @@ class Segments:
     ) -> Facts:
         facts = Facts(now)
         if plan.attributes:
-            _, _, external_id, first_name, last_name, custom, orders_count, spent = profile
+            _, _, external_id, first_name, last_name, custom, orders_count, spent, _, _ = profile
             attributes: dict[str, Any] = json.loads(custom) if plan.custom and custom else {}
             for key, value in (("externalId", external_id), ("firstName", first_name), ("lastName", last_name)):
                 if value is not None:
@@ -179,10 +184,12 @@ class Segments:
         return facts
 
     @staticmethod
-    def changes(plan: Plan, facts: Facts) -> Iterable[tuple[Segment, bool]]:
-        """Each segment of the plan whose answer differs from `facts.member` (the stored membership), with its
-        answer; `facts.member` follows, so a segment naming another sees its new answer."""
+    def changes(plan: Plan, facts: Facts, changes: store.Changes) -> Iterable[tuple[Segment, bool]]:
+        """Each segment of the plan whose answer differs from the stored membership (`changes`: odd is in), with
+        its answer; `facts.member` follows, so a segment naming another sees its new answer."""
         member = facts.member
+        for name, count in changes.items():
+            member[name] = count % 2 == 1
         for segment in plan.segments:
             result = segment.check(facts)
             if result != member.get(segment.name, False):
@@ -193,23 +200,6 @@ class Segments:
     def due(plan: Plan, facts: Facts) -> int | None:
         moments = [moment for _, clock in plan.timers if (moment := clock(facts)) is not None]
         return min(moments) if moments else None
-
-    def record(
-        self,
-        conn: sqlite3.Connection,
-        subscriber_id: int,
-        segment: Segment,
-        member: bool,
-        state: Membership | None,
-        now: int,
-        emit: bool,
-        historical: bool = False,
-    ) -> None:
-        """One transition, stored with its event (`emit`)."""
-        changes = (state.changes if state is not None else 0) + 1
-        built = store.set_member(conn, segment.name, subscriber_id, member, changes, now)
-        if emit:
-            emit_event(conn, subscriber_id, segment.name, member, changes, built, now, historical)
 
 
 def emit_event(
