@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"segments: {', '.join(sorted(engine.segments.segments))}")
         return 0
     if command == "try-mapping":
-        return try_mapping.run(adapters, args.source, args.payload, args.header)
+        return try_mapping.run(engine, adapters, args.source, args.payload, args.header)
     if command == "backfill":
         return backfill.main(config, adapters, args)
     if command == "jobs":

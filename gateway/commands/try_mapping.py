@@ -1,6 +1,8 @@
 """`commerce-gateway try-mapping SOURCE payload.json`: what a saved payload becomes through a source's adapter
-(intake, then translate), printed as canonical orders or as the errors. No signature check, no database: the
-tool a merchant uses while writing a custom mapping (it works for every source type)."""
+(intake, then translate), printed as canonical orders or as the errors, with the warnings its job would record.
+No signature check, and no database of the gateway's: the delivery goes through the worker's own path
+(`apply_delivery`) on an empty in-memory database that is thrown away. The tool a merchant uses while writing a
+custom mapping (it works for every source type)."""
 
 import json
 import sys
@@ -11,18 +13,14 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from adapters import Adapter, Delivery, NotReady, TranslationError
-from normalizer import CanonicalOrder
+from gateway.engine import Engine
+from gateway.pipeline.worker import apply_delivery
 from normalizer.problems import problems
-from normalizer.timefmt import utcnow
+from normalizer.timefmt import now_us, utcnow
+from store.db import connect
+from store.schema import migrate
 
 OK, FAILED, USAGE, NOT_PROCESSED = 0, 1, 2, 3
-
-
-class _NoStoredOrders:
-    """No database here: a delivery that builds on an earlier one (a bare refund) reports that it would wait."""
-
-    def order(self, order_id: str) -> CanonicalOrder | None:
-        return None
 
 
 def _headers(pairs: Sequence[str]) -> dict[str, str]:
@@ -36,6 +34,7 @@ def _headers(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def run(
+    engine: Engine,
     adapters: Mapping[str, Adapter],
     source: str,
     payload: str,
@@ -61,8 +60,11 @@ def run(
         print(json.dumps({"topic": intake.topic, verdict: True, "reason": intake.reason}, indent=2), file=out)
         print(f"try-mapping: the gateway would acknowledge this delivery as {verdict}, not process it", file=err)
         return NOT_PROCESSED
+    conn = connect(":memory:")
     try:
-        translation = adapter.translate(delivery, _NoStoredOrders())
+        migrate(conn)
+        conn.execute("BEGIN")
+        translation, warnings = apply_delivery(conn, engine, adapter, delivery, now_us(), None, now_us())
     except TranslationError as exc:
         print(f"try-mapping: error: {exc}", file=err)
         return FAILED
@@ -73,11 +75,13 @@ def run(
         for problem in problems(exc):
             print(f"try-mapping: error: {problem}", file=err)
         return FAILED
+    finally:
+        conn.close()  # never committed: nothing of it stays
     result = {
         "topic": intake.topic,
         "deliveryKey": intake.dedup_key,
         "orders": [order.model_dump(mode="json", exclude_unset=True) for order in translation.orders],
-        "warnings": translation.warnings,
+        "warnings": warnings,
     }
     print(json.dumps(result, indent=2, ensure_ascii=False), file=out)
     return OK

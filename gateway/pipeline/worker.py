@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from adapters import Adapter, Delivery, NotReady, TranslationError
+from adapters import Adapter, Delivery, NotReady, Translation, TranslationError
 from gateway.config import Config
 from gateway.engine import Engine, LedgerLookup
 from gateway.metrics import JobMetrics
@@ -347,15 +347,29 @@ class Worker:
             body=job.body,
             received_at=datetime.fromtimestamp(job.received_at / 1e6, UTC),
         )
-        translation = adapter.translate(delivery, LedgerLookup(conn, job.source))
-        warnings = list(translation.warnings)
-        for command in translation.commands:
-            warnings += self.engine.run_command(conn, job.source, command, now)
-        provider = adapter.provider
-        for order in translation.orders:
-            version = to_micros(order.updatedAt) if order.updatedAt else job.received_at
-            warnings += self.engine.apply(conn, OrderEvent(job.source, provider, order, version, job.job_id), now)
-        return warnings
+        return apply_delivery(conn, self.engine, adapter, delivery, job.received_at, job.job_id, now)[1]
+
+
+def apply_delivery(
+    conn: sqlite3.Connection,
+    engine: Engine,
+    adapter: Adapter,
+    delivery: Delivery,
+    received_at: int,
+    job_id: str | None,
+    now: int,
+) -> tuple[Translation, list[str]]:
+    """A platform delivery translated and applied in the caller's transaction: what its job does, and the one path
+    `try-mapping` runs too (on a scratch database), so it shows the same warnings. Returns the translation and
+    every warning (the adapter's and the engine's)."""
+    translation = adapter.translate(delivery, LedgerLookup(conn, delivery.source))
+    warnings = list(translation.warnings)
+    for command in translation.commands:
+        warnings += engine.run_command(conn, delivery.source, command, now)
+    for order in translation.orders:
+        version = to_micros(order.updatedAt) if order.updatedAt else received_at
+        warnings += engine.apply(conn, OrderEvent(delivery.source, adapter.provider, order, version, job_id), now)
+    return translation, _once(warnings)
 
 
 def _once(warnings: list[str]) -> list[str]:

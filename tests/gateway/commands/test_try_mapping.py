@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.commands import try_mapping
 from gateway.config import build_adapters, load
+from gateway.engine import build_engine
 from tests.adapters._custom_deliveries import FIXTURES, example_source
 from tests.conftest import write_config
 
@@ -18,16 +19,12 @@ MAPPING = {"orderId": "id", "totalCents": "total", "currency": "currency", "cust
 UNSIGNED = {"scheme": "none", "allow_unsigned": True}
 
 
+SHOP = {"type": "custom", "signature": UNSIGNED, "topic": {"header": "X-Topic", "handled": ["order.paid"]}}
+SHOP["mapping"] = MAPPING
+
+
 def _config(tmp_path: Path) -> Path:
-    sources = {
-        "lemon-squeezy": example_source("lemon-squeezy", ["lemon-signing-secret"]),
-        "shop": {
-            "type": "custom",
-            "signature": UNSIGNED,
-            "topic": {"header": "X-Topic", "handled": ["order.paid"]},
-            "mapping": MAPPING,
-        },
-    }
+    sources = {"lemon-squeezy": example_source("lemon-squeezy", ["lemon-signing-secret"]), "shop": SHOP}
     return write_config(tmp_path, sources=sources)
 
 
@@ -40,8 +37,8 @@ def _try(tmp_path: Path, source: str, payload: Any, headers: tuple[str, ...] = (
     file = tmp_path / "payload.json"
     file.write_bytes(payload if isinstance(payload, bytes) else json.dumps(payload).encode())
     out, err = io.StringIO(), io.StringIO()
-    adapters = build_adapters(load(_config(tmp_path)))
-    code = try_mapping.run(adapters, source, str(file), headers, out, err)
+    config = load(_config(tmp_path))
+    code = try_mapping.run(build_engine(config), build_adapters(config), source, str(file), headers, out, err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -121,3 +118,22 @@ def test_unknown_source_and_bad_header_are_usage_errors(tmp_path: Path) -> None:
         2,
         "try-mapping: header 'X-Topic order.paid' must be written 'Name: value'\n",
     )
+
+
+def test_shows_the_warnings_the_job_records(tmp_path: Path, make_harness: Any) -> None:
+    """The same path as the worker: an email expression that gives nothing, an order in a currency without a
+    rate, and a reserved attribute warn in try-mapping exactly as in the job."""
+    payload = {"id": "W-1", "total": 900, "currency": "GBP", "email": None, "status": "paid"}
+    code, out, err = _try(tmp_path, "shop", payload, ("X-Topic: order.paid",))
+    assert (code, err) == (0, "")
+    shown = json.loads(out)
+    assert shown["orders"][0]["customer"] is None
+    assert shown["warnings"] == [
+        "order W-1 is in GBP, which has no fx_rates entry for USD: kept in the ledger, left out of revenue totals",
+        "order W-1 has no customer email: recorded in the ledger, no subscriber",
+    ]
+    # The real job, through the app and the worker, records the same.
+    harness = make_harness(sources={"shop": SHOP})
+    response = harness.client.post("/webhooks/shop", json=payload, headers={"X-Topic": "order.paid"})
+    harness.drain()
+    assert harness.job(response.json()["jobId"])["warnings"] == shown["warnings"]
