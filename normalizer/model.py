@@ -116,6 +116,8 @@ class PushOrder(_Strict):
     totalCents: Cents
     currency: Currency
     orderedAt: Instant | None = None  # absent: the time the gateway accepted the order
+    # The platform's update time: orders this event's facts against the order's other events (absent: arrival).
+    updatedAt: Instant | None = None
     customer: Customer
     items: list[Item] = Field(default_factory=list, max_length=10_000)
     refundAmountCents: Cents | None = None
@@ -146,7 +148,6 @@ class CanonicalOrder(PushOrder):
     """A canonical order from an adapter; `customer` is None when the platform gave no email (POS, guests)."""
 
     customer: Customer | None  # type: ignore[assignment]
-    updatedAt: Instant | None = None
     refunds: dict[str, Cents] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     checkoutId: Id = None  # the platform checkout this order completed (Shopify's checkout_token)
@@ -177,5 +178,6 @@ class StoredOrder(PushOrder):
     orderNumber: str | None = None
     currency: str
     orderedAt: datetime | None = None
+    updatedAt: datetime | None = None
     customer: _StoredCustomer
     items: list[_StoredItem] = Field(default_factory=list)  # type: ignore[assignment]

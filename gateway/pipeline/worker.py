@@ -334,7 +334,8 @@ class Worker:
     def _apply(self, conn: sqlite3.Connection, job: queue.Job, now: int) -> list[str]:
         if job.kind == "order":
             stored = StoredOrder.model_validate_json(job.body)
-            return self.engine.apply(conn, OrderEvent(job.source, "api", stored, job.received_at, job.job_id), now)
+            version = to_micros(stored.updatedAt) if stored.updatedAt else job.received_at
+            return self.engine.apply(conn, OrderEvent(job.source, "api", stored, version, job.job_id), now)
         handler = self.engine.jobs.get(job.kind)
         if handler is not None:  # a back-in-stock request, a checkout
             return handler(conn, job.body, job.job_id, now)
