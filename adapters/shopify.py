@@ -282,6 +282,19 @@ def _customer(payload: Mapping[str, Any], warnings: list[str]) -> Customer | Non
     return Customer(email=email, **{key: value for key, value in given.items() if value is not None})
 
 
+def _paid_unit_cents(line: Mapping[str, Any], quantity: int, currency: str) -> int:
+    """The unit price paid (docs/api.md, priceCents): Shopify's `price` is before discounts, and the line's
+    `discount_allocations` hold its own discounts and its share of order discounts, in shop money."""
+    discount = 0
+    for allocation in line.get("discount_allocations") or []:
+        shop_money = _shop_money(allocation.get("amount_set"))
+        amount = shop_money["amount"] if shop_money is not None else allocation["amount"]
+        discount += _money(amount, currency, "line_items.discount_allocations.amount")
+    paid = _money(line["price"], currency, "line_items.price") * quantity - discount
+    unit = (Decimal(max(paid, 0)) / quantity).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return int(unit)
+
+
 def _items(payload: Mapping[str, Any], currency: str) -> list[Item]:
     items = []
     for line in payload.get("line_items") or []:
@@ -297,9 +310,7 @@ def _items(payload: Mapping[str, Any], currency: str) -> list[Item]:
             "title": line.get("title") or line.get("name") or "(untitled)",
             "variantTitle": line.get("variant_title") or None,
             "quantity": quantity,
-            "priceCents": _money(line["price"], currency, "line_items.price")
-            if line.get("price") is not None
-            else None,
+            "priceCents": _paid_unit_cents(line, quantity, currency) if line.get("price") is not None else None,
         }
         # Absent, not None: an item states only what the platform gave.
         items.append(Item(**{key: value for key, value in fields.items() if value is not None}))

@@ -580,3 +580,30 @@ def test_three_decimal_currency_scales_by_its_exponent() -> None:
     [placed] = translation.orders
     assert (placed.totalCents, placed.currency, placed.items[0].priceCents) == (12345, "KWD", 4115)
     assert placed.properties == {"presentmentCurrency": "JPY"}
+
+
+@pytest.mark.parametrize(
+    ("allocations", "price_cents"),
+    [
+        pytest.param([], 4425, id="no-discount"),
+        # 2 x 44.25 = 88.50, less 5.01 (a line discount and a share of an order code) = 83.49: 41.745 a unit.
+        pytest.param(
+            [
+                {"amount": "3.00", "amount_set": {"shop_money": {"amount": "3.00", "currency_code": "USD"}}},
+                {"amount": "2.01", "discount_application_index": 1},
+            ],
+            4174,
+            id="rounded-half-even",
+        ),
+        pytest.param([{"amount": "100.00"}], 0, id="free"),
+    ],
+)
+def test_item_price_is_the_unit_price_paid_after_discounts(allocations: list[Any], price_cents: int) -> None:
+    """priceCents means one thing from every platform: Shopify's `price` is before discounts (WooCommerce's is
+    after), so the line's discount allocations are taken off."""
+    payload = json.loads(raw("orders_create.json"))
+    [line] = payload["line_items"]
+    assert (line["price"], line["quantity"]) == ("44.25", 2)
+    line["discount_allocations"] = allocations
+    translation = adapter().translate(delivery("orders/create", json.dumps(payload).encode()), Lookup())
+    assert [item.priceCents for order in translation.orders for item in order.items] == [price_cents]
