@@ -46,15 +46,16 @@ class Summary:
     already_seen: int = 0
     job_ids: list[str] = field(default_factory=list)
     outcome: dict[str, int] = field(default_factory=dict)
-    warnings: int = 0
+    warned: dict[str, list[str]] = field(default_factory=dict)  # job id -> its warnings (they name no person)
 
     def lines(self) -> list[str]:
         done = ", ".join(f"{count} {status}" for status, count in sorted(self.outcome.items())) or "none"
-        return [
+        lines = [
             f"fetched {self.fetched} order(s) in {self.pages} page(s)",
             f"queued {self.queued}, already recorded {self.already_seen}",
-            f"jobs: {done}; {self.warnings} with warnings (see GET /api/v1/jobs/{{jobId}})",
+            f"jobs: {done}; {len(self.warned)} with warnings" + (":" if self.warned else ""),
         ]
+        return lines + [f"  {job_id}: {'; '.join(warnings)}" for job_id, warnings in self.warned.items()]
 
 
 def parse_since(text: str) -> datetime:
@@ -66,8 +67,11 @@ def parse_since(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def fetch_pages(api: WooApi, since: datetime, client: httpx.Client) -> Iterator[tuple[int | None, list[Any]]]:
-    """(the store's total order count if it says, orders) for every page of orders modified since `since`."""
+def fetch_pages(
+    api: WooApi, since: datetime, client: httpx.Client, where: str = "api"
+) -> Iterator[tuple[int | None, list[Any]]]:
+    """(the store's total order count if it says, orders) for every page of orders modified since `since`;
+    `where` is the config key of the `api` block, named when the store refuses the key."""
     page, total_pages = 1, 1
     while page <= total_pages:
         params: dict[str, str | int] = {
@@ -83,6 +87,12 @@ def fetch_pages(api: WooApi, since: datetime, client: httpx.Client) -> Iterator[
             response = client.get(f"{api.url}/wp-json/wc/v3/orders", params=params)
         except httpx.HTTPError as exc:
             raise BackfillError(f"page {page}: the store could not be reached ({type(exc).__name__})") from None
+        if response.status_code in (401, 403):
+            raise BackfillError(
+                f"page {page}: the store refused the API key (HTTP {response.status_code}): check {where}.consumer_key"
+                f" and {where}.consumer_secret, and that the key has Read permission"
+                " (WooCommerce > Settings > Advanced > REST API)"
+            )
         if response.status_code != 200:
             raise BackfillError(f"page {page}: the store answered HTTP {response.status_code}")
         try:
@@ -121,7 +131,8 @@ def _outcome(conn: sqlite3.Connection, summary: Summary) -> None:
         if job is None:
             continue
         summary.outcome[job["status"]] = summary.outcome.get(job["status"], 0) + 1
-        summary.warnings += 1 if job["warnings"] else 0
+        if job["warnings"]:
+            summary.warned[job_id] = list(job["warnings"])
 
 
 def run(
@@ -148,7 +159,7 @@ def run(
         tqdm(desc=f"backfill {source}", unit="order", file=sys.stderr, disable=None) as bar,
     ):
         try:
-            for total, orders in fetch_pages(api, since, client):
+            for total, orders in fetch_pages(api, since, client, f"sources.{source}.api"):
                 if total is not None:
                     bar.total = total
                 with transaction(conn):

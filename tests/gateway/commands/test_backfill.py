@@ -125,11 +125,15 @@ def _snapshot(harness: Any) -> dict[str, list[Any]]:
 def test_backfill_pages_through_the_store_and_applies_every_order(make_harness: Any, store: Store, capsys: Any) -> None:
     harness = _harness(make_harness, store)
     assert _backfill(harness) == 0
-    assert capsys.readouterr().out.splitlines() == [
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [
         "fetched 6 order(s) in 2 page(s)",
         "queued 6, already recorded 0",
-        "jobs: 6 done; 1 with warnings (see GET /api/v1/jobs/{jobId})",
+        "jobs: 6 done; 1 with warnings:",
     ]
+    # The job with warnings is named, with what it warns (no personal data in a warning).
+    [(job_id, warning)] = [line.strip().split(": ", 1) for line in out[3:]]
+    assert harness.job(job_id)["warnings"] == [warning]
     assert [query["page"] for query in store.requests] == [["1"], ["2"]]
     assert store.requests[0] == {
         "modified_after": ["2026-06-01T00:00:00"],
@@ -178,7 +182,7 @@ def test_running_backfill_twice_changes_nothing(make_harness: Any, store: Store,
     assert capsys.readouterr().out.splitlines() == [
         "fetched 6 order(s) in 2 page(s)",
         "queued 0, already recorded 6",
-        "jobs: none; 0 with warnings (see GET /api/v1/jobs/{jobId})",
+        "jobs: none; 0 with warnings",
     ]
     assert _snapshot(harness) == before
 
@@ -196,7 +200,7 @@ def test_backfill_after_a_delivered_webhook_counts_nothing_twice(make_harness: A
 def test_only_queueing_leaves_processing_to_the_worker(make_harness: Any, store: Store, capsys: Any) -> None:
     harness = _harness(make_harness, store)
     assert _backfill(harness, "--no-process") == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "jobs: 6 queued; 0 with warnings (see GET /api/v1/jobs/{jobId})"
+    assert capsys.readouterr().out.splitlines()[-1] == "jobs: 6 queued; 0 with warnings"
     assert harness.drain() == 6
     assert harness.attributes("jane@example.com")["totalSpent"] == 102.5
 
@@ -205,7 +209,11 @@ def test_refused_credentials_fail_without_showing_them(make_harness: Any, store:
     harness = _harness(make_harness, store, key_secret="cs_wrong_secret_value")
     assert _backfill(harness) == 1
     captured = capsys.readouterr()
-    assert "commerce-gateway backfill: page 1: the store answered HTTP 401" in captured.err
+    assert (
+        "commerce-gateway backfill: page 1: the store refused the API key (HTTP 401): check"
+        f" sources.{SOURCE}.api.consumer_key and sources.{SOURCE}.api.consumer_secret, and that the key has Read"
+        " permission (WooCommerce > Settings > Advanced > REST API)"
+    ) in captured.err
     assert "cs_wrong_secret_value" not in captured.err + captured.out
     with harness.db() as conn:
         assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
