@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from normalizer import CanonicalOrder, PushOrder
@@ -75,6 +75,7 @@ def _merge_all(conn: sqlite3.Connection, events: list[OrderEvent]) -> list[ledge
     return rows
 
 
+@settings(deadline=None)  # each example builds a database: ~100 ms alone, past 200 ms on a loaded machine
 @given(_events())
 def test_monotone_facts_never_shrink_whatever_arrives(events: list[OrderEvent]) -> None:
     with _database() as conn:
@@ -91,6 +92,7 @@ def test_monotone_facts_never_shrink_whatever_arrives(events: list[OrderEvent]) 
     assert final.refunded_cents == max(event.order.refunded_cents for event in events)
 
 
+@settings(deadline=None)
 @given(_events(), st.randoms())
 def test_any_arrival_order_gives_the_same_row_with_the_newest_events_state(events: list[OrderEvent], rng: Any) -> None:
     shuffled = list(events)
