@@ -9,11 +9,15 @@ import hmac
 import ipaddress
 import logging
 import threading
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from store import queue
 
@@ -24,33 +28,38 @@ _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
-class JobMetrics:
+class _Histogram:
+    """One label's histogram, kept in plain integers: the worker is its only writer, so no lock per observation
+    (prometheus_client's takes three; measured in docs/PERFORMANCE.md, Metrics on and off)."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        total, found = 0, []
+        for bound, count in zip([*map(floatToGoString, self.bounds), "+Inf"], self.counts, strict=True):
+            total += count
+            found.append((bound, float(total)))
+        return found
+
+
+class JobMetrics(Collector):
     """Jobs ended by this process's worker: counts by kind and outcome, how long each took to apply, and how long
     after its acceptance it was done. Observed only once the transaction that ended them has committed (a
     rolled-back chunk runs again and is counted then)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.processed = Counter(
-            f"{PREFIX}_jobs_processed_total",
-            "Jobs ended by the worker, by kind (order, webhook, …) and outcome (done; failed: will retry; dead).",
-            ["kind", "outcome"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            f"{PREFIX}_job_duration_seconds",
-            "Time the worker spent applying one job, by kind.",
-            ["kind"],
-            buckets=_DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.latency = Histogram(
-            f"{PREFIX}_job_latency_seconds",
-            "From the job's acceptance to its completion (received -> done), by kind.",
-            ["kind"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
+        self.processed: dict[tuple[str, str], int] = {}
+        self.duration: dict[str, _Histogram] = {}
+        self.latency: dict[str, _Histogram] = {}
         self._pending: list[tuple[str, str, float, float]] = []  # kind, outcome, duration s, latency s
+        registry.register(self)
 
     def completed(self, done: Sequence[tuple[queue.Job, int, list[str]]], end_us: int) -> None:
         """Jobs completed in the open transaction: (job, start µs, warnings) in the order they ran."""
@@ -64,18 +73,40 @@ class JobMetrics:
     def commit(self) -> None:
         """The transaction committed: observe what it ended."""
         pending, self._pending = self._pending, []
-        counts: dict[tuple[str, str], int] = {}
         for kind, outcome, duration, latency in pending:
-            counts[(kind, outcome)] = counts.get((kind, outcome), 0) + 1
-            self.duration.labels(kind).observe(duration)
+            self.processed[(kind, outcome)] = self.processed.get((kind, outcome), 0) + 1
+            if (histogram := self.duration.get(kind)) is None:
+                histogram = self.duration[kind] = _Histogram(_DURATION_BUCKETS)
+                self.latency[kind] = _Histogram(_LATENCY_BUCKETS)
+            histogram.observe(duration)
             if outcome == "done":
-                self.latency.labels(kind).observe(latency)
-        for (kind, outcome), count in counts.items():
-            self.processed.labels(kind, outcome).inc(count)
+                self.latency[kind].observe(latency)
 
     def discard(self) -> None:
         """The transaction rolled back: nothing it did happened."""
         self._pending.clear()
+
+    def collect(self) -> Iterator[Metric]:
+        processed = CounterMetricFamily(
+            f"{PREFIX}_jobs_processed",
+            "Jobs ended by the worker, by kind (order, webhook, …) and outcome (done; failed: will retry; dead).",
+            labels=["kind", "outcome"],
+        )
+        for (kind, outcome), count in sorted(self.processed.items()):
+            processed.add_metric([kind, outcome], count)
+        yield processed
+        for name, doc, histograms in (
+            ("job_duration_seconds", "Time the worker spent applying one job, by kind.", self.duration),
+            (
+                "job_latency_seconds",
+                "From the job's acceptance to its completion (received -> done), by kind.",
+                self.latency,
+            ),
+        ):
+            family = HistogramMetricFamily(f"{PREFIX}_{name}", doc, labels=["kind"])
+            for kind, histogram in sorted(histograms.items()):
+                family.add_metric([kind], histogram.buckets(), histogram.sum)
+            yield family
 
 
 def scrape_allowed(token: str | None, authorization: str | None, client_host: str | None) -> bool:

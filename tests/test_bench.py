@@ -49,3 +49,18 @@ def test_deliver_bench_sends_a_few_deliveries(tmp_path: Path, capsys: pytest.Cap
     finally:
         deliver.stop_receiver(receiver)
     assert "50 deliveries in" in capsys.readouterr().out
+
+
+def test_admin_bench_times_every_page_over_a_small_database(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _load("admin").main(["--jobs", "2000", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "built 2,000 jobs" in out and "/admin/subscribers" in out and "/metrics" in out
+
+
+def test_metrics_bench_drains_with_and_without_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load("metrics")
+    built = _load("process").build(200, 50, tmp_path)
+    for metrics in (False, True):
+        bench.drain_once(built, metrics)  # with metrics, it checks every job was counted
+    drains = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [drain["done"] for drain in drains] == [200, 200]

@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -15,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.metrics import PREFIX
 from gateway.web.delivery_counts import DeliveryCounts
 from normalizer.timefmt import now_us
-from store import job_reads
+from store import automations, job_reads, operator_reads, segments
 
 UNMATCHED = "unmatched"  # the route label of requests no route matched (bounded: never the raw path)
 
@@ -64,6 +65,9 @@ class DatabaseGauges(Collector):
         self._last_event = 0
         self._disk_free = 0
         self._database_bytes = 0
+        self._automations: dict[str, int] = {}
+        self._segments: dict[str, int] = {}
+        self._destinations: list[dict[str, Any]] = []
 
     def start(self, conn: sqlite3.Connection) -> None:
         """Events are counted from here on (a counter starts with its process)."""
@@ -71,7 +75,6 @@ class DatabaseGauges(Collector):
 
     def read(self, conn: sqlite3.Connection) -> None:
         self._jobs = job_reads.counts(conn)
-        self._jobs["done"] = conn.execute("SELECT count(*) FROM jobs WHERE status = 'done'").fetchone()[0]
         oldest = job_reads.oldest(conn)["queued"]
         self._backlog = max(0.0, (now_us() - oldest) / 1e6) if oldest is not None else 0.0
         rows = conn.execute(
@@ -83,6 +86,9 @@ class DatabaseGauges(Collector):
         self._disk_free = shutil.disk_usage(self.database.parent).free
         files = (self.database, self.database.with_name(self.database.name + "-wal"))
         self._database_bytes = sum(file.stat().st_size for file in files if file.exists())
+        self._automations = automations.active_counts(conn)
+        self._segments = {name: defined.members for name, defined in segments.defined(conn).items()}
+        self._destinations = operator_reads.destinations(conn) or []
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -102,8 +108,9 @@ class DatabaseGauges(Collector):
         for (source, outcome), count in sorted(self.deliveries.by_outcome.items()):
             intake.add_metric([source, outcome], count)
         yield intake
-        jobs = GaugeMetricFamily(f"{PREFIX}_jobs", "Jobs in the queue by status.", labels=["status"])
-        for state in job_reads.STATUSES:
+        # Done jobs are not counted (millions, a range count each scrape): jobs_processed_total tells their rate.
+        jobs = GaugeMetricFamily(f"{PREFIX}_jobs", "Jobs waiting or stopped, by status.", labels=["status"])
+        for state in ("queued", "processing", "failed", "dead"):
             jobs.add_metric([state], self._jobs.get(state, 0))
         yield jobs
         yield GaugeMetricFamily(
@@ -121,3 +128,27 @@ class DatabaseGauges(Collector):
         yield GaugeMetricFamily(
             f"{PREFIX}_database_bytes", "Size of the SQLite database file and its WAL.", self._database_bytes
         )
+        active = GaugeMetricFamily(f"{PREFIX}_automations_active", "Active automations by flow.", labels=["flow"])
+        for flow, count in sorted(self._automations.items()):
+            active.add_metric([flow], count)
+        yield active
+        sizes = GaugeMetricFamily(f"{PREFIX}_segment_members", "Members of each segment.", labels=["segment"])
+        for name, members in sorted(self._segments.items()):
+            sizes.add_metric([name], members)
+        yield sizes
+        enabled = GaugeMetricFamily(
+            f"{PREFIX}_destination_enabled",
+            "1 while a configured destination is enabled, 0 once disabled.",
+            labels=["destination"],
+        )
+        outbox = GaugeMetricFamily(
+            f"{PREFIX}_destination_deliveries",
+            "Deliveries waiting or given up, by destination and status (pending, failed, dead).",
+            labels=["destination", "status"],
+        )
+        for destination in self._destinations:
+            enabled.add_metric([destination["name"]], 1 if destination["enabled"] else 0)
+            for state in ("pending", "failed", "dead"):
+                outbox.add_metric([destination["name"], state], destination[state])
+        yield enabled
+        yield outbox

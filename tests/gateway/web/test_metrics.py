@@ -63,7 +63,6 @@ def test_the_series_an_operator_alerts_on(shop: Harness) -> None:
     assert value(before, "commerce_gateway_backlog_seconds") > 0
     shop.drain()
     text = scrape(shop)
-    assert value(text, "commerce_gateway_jobs", status="done") == 3
     assert value(text, "commerce_gateway_jobs", status="dead") == 1
     assert value(text, "commerce_gateway_jobs", status="queued") == 0
     assert value(text, "commerce_gateway_backlog_seconds") == 0
@@ -73,6 +72,13 @@ def test_the_series_an_operator_alerts_on(shop: Harness) -> None:
     assert value(text, "commerce_gateway_job_latency_seconds_count", kind="order") == 3
     assert value(text, "commerce_gateway_events_recorded_total", name="ecommerce.order_placed") == 3
     assert value(text, "commerce_gateway_disk_free_bytes") > 0
+    families = {family.name for family in text_string_to_metric_families(text)}
+    assert {
+        "commerce_gateway_automations_active",
+        "commerce_gateway_segment_members",
+        "commerce_gateway_destination_enabled",
+        "commerce_gateway_destination_deliveries",
+    } <= families
     assert value(text, "commerce_gateway_database_bytes") >= shop.config.database.stat().st_size > 0
     intake = {
         (source, outcome): value(text, "commerce_gateway_ingested_deliveries_total", source=source, outcome=outcome)
@@ -90,6 +96,16 @@ def test_the_series_an_operator_alerts_on(shop: Harness) -> None:
     assert value(text, "commerce_gateway_http_requests_total", route="/api/v1/orders", method="POST", status="202") == 3
     assert value(text, "commerce_gateway_http_requests_total", route="/webhooks/{source}", method="POST", status="401")
     assert value(text, "commerce_gateway_http_requests_total", route="/metrics", method="GET", status="200") == 1
+
+
+def test_segment_sizes_and_active_automations_are_read_at_scrape_time(make_harness: Any) -> None:
+    harness: Harness = make_harness(
+        segments={"buyers": {"all": [{"attribute": "ordersCount", "gte": 1}]}}, metrics_token=TOKEN
+    )
+    harness.post_order(order("order-1"))
+    harness.drain()
+    text = scrape(harness)
+    assert value(text, "commerce_gateway_segment_members", segment="buyers") == 1
 
 
 def test_labels_stay_bounded(shop: Harness) -> None:
@@ -168,5 +184,5 @@ def test_a_worker_process_answers_scrapes_of_its_own_jobs(tmp_path: Path) -> Non
         assert value(text, "commerce_gateway_job_latency_seconds_count", kind="order") == 5
         # serve's endpoint has the database-wide gauges; its own worker is off, so it processed nothing.
         served = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
-        assert value(served, "commerce_gateway_jobs", status="done") == 5
+        assert value(served, "commerce_gateway_jobs", status="queued") == 0
         assert value(served, "commerce_gateway_jobs_processed_total", kind="order", outcome="done") == 0
