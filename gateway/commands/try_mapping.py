@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from adapters import Adapter, Delivery, NotReady, TranslationError
 from gateway.engine import Engine
-from gateway.pipeline.worker import apply_delivery
+from gateway.pipeline.job_effects import apply_delivery
 from normalizer.problems import problems
 from normalizer.timefmt import now_us, utcnow
 from store.db import connect

@@ -10,19 +10,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from adapters import Adapter, Delivery, NotReady, Translation, TranslationError
+from adapters import Adapter, NotReady, TranslationError
 from gateway.config import Config
-from gateway.engine import Engine, LedgerLookup
+from gateway.engine import Engine
 from gateway.metrics import JobMetrics
+from gateway.pipeline.job_effects import Permanent, apply_job, describe_failure, once
 from gateway.pipeline.write_turns import WriteTurns
-from normalizer import StoredOrder
-from normalizer.order_event import OrderEvent
-from normalizer.problems import InputProblem, describe, summary
-from normalizer.timefmt import now_us, to_micros
+from normalizer.timefmt import now_us
 from store import queue, timers
 from store.db import Checkpointer, StoreUnavailable, connect, savepoint, store_trouble, transaction
 from store.file_watch import FileWatch
@@ -47,10 +44,6 @@ class _JobFailed(Exception):
     def __init__(self, index: int) -> None:
         super().__init__(index)
         self.index = index
-
-
-class Permanent(Exception):
-    """Retrying cannot help (unknown source, invalid canonical order): the job goes dead at once."""
 
 
 class Worker:
@@ -256,12 +249,12 @@ class Worker:
             if job.id in leased:  # else our lease expired and another worker took the job over
                 now = now_us()
                 try:
-                    warnings = self._apply(conn, job, now)
+                    warnings = apply_job(self.engine, self.adapters, conn, job, now)
                 except Exception as exc:
                     if store_trouble(exc, conn):
                         raise  # the database, not the job: abandon the chunk; its jobs run again later
                     raise _JobFailed(index) from exc  # any other error, SQLite's included, is this job's
-                done.append((job, now, _once(warnings)))
+                done.append((job, now, once(warnings)))
             index += 1
             if index == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
                 break
@@ -301,11 +294,11 @@ class Worker:
         now = now_us()
         try:
             with savepoint(conn):
-                warnings = self._apply(conn, job, now)
-            done.append((job, now, _once(warnings)))
+                warnings = apply_job(self.engine, self.adapters, conn, job, now)
+            done.append((job, now, once(warnings)))
             return
         except (Permanent, TranslationError, ValidationError) as exc:
-            error, retry = _describe(exc), False
+            error, retry = describe_failure(exc), False
         except NotReady as exc:
             error, retry = f"waiting: {exc}", True
         except Exception as exc:
@@ -314,7 +307,7 @@ class Worker:
             # Anything else, an SQLite error included (an integer overflow, a constraint), is this job's own:
             # its savepoint is rolled back, and it retries with backoff, then goes dead, alone.
             log.exception("job failed", extra={"job": job.job_id, "source": job.source})
-            error, retry = _describe(exc), True
+            error, retry = describe_failure(exc), True
         retry_at = self._retry_at(job, now) if retry else None
         queue.fail(conn, job, error, retry_at, now)
         if self.metrics is not None:
@@ -330,58 +323,3 @@ class Worker:
             return None
         delay = min(settings.retry_base_seconds * 4 ** (job.attempts - 1), settings.retry_max_seconds)
         return now + int(delay * random.uniform(0.8, 1.2) * 1e6)
-
-    def _apply(self, conn: sqlite3.Connection, job: queue.Job, now: int) -> list[str]:
-        if job.kind == "order":
-            stored = StoredOrder.model_validate_json(job.body)
-            version = to_micros(stored.updatedAt) if stored.updatedAt else job.received_at
-            return self.engine.apply(conn, OrderEvent(job.source, "api", stored, version, job.job_id), now)
-        handler = self.engine.jobs.get(job.kind)
-        if handler is not None:  # a back-in-stock request, a checkout
-            return handler(conn, job.body, job.job_id, now)
-        adapter = self.adapters.get(job.source)
-        if adapter is None:
-            raise Permanent(f"source {job.source!r} is no longer configured")
-        delivery = Delivery(
-            source=job.source,
-            headers=job.headers,
-            body=job.body,
-            received_at=datetime.fromtimestamp(job.received_at / 1e6, UTC),
-        )
-        return apply_delivery(conn, self.engine, adapter, delivery, job.received_at, job.job_id, now)[1]
-
-
-def apply_delivery(
-    conn: sqlite3.Connection,
-    engine: Engine,
-    adapter: Adapter,
-    delivery: Delivery,
-    received_at: int,
-    job_id: str | None,
-    now: int,
-) -> tuple[Translation, list[str]]:
-    """A platform delivery translated and applied in the caller's transaction: what its job does, and the one path
-    `try-mapping` runs too (on a scratch database), so it shows the same warnings. Returns the translation and
-    every warning (the adapter's and the engine's)."""
-    translation = adapter.translate(delivery, LedgerLookup(conn, delivery.source))
-    warnings = list(translation.warnings)
-    for command in translation.commands:
-        warnings += engine.run_command(conn, delivery.source, command, now)
-    for order in translation.orders:
-        version = to_micros(order.updatedAt) if order.updatedAt else received_at
-        warnings += engine.apply(conn, OrderEvent(delivery.source, adapter.provider, order, version, job_id), now)
-    return translation, _once(warnings)
-
-
-def _once(warnings: list[str]) -> list[str]:
-    """One delivery can imply several orders that warn alike (no email): each warning once."""
-    return list(dict.fromkeys(warnings)) if len(warnings) > 1 else warnings
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return f"invalid canonical order: {summary(exc)}"
-    # Messages written without payload values: our own, and SQLite's (they name constraints and limits, not data).
-    if isinstance(exc, TranslationError | Permanent | InputProblem | sqlite3.Error):
-        return f"{type(exc).__name__}: {exc}"
-    return describe(exc)
