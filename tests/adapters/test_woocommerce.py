@@ -640,3 +640,16 @@ def test_any_arrival_order_with_repeats_converges(woo: Any, order: list[int], re
     refunds = [amount for name, amount in events if name == "ecommerce.order_refunded"]
     assert refunds in ([1500, 6000], [6000])
     assert len(events) == 2 + len(refunds)
+
+
+def test_item_price_is_the_unit_price_paid_after_discounts() -> None:
+    """priceCents means the unit price paid (docs/api.md): WooCommerce's line `price` already is (its `total`
+    over the quantity, after coupons), not the `subtotal` before them."""
+    order = fixture("completed-two-partial-refunds")
+    line = order["line_items"][1]
+    assert (line["quantity"], line["subtotal"]) == (2, "20.00")
+    # A 15 % coupon: 20.00 -> 17.00 for two, 8.50 a unit; WooCommerce keeps the unrounded figure in `price`.
+    line.update(total="17.00", price=8.5)
+    order["line_items"][0].update(total="66.67", price=66.666667)  # a third off: 66.666667 -> 66.67
+    translation = adapter().translate(delivery(encode(order)), NoOrders())
+    assert [item.priceCents for item in translation.orders[0].items] == [6667, 850]
