@@ -64,3 +64,14 @@ def test_metrics_bench_drains_with_and_without_metrics(tmp_path: Path, capsys: p
         bench.drain_once(built, metrics)  # with metrics, it checks every job was counted
     drains = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [drain["done"] for drain in drains] == [200, 200]
+
+
+def test_lifecycle_bench_runs_each_part_at_a_tiny_size(capsys: pytest.CaptureFixture[str]) -> None:
+    lifecycle = _load("lifecycle")
+    tiny = ["--orders", "40", "--catalog", "20", "--repeat", "1", "--due", "30", "--reminders", "1"]
+    assert lifecycle.main(["all", *tiny, "--active", "300", "--small-active", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "lifecycle on : 40 orders" in out and "lifecycle off: 40 orders" in out and "on/off" in out
+    assert "fire: 30 reminders due at once fired" in out
+    assert "latency: 1 reminders fired" in out
+    assert "memory: RssAnon with 300 / with 30 active automations" in out

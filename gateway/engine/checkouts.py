@@ -76,15 +76,8 @@ def apply(
     return []
 
 
-def close_for_order(
-    conn: sqlite3.Connection, subscriber_id: int, checkout_id: str | None, order_id: str, now: int
-) -> None:
-    """A placed order closes the checkout it completed, or (when it names none) every open checkout of its
-    subscriber."""
-    if checkout_id is not None:
-        for automation in automations.by_key(conn, CHECKOUT, checkout_id):
-            if automation.status == "active":
-                effects.stop(conn, automation, "superseded", order_id, now)
-        return
-    for automation in automations.active(conn, subscriber_id, CHECKOUT):
-        effects.stop(conn, automation, "superseded", order_id, now)
+def close(conn: sqlite3.Connection, checkout_id: str, order_id: str, now: int) -> None:
+    """The order that completed a checkout closes it, whoever's it is."""
+    for automation in automations.by_key(conn, CHECKOUT, checkout_id):
+        if automation.status == "active":
+            effects.stop(conn, automation, "superseded", order_id, now)

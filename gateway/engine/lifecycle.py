@@ -21,7 +21,7 @@ from normalizer.order_event import OrderEvent
 from normalizer.timefmt import parse_instant, to_micros
 from store import automations
 from store import catalog as products
-from store.automations import BACK_IN_STOCK
+from store.automations import BACK_IN_STOCK, CHECKOUT
 from store.ledger import LedgerOrder
 
 if TYPE_CHECKING:  # the order engine's registry names the commands below: no import cycle at run time
@@ -69,12 +69,17 @@ class Lifecycle:
         bought = {str(item["productId"]) for item in after.items} | {
             str(item["variantId"]) for item in after.items if item.get("variantId")
         }
-        for wait in automations.active(conn, subscriber_id, BACK_IN_STOCK):
-            if wait.key in bought or wait.data.get("productId") in bought:
-                effects.stop(conn, wait, "superseded", after.order_id, now)
         order = applied.order
         checkout_id = order.checkoutId if isinstance(order, CanonicalOrder) else None
-        checkouts.close_for_order(conn, subscriber_id, checkout_id, after.order_id, now)
+        for open_one in automations.active(conn, subscriber_id, BACK_IN_STOCK, CHECKOUT):
+            if open_one.flow == CHECKOUT:
+                # Without a checkout named, every open checkout of the subscriber closes.
+                if checkout_id is None or open_one.key == checkout_id:
+                    effects.stop(conn, open_one, "superseded", after.order_id, now)
+            elif open_one.key in bought or open_one.data.get("productId") in bought:
+                effects.stop(conn, open_one, "superseded", after.order_id, now)
+        if checkout_id is not None:  # the checkout it completed may be another subscriber's (an email changed)
+            checkouts.close(conn, checkout_id, after.order_id, now)
 
     def subscriber(self, conn: sqlite3.Connection, customer: Customer, now: int, warnings: list[str]) -> int:
         return self.engine.upsert_subscriber(conn, customer, now, warnings)
