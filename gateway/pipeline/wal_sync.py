@@ -13,6 +13,7 @@ The file is opened read-only and kept open for the process's life: SQLite keeps 
 itself (they live in the -shm file), so this descriptor cannot disturb them.
 """
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from store.db import StoreUnavailable
 
+log = logging.getLogger("gateway.ingest")
 Done = Callable[[Exception | None], None]
 # Syncs in flight at once: a batch committed while one sync runs starts the next at once instead of waiting
 # for it to end (measured, docs/PERFORMANCE.md).
@@ -66,7 +68,10 @@ class WalSync:
                 batches, self._waiting = self._waiting, []
             error = self._sync()
             for done in batches:
-                done(error)
+                try:
+                    done(error)
+                except Exception:  # one batch's answer (its event loop gone at shutdown) must not stop the rest
+                    log.exception("answering a synced batch failed")
 
     def _sync(self) -> Exception | None:
         try:
