@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.gateway._server import cli
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEMPLATE = REPO / "gateway" / "default_config.yaml"
 
 
