@@ -8,7 +8,8 @@ profile), purchased (product, variant, source), orders (ever and withinDays), ev
 segment references, all / any / not.
 
 Rebuild: a ledger of `--rebuild-orders` orders over ~30% as many subscribers (1M orders, 300,000 subscribers by
-default), then `segments rebuild` of the 20 segments over it, timed (the build is not).
+default) with no segment built yet, then `segments rebuild` of the 20 segments over it, timed (the build is
+not): every membership is written, as when 20 segments are added to a gateway holding that history.
 
     python bench/segments.py                   # worker: 20,000 orders x 3 pairs; rebuild: 1M orders (minutes)
     python bench/segments.py --quick           # worker: 5,000 orders x 2 pairs; rebuild: 100,000 orders
@@ -70,7 +71,8 @@ def _config(database: Path, segments: bool) -> Config:
 
 
 def build(orders: int, ledger: int, folder: Path) -> Path:
-    """A background ledger and `orders` queued jobs, with the 20 segments built over the ledger."""
+    """A background ledger and `orders` queued jobs; with queued jobs (the worker's database), the 20 segments
+    built over the ledger, as `serve` builds them at start."""
     rng = random.Random(0)
     database = folder / f"segments-{ledger}-{time.time_ns()}.db"
     conn = connect(database)
@@ -79,7 +81,8 @@ def build(orders: int, ledger: int, folder: Path) -> Path:
     process.build_ledger(conn, ledger, rng)
     if orders:
         process.queue_orders(conn, orders, rng)
-    segment_rebuild.sync(build_engine(_config(database, True)).segments, conn, now_us())
+    if orders:
+        segment_rebuild.sync(build_engine(_config(database, True)).segments, conn, now_us())
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -75,3 +75,13 @@ def test_lifecycle_bench_runs_each_part_at_a_tiny_size(capsys: pytest.CaptureFix
     assert "fire: 30 reminders due at once fired" in out
     assert "latency: 1 reminders fired" in out
     assert "memory: RssAnon with 300 / with 30 active automations" in out
+
+
+def test_segments_bench_drains_and_rebuilds_a_tiny_ledger(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = _load("segments")
+    assert len(bench.SEGMENTS) == 20
+    assert bench.main(["--orders", "30", "--ledger", "100", "--rebuild-orders", "300", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("drained 30 orders") == 2  # with no segments, then with the 20, each checked complete
+    assert "ratio of medians" in out
+    assert "rebuild: 20 segments over 90 subscribers and 300 orders" in out

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from gateway.engine.segment_conditions import Segment
-from gateway.engine.segments import Segments, emit_event
+from gateway.engine.segments import Plan, Segments, emit_event
 from store import segments as store
 from store import timers
 from store.db import transaction
@@ -82,51 +82,65 @@ def rebuild(
             profiles = store.profiles_after(conn, after, size)
             if not profiles:
                 break
-            first, last = profiles[0][0], profiles[-1][0]
-            orders: dict[int, list[tuple[str, int, str | None]]] = {}
-            if plan.orders:
-                for subscriber_id, source, at, items in store.counted_orders_between(conn, first, last, plan.items):
-                    orders.setdefault(subscriber_id, []).append((source, at, items))
-            named: dict[int, list[tuple[str, int]]] = {}
-            if plan.events:
-                for subscriber_id, event, occurred in store.events_named_between(conn, first, last, plan.events):
-                    named.setdefault(subscriber_id, []).append((event, occurred))
-            entered: list[tuple[str, int]] = []
-            left: list[tuple[str, int]] = []
-            saved: list[tuple[str | None, int | None, int]] = []
-            dues: list[tuple[str, int]] = []
-            cleared: list[str] = []
-            for profile in profiles:
-                subscriber_id = profile[0]
-                facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), named.get(subscriber_id, ()))
-                changes = store.parse_changes(profile[8])
-                moved = False
-                for segment, member in segments.changes(plan, facts, changes):
-                    count = changes[segment.name] = changes.get(segment.name, 0) + 1
-                    (entered if member else left).append((segment.name, subscriber_id))
-                    if emit:
-                        emit_event(conn, subscriber_id, segment.name, member, count, built[segment.name], now)
-                    moved = True
-                due = segments.due(plan, facts)
-                if due != profile[9]:
-                    if due is None:
-                        cleared.append(str(subscriber_id))
-                    else:
-                        dues.append((str(subscriber_id), due))
-                if moved or due != profile[9]:
-                    saved.append((store.format_changes(changes), due, subscriber_id))
-            store.move_many(conn, entered, left)
-            store.save_states(conn, saved)
-            timers.cancel_many(conn, SEGMENT_TIMER, cleared)
-            timers.schedule_many(conn, SEGMENT_TIMER, dues)
-            result.entered += len(entered)
-            result.exited += len(left)
+            _range(segments, conn, plan, profiles, built, emit, now, result)
         result.subscribers += len(profiles)
-        after = last
+        after = profiles[-1][0]
     with transaction(conn):
         for segment in plan.segments:
             store.define(conn, segment.name, segment.fingerprint, built[segment.name])
     return result
+
+
+def _range(
+    segments: Segments,
+    conn: sqlite3.Connection,
+    plan: Plan,
+    profiles: list[store.Profile],
+    built: dict[str, int],
+    emit: bool,
+    now: int,
+    result: Rebuilt,
+) -> None:
+    """One range of subscribers: their facts read at once, each evaluated, the changes written at once."""
+    first, last = profiles[0][0], profiles[-1][0]
+    orders: dict[int, list[tuple[str, int, str | None]]] = {}
+    if plan.orders:
+        for subscriber_id, source, at, items in store.counted_orders_between(conn, first, last, plan.items):
+            orders.setdefault(subscriber_id, []).append((source, at, items))
+    named: dict[int, list[tuple[str, int]]] = {}
+    if plan.events:
+        for subscriber_id, event, occurred in store.events_named_between(conn, first, last, plan.events):
+            named.setdefault(subscriber_id, []).append((event, occurred))
+    entered: list[tuple[str, int]] = []
+    left: list[tuple[str, int]] = []
+    saved: list[tuple[str | None, int | None, int]] = []
+    dues: list[tuple[str, int]] = []
+    cleared: list[str] = []
+    for profile in profiles:
+        subscriber_id = profile[0]
+        facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), named.get(subscriber_id, ()))
+        changes = store.parse_changes(profile[8])
+        moved = False
+        for segment, member in segments.changes(plan, facts, changes):
+            count = changes[segment.name] = changes.get(segment.name, 0) + 1
+            (entered if member else left).append((segment.name, subscriber_id))
+            if emit:
+                emit_event(conn, subscriber_id, segment.name, member, count, built[segment.name], now)
+            moved = True
+        due = segments.due(plan, facts)
+        if due != profile[9]:
+            if due is None:
+                cleared.append(str(subscriber_id))
+            else:
+                dues.append((str(subscriber_id), due))
+        if moved or due != profile[9]:
+            saved.append((store.format_changes(changes), due, subscriber_id))
+    store.move_many(conn, entered, left)
+    store.save_states(conn, saved)
+    timers.cancel_many(conn, SEGMENT_TIMER, cleared)
+    timers.schedule_many(conn, SEGMENT_TIMER, dues)
+    result.entered += len(entered)
+    result.exited += len(left)
 
 
 def _built(stored: dict[str, store.Defined], segment: Segment, now: int) -> int:
