@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from gateway.outbound.replays import replay_destination
 from gateway.web import errors
 from gateway.web.admin_session import COOKIE, LOGIN_COOKIE, same
 from gateway.web.context import gateway_of
@@ -35,6 +36,8 @@ _FLASHES = {  # messages after a redirect, by code: a link cannot make the page 
     "not-replayable": "Only a dead or failed job can be replayed.",
     "replayed-all": "Every dead job is queued again.",
     "none-dead": "There was no dead job to replay.",
+    "deliveries-replayed": "The destination's dead deliveries are due again.",
+    "no-dead-deliveries": "The destination had no dead delivery to replay.",
 }
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -142,7 +145,13 @@ async def overview(request: Request, gateway: Gateway, csrf: str) -> Response:
 
     data = await gateway.reads.run(read)
     return _render(
-        "overview.html", title="Overview", page="overview", csrf=csrf, sources=source_summaries(gateway), **data
+        "overview.html",
+        title="Overview",
+        page="overview",
+        csrf=csrf,
+        sources=source_summaries(gateway),
+        flash=_FLASHES.get(request.query_params.get("flash", "")),
+        **data,
     )
 
 
@@ -213,6 +222,22 @@ async def replay_dead(request: Request, gateway: Gateway, csrf: str) -> Response
     return RedirectResponse(f"/admin/jobs?status=dead&flash={flash}", status_code=303, headers=_HEADERS)
 
 
+def _replay_deliveries(gateway: Gateway, name: str) -> int:
+    """In a thread of the pool (the write may wait for the lock): every dead delivery of one destination."""
+    with gateway.writing() as conn:
+        replayed = replay_destination(conn, name, "dead", 0, now_us())
+    if replayed and gateway.sender is not None:
+        gateway.sender.wake()
+    return replayed
+
+
+@_signed_in
+async def replay_deliveries(request: Request, gateway: Gateway, csrf: str) -> Response:
+    replayed = await run_in_threadpool(_replay_deliveries, gateway, request.path_params["name"])
+    flash = "deliveries-replayed" if replayed else "no-dead-deliveries"
+    return RedirectResponse(f"/admin?flash={flash}", status_code=303, headers=_HEADERS)
+
+
 @_signed_in
 async def subscriber(request: Request, gateway: Gateway, csrf: str) -> Response:
     email = (request.query_params.get("email") or "").strip()
@@ -253,5 +278,6 @@ ROUTES = [
     Route("/admin/jobs/{job_id}", job, methods=["GET"], include_in_schema=False),
     Route("/admin/jobs/{job_id}/replay", replay, methods=["POST"], include_in_schema=False),
     Route("/admin/subscribers", subscriber, methods=["GET"], include_in_schema=False),
+    Route("/admin/destinations/{name}/replay", replay_deliveries, methods=["POST"], include_in_schema=False),
     Route("/admin/static/admin.css", stylesheet, methods=["GET"], include_in_schema=False),
 ]

@@ -141,3 +141,26 @@ def test_replay_one_dead_delivery_and_a_destination_since(make_harness: Any) -> 
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     bad = harness.client.post("/api/v1/destinations/crm/replay", headers=harness.headers, json={"since": "soon"})
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "since"
+
+
+def test_the_operator_page_replays_a_destinations_dead_deliveries(make_harness: Any) -> None:
+    from tests.gateway.web.test_admin import csrf_of, log_in
+
+    with receiving([Reply(500), Reply(500)], default=Reply(200)) as receiver:
+        harness = build(make_harness, {"crm": destination(receiver.url)}, retry_schedule=[])
+        harness.post_order(order("a"))
+        harness.post_order(order("b"))
+        send(harness)
+        assert {row[0] for row in rows(harness, "SELECT status FROM deliveries")} == {"dead"}
+        assert log_in(harness).status_code == 303
+        page = harness.client.get("/admin")
+        assert 'action="/admin/destinations/crm/replay"' in page.text
+        forged = harness.client.post("/admin/destinations/crm/replay", data={"csrf": "x" * 64})
+        assert forged.status_code == 403
+        replayed = harness.client.post("/admin/destinations/crm/replay", data={"csrf": csrf_of(page.text)})
+        assert replayed.status_code == 200 and "dead deliveries are due again" in replayed.text
+        send(harness)
+        receiver.wait_for(4)
+    assert {row[0] for row in rows(harness, "SELECT status FROM deliveries")} == {"succeeded"}
+    again = harness.client.get("/admin")
+    assert 'action="/admin/destinations/crm/replay"' not in again.text
