@@ -71,15 +71,7 @@ def for_subscriber(
         "SELECT id, name, properties, occurred_at FROM events WHERE subscriber_id = ? AND id > ? ORDER BY id LIMIT ?",
         (subscriber_id, after_id, limit),
     )
-    page = []
-    size = 0
-    for row in cursor:
-        page.append(row)
-        size += len(row[2])
-        if size >= max_bytes:
-            break
-    cursor.close()
-    return page
+    return _bounded(cursor, 2, max_bytes)
 
 
 def feed(
@@ -92,11 +84,17 @@ def feed(
         " JOIN subscribers AS s ON s.id = e.subscriber_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
         (after_id, limit),
     )
+    return _bounded(cursor, 3, max_bytes)
+
+
+def _bounded(cursor: sqlite3.Cursor, properties: int, max_bytes: int) -> list[Any]:
+    """The cursor's rows until the properties JSON (column `properties`) read so far reaches `max_bytes`
+    (always at least one row); the rest are left unread."""
     page = []
     size = 0
     for row in cursor:
         page.append(row)
-        size += len(row[3])
+        size += len(row[properties])
         if size >= max_bytes:
             break
     cursor.close()
