@@ -7,6 +7,9 @@ the process from 255 to 723 MiB and kept it there.
 """
 
 import asyncio
+import ctypes
+import ctypes.util
+from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
@@ -16,6 +19,22 @@ from gateway.web import errors
 # Bodies this small are read outside the budget: an order is ~1 KB, so a flood of large stalled bodies that
 # fills the budget never turns away the ordinary traffic. The connection limit bounds what they add up to.
 FREE_BYTES = 64 * 1024
+# Large bodies arrive as many 64 KiB chunks, which glibc serves from its heap rather than from mappings of their
+# own; freed, they stay in the process (fragmented, or under a trim threshold glibc raised after the first large
+# free). Once this many budget bytes have been released and no large body is being read, the freed memory is
+# handed back to the system: a flood of stalled bodies then leaves nothing behind once it is cut off.
+TRIM_AFTER_BYTES = 8 * 1024 * 1024
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None under another C library (musl, macOS), where there is nothing to call."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 class ClientGone(ClientDisconnect):
@@ -35,6 +54,7 @@ class BodyReader:
         self.timeout_seconds = timeout_seconds
         self.max_buffered_bytes = max_buffered_bytes
         self.buffered = 0  # bytes past FREE_BYTES held by bodies being read now, all requests together
+        self.released = 0  # budget bytes given back since memory was last returned to the system
 
     async def read(self, receive: Receive, content_length: str | bytes | None, limit: int) -> bytes:
         """The whole body; 413 as soon as it is known to be over `limit` (declared or counted), 408 when it has not
@@ -74,4 +94,12 @@ class BodyReader:
                 if not message.get("more_body", False):
                     return b"".join(chunks)
         finally:
-            self.buffered -= held
+            self._release(held)
+
+    def _release(self, held: int) -> None:
+        self.buffered -= held
+        self.released += held
+        if self.buffered == 0 and self.released >= TRIM_AFTER_BYTES:
+            self.released = 0
+            if _TRIM is not None:
+                _TRIM(0)

@@ -86,6 +86,7 @@ def test_stalled_bodies_do_not_stall_orders_and_their_memory_is_given_back(tmp_p
         tmp_path, body_read_timeout="2s", sources={shopify.SOURCE: {"type": "shopify", "secrets": [shopify.SECRET]}}
     )
     with Server(config) as server, server.client() as client:
+        before = _rss(server.pid)
         sockets = _stall(server.port)
         peak = _rss(server.pid)
 
@@ -104,7 +105,8 @@ def test_stalled_bodies_do_not_stall_orders_and_their_memory_is_given_back(tmp_p
         assert answers["408 request_timeout"] > 0 and sum(answers.values()) == STALLED
 
         deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
-        while (rss := _rss(server.pid)) >= 150 * MB:
+        # Given back to the system, not merely freed inside the process: within 40 MB of where it started.
+        while (rss := _rss(server.pid)) >= min(150 * MB, before + 40 * MB):
             assert time.monotonic() < deadline, f"RSS stayed at {rss / MB:.0f} MB (peak {peak / MB:.0f} MB)"
             time.sleep(0.1)
         assert client.get("/api/v1/jobs", params={"status": "queued"}).status_code == 200
