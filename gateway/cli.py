@@ -1,5 +1,5 @@
 """The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill, jobs,
-deliveries, destinations."""
+timers, deliveries, destinations."""
 
 import argparse
 import importlib.metadata
@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters import Adapter
 from gateway import logs, runtime
-from gateway.commands import backfill, deliveries, init, jobs, segments, try_mapping
+from gateway.commands import backfill, deliveries, init, jobs, segments, timers, try_mapping
 from gateway.config import Config, ConfigError, load_with_adapters
 from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.metrics import JobMetrics, serve_metrics
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_command(commands)
     jobs.add_command(commands)
     segments.add_command(commands)
+    timers.add_command(commands)
     deliveries.add_commands(commands)
     init.add_command(commands)
     for sub in commands.choices.values():
@@ -123,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return jobs.main(config, args)
     if command == "segments":
         return segments.main(config, args)
+    if command == "timers":
+        return timers.main(config, args)
     conn = _open_database(config)
     if conn is None:
         return 1

@@ -1,6 +1,7 @@
 """config.yaml: read once at start, `${ENV}` references resolved, validated strictly, errors naming the key."""
 
 import os
+import random
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -72,6 +73,14 @@ class WorkerConfig(_Strict):
     retry_max_seconds: float = Field(default=3600, gt=0)
     poll_seconds: float = Field(default=0.2, gt=0)
     keep_done_jobs_days: float | None = Field(default=30, gt=0)  # None: keep them forever
+
+    def retry_at(self, attempts: int, now: int) -> int | None:
+        """When a job or timer that has failed `attempts` times runs again (µs, with ±20% jitter): the delay
+        grows fourfold from `retry_base_seconds` up to `retry_max_seconds`. None once `max_attempts` are spent."""
+        if attempts >= self.max_attempts:
+            return None
+        delay = min(self.retry_base_seconds * 4 ** (attempts - 1), self.retry_max_seconds)
+        return now + int(delay * random.uniform(0.8, 1.2) * 1e6)
 
 
 class DestinationConfig(_Strict):

@@ -270,6 +270,19 @@ def _segment_state(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _timer_failures(db: sqlite_utils.Database) -> None:
+    """A timer whose firing fails counts its attempts and keeps its error (`timers_failed` lists those), and after
+    the last attempt is dead, in a table of its own (`store.timers.bury`)."""
+    for statement in (
+        "ALTER TABLE timers ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE timers ADD COLUMN error TEXT",
+        "CREATE INDEX timers_failed ON timers(kind) WHERE attempts > 0",
+        "CREATE TABLE dead_timers (kind TEXT NOT NULL, key TEXT NOT NULL, due_at INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL, error TEXT NOT NULL, died_at INTEGER NOT NULL, PRIMARY KEY (kind, key))",
+    ):
+        db.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -281,6 +294,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v8,
     _outbound,
     _segment_state,
+    _timer_failures,
 ]
 
 

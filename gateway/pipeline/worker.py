@@ -3,7 +3,6 @@ done in the same transaction (docs/operations.md, the queue). Safe to run in sev
 one database."""
 
 import logging
-import random
 import secrets
 import sqlite3
 import threading
@@ -131,7 +130,8 @@ class Worker:
         if self._next_due is None or self._next_due > now:
             return 0
         with self._turn(), transaction(self.conn) as conn, self.engine.recording():
-            fired, _more = self.engine.timers.fire_due(conn, now, time.monotonic() + _TIMER_SECONDS)
+            deadline = time.monotonic() + _TIMER_SECONDS
+            fired, _more = self.engine.timers.fire_due(conn, now, deadline, self.config.worker.retry_at)
         self._next_due = 0  # read again before sleeping
         return fired
 
@@ -308,7 +308,7 @@ class Worker:
             # its savepoint is rolled back, and it retries with backoff, then goes dead, alone.
             log.exception("job failed", extra={"job": job.job_id, "source": job.source})
             error, retry = describe_failure(exc), True
-        retry_at = self._retry_at(job, now) if retry else None
+        retry_at = self.config.worker.retry_at(job.attempts, now) if retry else None
         queue.fail(conn, job, error, retry_at, now)
         if self.metrics is not None:
             self.metrics.failed(job, retry_at is None, now, now_us())
@@ -316,10 +316,3 @@ class Worker:
             "job dead" if retry_at is None else "job failed, will retry",
             extra={"job": job.job_id, "source": job.source, "attempts": job.attempts, "error": error},
         )
-
-    def _retry_at(self, job: queue.Job, now: int) -> int | None:
-        settings = self.config.worker
-        if job.attempts >= settings.max_attempts:
-            return None
-        delay = min(settings.retry_base_seconds * 4 ** (job.attempts - 1), settings.retry_max_seconds)
-        return now + int(delay * random.uniform(0.8, 1.2) * 1e6)

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.metrics import PREFIX
 from gateway.web.delivery_counts import DeliveryCounts
 from normalizer.timefmt import now_us
-from store import automations, job_reads, operator_reads, segments
+from store import automations, job_reads, operator_reads, segments, timers
 
 UNMATCHED = "unmatched"  # the route label of requests no route matched (bounded: never the raw path)
 
@@ -60,6 +60,7 @@ class DatabaseGauges(Collector):
         self.requests = requests
         self.lock = threading.Lock()  # one scrape at a time: `read` then `collect`
         self._jobs: dict[str, int] = {}
+        self._timers: dict[str, int] = {}
         self._backlog = 0.0
         self._events: Counter[str] = Counter()
         self._last_event = 0
@@ -75,6 +76,7 @@ class DatabaseGauges(Collector):
 
     def read(self, conn: sqlite3.Connection) -> None:
         self._jobs = job_reads.counts(conn)
+        self._timers = timers.counts(conn)
         oldest = job_reads.oldest(conn)["queued"]
         self._backlog = max(0.0, (now_us() - oldest) / 1e6) if oldest is not None else 0.0
         rows = conn.execute(
@@ -113,6 +115,12 @@ class DatabaseGauges(Collector):
         for state in ("queued", "processing", "failed", "dead"):
             jobs.add_metric([state], self._jobs.get(state, 0))
         yield jobs
+        stopped = GaugeMetricFamily(
+            f"{PREFIX}_timers", "Timers whose firing failed: failed (will retry) and dead.", labels=["status"]
+        )
+        for state in ("failed", "dead"):
+            stopped.add_metric([state], self._timers.get(state, 0))
+        yield stopped
         yield GaugeMetricFamily(
             f"{PREFIX}_backlog_seconds", "How long the oldest runnable queued job has waited (0: none).", self._backlog
         )

@@ -4,9 +4,11 @@ sleeps until the earliest due time rather than polling for it."""
 import sqlite3
 import threading
 from typing import Any
+from unittest import mock
 
 import pytest
 
+from gateway.cli import main
 from gateway.engine.timers import RETRY_US
 from normalizer.timefmt import now_us
 from store import timers
@@ -91,8 +93,68 @@ def test_a_failing_handler_is_rolled_back_alone_and_tried_again_later(harness: H
     _schedule(harness, ("a", start), ("b", start), ("c", start))
     assert harness.worker.fire_timers(start + 1) == 3
     assert sorted(key for key, _ in _fired(harness)) == ["a", "c"]
+    base = harness.config.worker.retry_base_seconds * SECOND  # the jobs' backoff: base, then fourfold
     with harness.db() as conn:
-        assert timers.get(conn, "test", "b") == start + 1 + RETRY_US
+        due_at, attempts, error = conn.execute("SELECT due_at, attempts, error FROM timers WHERE key = 'b'").fetchone()
+    assert start + 1 + 0.8 * base <= due_at <= start + 1 + 1.2 * base
+    assert (attempts, error) == (1, "ValueError (its message is left out: it may quote the payload)")
+
+
+def test_a_timer_that_always_raises_ends_dead_after_max_attempts_while_others_fire(
+    make_harness: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Retried with the jobs' backoff, then dead with its error (its type, not its message), out of the way of
+    the timers set after it; the operator sees it in the metrics and can set it again."""
+    harness = make_harness(worker={"max_attempts": 4, "retry_base_seconds": 1}, metrics_token="t" * 32)
+    _fired_table(harness)
+
+    def poison(conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
+        if key == "poison":
+            _record(conn, key, due_at, now)  # rolled back with the attempt
+            raise ValueError("no such customer: jane@example.com")
+        _record(conn, key, due_at, now)
+
+    harness.worker.engine.timers.register("test", poison)
+    now = now_us()
+    _schedule(harness, ("poison", now))
+    for attempt in range(1, 5):
+        _schedule(harness, (f"good{attempt}", now))
+        assert harness.worker.fire_timers(now) == 2
+        with harness.db() as conn:
+            left = conn.execute("SELECT due_at, attempts FROM timers WHERE key = 'poison'").fetchone()
+        if attempt < 4:
+            assert left[1] == attempt and left[0] > now
+            assert harness.worker.fire_timers(left[0] - 1) == 0  # not before its backoff
+            now = left[0]
+        else:
+            assert left is None
+    assert sorted(key for key, _ in _fired(harness)) == [f"good{i}" for i in range(1, 5)]
+    with harness.db() as conn:
+        assert timers.dead(conn, 10) == [
+            {
+                "kind": "test",
+                "key": "poison",
+                "dueAt": mock.ANY,
+                "attempts": 4,
+                "error": "ValueError (its message is left out: it may quote the payload)",
+                "diedAt": now,
+            }
+        ]
+        assert timers.counts(conn) == {"failed": 0, "dead": 1}
+    # Dead, it no longer comes due; a new timer of the same kind and key is set as any other.
+    assert harness.worker.fire_timers(now + 3600 * SECOND) == 0
+    metrics = harness.client.get("/metrics", headers={"Authorization": "Bearer " + "t" * 32}).text
+    assert 'commerce_gateway_timers{status="dead"} 1.0' in metrics
+    # The operator's commands: the dead timer listed, then set due again with no attempt counted.
+    config = str(harness.config.database.parent.parent / "config.yaml")
+    assert main(["--config", config, "timers", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "poison" in listed and "ValueError" in listed and "jane" not in listed
+    assert main(["timers", "replay", "--kind", "test", "--key", "poison", "--config", config]) == 0
+    assert main(["timers", "replay", "--kind", "test", "--key", "poison", "--config", config]) == 1  # none left
+    with harness.db() as conn:
+        assert timers.dead(conn, 10) == []
+        assert conn.execute("SELECT attempts, error FROM timers WHERE key = 'poison'").fetchone() == (0, None)
 
 
 def test_a_timer_of_a_kind_no_one_handles_is_kept(harness: Harness) -> None:

@@ -122,7 +122,7 @@ def test_thousands_of_waiters_are_told_in_bounded_batches(harness: Harness) -> N
     # of time stops after a single batch.
     engine_timers: Timers = harness.worker.engine.timers
     with transaction(harness.worker.conn) as conn:
-        fired, more = engine_timers.fire_due(conn, now_us(), deadline=time.monotonic())
+        fired, more = engine_timers.fire_due(conn, now_us(), time.monotonic(), harness.config.worker.retry_at)
         told = conn.execute("SELECT count(*) FROM events WHERE name = 'ecommerce.back_in_stock'").fetchone()[0]
         assert (fired, more, told) == (1, True, catalog.RESTOCK_BATCH)
         assert timers.next_due(conn) is not None
