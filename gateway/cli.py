@@ -229,6 +229,7 @@ def _serve(config: Config, adapters: Mapping[str, Adapter], host: str, port: int
     import uvicorn
 
     from gateway.web.app import create_app
+    from gateway.web.connection_limit import LimitedHttp
 
     keys = api_keys(config)
     app = create_app(config, adapters, keys, run_worker=run_worker)
@@ -241,6 +242,7 @@ def _serve(config: Config, adapters: Mapping[str, Adapter], host: str, port: int
         access_log=False,
         server_header=False,
         limit_concurrency=runtime.connection_limit(config.max_connections),
+        http=LimitedHttp,  # answers past the limit in the API's error shape
     )
     return 0
 

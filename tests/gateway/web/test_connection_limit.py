@@ -1,8 +1,9 @@
-"""A process with few file descriptors is not taken down by half-sent requests: `serve` bounds its connections
-below its open-file limit, so a connection past the bound is answered at once and closed instead of the process
-running out of descriptors (when accept() fails and every request with it); stalled bodies are cut at their
-deadline and the gateway serves as before. Real sockets against a `serve` subprocess on loopback, started with
-an open-file limit of 128 (soft and hard, as `ulimit -n 128` sets it)."""
+"""Past `max_connections`, a request is answered at once, 503 in the API's error shape with Retry-After, and /healthz
+as usual. A process with few file descriptors is not taken down by half-sent requests: `serve` bounds its
+connections below its open-file limit, so a connection past the bound is answered at once and closed instead of the
+process running out of descriptors (when accept() fails and every request with it); stalled bodies are cut at their
+deadline and the gateway serves as before. Real sockets against a `serve` subprocess on loopback, started with an
+open-file limit of 128 (soft and hard, as `ulimit -n 128` sets it)."""
 
 import json
 import os
@@ -16,7 +17,7 @@ import httpx
 
 from tests.adapters import _shopify_deliveries as shopify
 from tests.conftest import API_KEY, order, write_config
-from tests.gateway._server import HOST, STARTUP_LIMIT_SECONDS, free_port
+from tests.gateway._server import HOST, STARTUP_LIMIT_SECONDS, Server, free_port
 
 FILES = 128
 HALF_SENT = 150
@@ -82,6 +83,7 @@ def test_half_sent_requests_do_not_exhaust_a_small_file_limit(tmp_path: Path) ->
                 received += chunk
             sock.close()
             assert received.split(b" ", 2)[1] in (b"408", b"503"), received[:200]
+            assert b'"code":"' in received, received[:200]  # the API's error shape, not uvicorn's plain text
 
         assert _answered(f"{url}/healthz") == 200
         headers = {"Authorization": f"Bearer {API_KEY}"}
@@ -92,3 +94,36 @@ def test_half_sent_requests_do_not_exhaust_a_small_file_limit(tmp_path: Path) ->
     finally:
         process.kill()
         process.wait(timeout=STARTUP_LIMIT_SECONDS)
+
+
+def test_past_max_connections_the_answer_is_the_api_error_shape(tmp_path: Path) -> None:
+    """Eight clients hold their connection (headers sent, body stalled): the next request is answered 503
+    `unavailable` with Retry-After at once, /healthz still 200; once they leave, orders are accepted again."""
+    config = write_config(tmp_path, max_connections=8, body_read_timeout="60s")
+    with Server(config) as server:
+        head = (
+            f"POST /api/v1/orders HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {API_KEY}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        ).encode()
+        held = []
+        for _ in range(8):
+            sock = socket.create_connection((HOST, server.port), timeout=STARTUP_LIMIT_SECONDS)
+            sock.sendall(head)
+            held.append(sock)
+        with server.client() as client:
+            busy = client.post("/api/v1/orders", content=json.dumps(order()))
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["content-type"] == "application/json"
+            assert busy.headers["retry-after"] == "1"
+            assert busy.headers["connection"] == "close"
+            error = busy.json()["error"]
+            assert error["code"] == "unavailable" and "max_connections" in error["message"]
+            assert client.get("/api/v1/jobs").json()["error"]["code"] == "unavailable"
+            assert client.get("/healthz").status_code == 200
+        for sock in held:
+            sock.close()
+        deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+        with server.client() as client:
+            while (accepted := client.post("/api/v1/orders", content=json.dumps(order()))).status_code == 503:
+                assert time.monotonic() < deadline, "the closed connections were never let go"
+        assert accepted.status_code == 202, accepted.text
