@@ -81,6 +81,7 @@ class Result:
     errors: int
     rss_mb: float = 0.0
     hwm_mb: float = 0.0
+    breakdown: str = ""  # the gateway's own figures of the run: requests per commit and per WAL sync
 
     @property
     def rate(self) -> float:
@@ -99,6 +100,45 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_SERIES = ("commerce_gateway_ingest_commit", "commerce_gateway_wal_sync_seconds")
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """The gateway's group-commit series from its /metrics (loopback clients may scrape without a token)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    found: dict[str, float] = {}
+    for line in data.decode().splitlines():
+        if line.startswith(_SERIES):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
+def _breakdown(before: dict[str, float], after: dict[str, float]) -> str:
+    """Requests per group commit; under `full`, requests per WAL sync and the syncs' mean and p99 (the bucket
+    bound it falls under)."""
+    delta = {name: value - before.get(name, 0.0) for name, value in after.items()}
+    sync = _SERIES[1]
+    commits = delta.get("commerce_gateway_ingest_commits_total", 0.0)
+    requests = delta.get("commerce_gateway_ingest_committed_requests_total", 0.0)
+    text = f"{requests / commits:.1f} requests per commit" if commits else "no commits"
+    syncs = delta.get(f"{sync}_count", 0.0)
+    if syncs:
+        bounds = sorted(
+            (float(name.split('le="')[1].rstrip('"}')), count)
+            for name, count in delta.items()
+            if name.startswith(f"{sync}_bucket") and "+Inf" not in name
+        )
+        p99 = next((bound for bound, count in bounds if count >= 0.99 * syncs), float("inf"))
+        mean = delta.get(f"{sync}_sum", 0.0) / syncs
+        text += f", {requests / syncs:.1f} per WAL sync (sync mean {mean * 1000:.2f} ms, p99 <= {p99 * 1000:g} ms)"
+    return text
 
 
 def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -233,6 +273,7 @@ def run_target(
         _wait_ready(port, process, log)
         _load(port, args, script, 1)  # warm-up: imports, first connections, SQLite cache
         before = sum(_job_rows(database).values()) if gateway else 0
+        scraped = _scrape(port) if gateway else {}
         peak = [0.0, 0.0]
         if args.generator == "wrk":
             # Sample memory while wrk runs, from this thread: wrk is a separate process.
@@ -249,6 +290,7 @@ def run_target(
             stats = _load(port, args, script, args.duration)
             peak = list(_memory_mb(process.pid))
         _, hwm = _memory_mb(process.pid)
+        breakdown = _breakdown(scraped, _scrape(port)) if gateway else ""
         accepted = stats["requests"] - stats["non2xx"]
         result = Result(
             name=f"{name}{label}",
@@ -260,6 +302,7 @@ def run_target(
             errors=stats["non2xx"] + stats["socket_errors"],
             rss_mb=peak[0],
             hwm_mb=max(peak[1], hwm),
+            breakdown=breakdown,
         )
         if gateway:
             rows = _job_rows(database)
@@ -308,6 +351,8 @@ def _report(result: Result) -> None:
         f"  ({result.accepted:,} accepted, {result.errors} errors{memory})",
         flush=True,
     )
+    if result.breakdown:
+        print(f"  {'':<12} {result.breakdown}", flush=True)
 
 
 def serve_bare(port: int) -> None:

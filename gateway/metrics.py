@@ -25,6 +25,7 @@ log = logging.getLogger("gateway.metrics")
 
 PREFIX = "commerce_gateway"
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_SYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
@@ -47,6 +48,36 @@ class _Histogram:
             total += count
             found.append((bound, float(total)))
         return found
+
+
+class IngestMetrics(Collector):
+    """The group commit of accepted requests: how many commits carried how many requests and, under `durability:
+    full`, how long each sync of the WAL to disk took: what a 202 waits for beyond its commit."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.commits = self.requests = 0  # counted by the committer thread alone
+        self.syncs = _Histogram(_SYNC_BUCKETS)
+        self._lock = threading.Lock()  # the WAL-sync threads observe concurrently
+        registry.register(self)
+
+    def committed(self, requests: int) -> None:
+        self.commits += 1
+        self.requests += requests
+
+    def synced(self, seconds: float) -> None:
+        with self._lock:
+            self.syncs.observe(seconds)
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(f"{PREFIX}_ingest_commits", "Group commits of accepted requests.", self.commits)
+        yield CounterMetricFamily(
+            f"{PREFIX}_ingest_committed_requests", "Accepted requests committed by the group commits.", self.requests
+        )
+        family = HistogramMetricFamily(
+            f"{PREFIX}_wal_sync_seconds", "Syncs of the WAL to disk that 202s wait for (durability: full)."
+        )
+        family.add_metric([], self.syncs.buckets(), self.syncs.sum)
+        yield family
 
 
 class JobMetrics(Collector):

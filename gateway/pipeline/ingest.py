@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters import Delivery, Intake
+from gateway.metrics import IngestMetrics
 from gateway.pipeline.wal_sync import WalSync
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import to_micros
@@ -56,8 +57,10 @@ class Committer:
         on_commit: Callable[[], None] | None = None,
         turns: WriteTurns | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self._database = database
+        self._metrics = metrics
         self._durability = durability
         self._busy_timeout = busy_timeout
         self._busy_timeout_set = busy_timeout  # what the connection's busy timeout is now
@@ -71,7 +74,8 @@ class Committer:
         self.checkpointer: Checkpointer | None = None
         self.watch: FileWatch | None = None  # set by the app once its connections are open
         # `full`: the WAL is synced after the commit, by `WalSync`, not inside it (see there).
-        self._wal_sync = WalSync(database) if durability == "full" else None
+        observe = metrics.synced if metrics is not None else None
+        self._wal_sync = WalSync(database, observe) if durability == "full" else None
 
     def start(self) -> None:
         synchronous: Durability = "normal" if self._wal_sync is not None else self._durability
@@ -140,12 +144,15 @@ class Committer:
         except (StoreUnavailable, sqlite3.Error) as exc:
             log.error("ingest commit failed", extra={"error": str(exc), "jobs": len(batch)})
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable(str(exc))
-        if error is None and self._on_commit is not None:
-            self._on_commit()
         if error is None and self._wal_sync is not None:
             self._wal_sync.after_commit(lambda synced: _answer(batch, results, synced))
         else:
             _answer(batch, results, error)
+        if error is None:
+            if self._on_commit is not None:  # after the sync is asked for: the worker waits, requests do not
+                self._on_commit()
+            if self._metrics is not None:
+                self._metrics.committed(len(batch))
         if self.checkpointer is not None:  # after the answers: no request waits on this
             self.checkpointer.rewind_if_due(self._conn)
 

@@ -16,6 +16,7 @@ itself (they live in the -shm file), so this descriptor cannot disturb them.
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +30,10 @@ _THREADS = 2
 
 
 class WalSync:
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, observe: Callable[[float], None] | None = None) -> None:
+        """`observe`: called with each sync's duration in seconds (the metrics)."""
         self._wal = Path(f"{database}-wal")
+        self._observe = observe
         self._fd: int | None = None
         self._waiting: list[Done] = []
         self._changed = threading.Condition()
@@ -79,7 +82,10 @@ class WalSync:
                 if self._fd is None:  # a commit came first, so the WAL exists
                     self._fd = os.open(self._wal, os.O_RDONLY)
                 fd = self._fd
+            started = time.perf_counter()
             os.fdatasync(fd)
         except OSError as exc:
             return StoreUnavailable(f"syncing the WAL to disk failed: {exc.strerror or exc}")
+        if self._observe is not None:
+            self._observe(time.perf_counter() - started)
         return None

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from adapters import Adapter
 from gateway.config import Config
 from gateway.engine import build_engine, merged_totals, segment_rebuild
-from gateway.metrics import JobMetrics
+from gateway.metrics import IngestMetrics, JobMetrics
 from gateway.outbound.sender import Sender, sync_destinations
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
@@ -43,10 +43,12 @@ class Gateway:
         self.admin_sessions = AdminSessions()
         self.scrape: DatabaseGauges | None = None
         self.job_metrics: JobMetrics | None = None
+        ingest_metrics: IngestMetrics | None = None
         if config.metrics_enabled:
             self.scrape = DatabaseGauges(config.database, self.deliveries, self.requests)
             self.registry.register(self.scrape)
             self.job_metrics = JobMetrics(self.registry)
+            ingest_metrics = IngestMetrics(self.registry)
         self.worker = Worker(config, adapters, self.engine, turns, self.job_metrics) if run_worker else None
         # Deliveries go out from the process that records the events: the worker's.
         self.sender = (
@@ -60,6 +62,7 @@ class Gateway:
             on_commit=self.worker.wake.set if self.worker else None,
             turns=turns,
             busy_timeout=config.busy_timeout_seconds,
+            metrics=ingest_metrics,
         )
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None

@@ -72,6 +72,11 @@ def test_the_series_an_operator_alerts_on(shop: Harness) -> None:
     assert value(text, "commerce_gateway_job_latency_seconds_count", kind="order") == 3
     assert value(text, "commerce_gateway_events_recorded_total", name="ecommerce.order_placed") == 3
     assert value(text, "commerce_gateway_disk_free_bytes") > 0
+    # The group commit (durability: full): every 202 waited for a sync of the WAL begun after its commit.
+    commits = value(text, "commerce_gateway_ingest_commits_total")
+    assert value(text, "commerce_gateway_ingest_committed_requests_total") >= commits >= 4
+    assert value(text, "commerce_gateway_wal_sync_seconds_count") >= 3
+    assert value(text, "commerce_gateway_wal_sync_seconds_sum") > 0
     families = {family.name for family in text_string_to_metric_families(text)}
     assert {
         "commerce_gateway_automations_active",
