@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
 import orjson
 
 from gateway.config import DeliveryConfig, DestinationConfig
-from gateway.outbound.connections import DestinationConnections, Refused
+from gateway.outbound.connections import ConnectionFailed, DestinationConnections, Refused
 from gateway.outbound.outcomes import Decision, decide, retry_after_seconds
 from gateway.signing import Signer
 from normalizer.timefmt import format_instant_us, now_us
@@ -33,9 +32,7 @@ class Destination:
 
     @classmethod
     def build(cls, name: str, config: DestinationConfig, delivery: DeliveryConfig) -> "Destination":
-        connections = DestinationConnections(
-            config.url, config.timeout, delivery.allow_private_networks, delivery.allow_http
-        )
+        connections = DestinationConnections(config.url, delivery.allow_private_networks, delivery.allow_http)
         return cls(name, config, Signer(config.secrets), connections)
 
 
@@ -85,12 +82,12 @@ async def attempt(
         if not 200 <= status < 300:
             error = f"HTTP {status}" + (" (a redirect is a failure; it is not followed)" if 300 <= status < 400 else "")
         retry_after = retry_after_seconds(_header(answer.headers, b"retry-after"), time.time())
+    except TimeoutError:
+        error = f"timed out after {destination.config.timeout:g} s"
     except Refused as exc:
         error = str(exc)
-    except (TimeoutError, httpcore.TimeoutException):
-        error = f"timed out after {destination.config.timeout:g} s"
-    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
-        error = f"connection failed: {type(exc).__name__}: {exc}"
+    except ConnectionFailed as exc:
+        error = f"connection failed: {exc}"
     except Exception as exc:  # a bug here must not stop the sender: the attempt fails and is retried
         log.exception("delivery attempt failed unexpectedly", extra={"destination": destination.name})
         error = f"internal error: {type(exc).__name__}"

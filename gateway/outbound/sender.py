@@ -245,7 +245,7 @@ class Sender:
 
     async def _close(self) -> None:
         for destination in self.destinations.values():
-            await destination.connections.aclose()
+            destination.connections.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -20,6 +20,7 @@ class Reply:
     headers: dict[str, str] | None = None
     body: bytes = b""
     delay: float = 0.0  # seconds before answering (a slow receiver)
+    close: bool = False  # close the connection after answering, without a `Connection: close` header
 
 
 class Receiver:
@@ -51,6 +52,8 @@ class Receiver:
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
+                if reply.close:
+                    self.close_connection = True
 
             do_GET = do_POST
 
