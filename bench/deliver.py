@@ -255,12 +255,20 @@ def worker_drain(folder: Path, orders: int, url: str | None) -> float:
                 if sender is not None:
                     sender.wake()
         elapsed = time.perf_counter() - started
+        with sqlite3.connect(database) as check:
+            sent, deliveries = check.execute(
+                "SELECT count(*) FILTER (WHERE attempts > 0), count(*) FROM deliveries"
+            ).fetchone()
     finally:
         worker.close()
         if sender is not None:
             sender.stop()
     rate = total / elapsed
-    print(f"  worker, {'one destination' if url else 'no destination '}: {total:,} orders at {rate:,.0f}/s", flush=True)
+    meanwhile = f"; {sent:,} of {deliveries:,} deliveries sent meanwhile" if url else ""
+    print(
+        f"  worker, {'one destination' if url else 'no destination '}: {total:,} orders at {rate:,.0f}/s{meanwhile}",
+        flush=True,
+    )
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     return rate
