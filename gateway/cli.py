@@ -211,7 +211,7 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter], metrics_host: s
     worker = Worker(config, adapters, engine, metrics=job_metrics)
     sender = Sender(config, engine.revenue_attributes) if config.destinations else None
     if sender is not None:
-        worker.after_commit = sender.wake
+        sender.yield_to(worker)
     runtime.freeze_heap()
     log.info("worker started", extra={"owner": worker.owner, "database": str(config.database)})
     if sender is not None:

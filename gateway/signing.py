@@ -16,12 +16,18 @@ class SecretError(ValueError):
     """A configured secret cannot sign: the message says why, never the secret."""
 
 
-@dataclass(frozen=True, slots=True)
 class _Hmac:
-    key: bytes
+    """HMAC-SHA256 under one key; the key's padded state is computed once and copied for each signature."""
+
+    __slots__ = ("_keyed",)
+
+    def __init__(self, key: bytes) -> None:
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     def sign(self, content: bytes) -> str:
-        return "v1," + base64.b64encode(hmac.new(self.key, content, hashlib.sha256).digest()).decode()
+        mac = self._keyed.copy()
+        mac.update(content)
+        return "v1," + base64.b64encode(mac.digest()).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,7 @@ def body(claimed: Claimed, revenue: Revenue) -> bytes:
                     "lastName": last_name,
                     "attributes": {**orjson.loads(attributes or "{}"), **revenue(orders_count, spent_cents)},
                 },
-                "properties": orjson.loads(claimed.properties),
+                "properties": orjson.Fragment(claimed.properties),  # stored JSON, spliced in as it is
             },
         }
     )

@@ -10,7 +10,10 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
+from typing import Protocol
 
 from gateway.config import Config
 from gateway.outbound.attempt import Destination, Revenue, attempt
@@ -27,6 +30,15 @@ _LEASE_MARGIN_SECONDS = 2.0  # a lease outlives the request's timeout by this mu
 _RELEASE_EVERY_US = 1_000_000
 _STOP_GRACE_SECONDS = 3.0
 _COALESCE_SECONDS = 0.002  # requests still in flight at stop are abandoned after this; their leases expire
+# While the worker has a backlog, the sender's thread uses at most this share of the time (measured over about a
+# second of its own CPU time): orders come first, and deliveries catch up once the backlog is gone.
+_SHARE_WHILE_BEHIND = 0.05
+_SHARE_WINDOW_SECONDS = 1.0
+
+
+class _Worker(Protocol):
+    behind: bool
+    after_commit: Callable[[], None] | None
 
 
 def sync_destinations(conn: sqlite3.Connection, config: Config) -> None:
@@ -56,6 +68,13 @@ class Sender:
         self._next_due: int | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._worker_behind: Callable[[], bool] | None = None
+        self._share_since = (time.monotonic(), 0.0)  # (wall clock, this thread's CPU time) the share counts from
+
+    def yield_to(self, worker: _Worker) -> None:
+        """Look for deliveries after each of the worker's commits, and leave it the time while it has a backlog."""
+        worker.after_commit = self.wake
+        self._worker_behind = lambda: worker.behind
 
     # -- in a thread (serve, worker) ------------------------------------------------------------------------
     def start(self) -> None:
@@ -82,7 +101,8 @@ class Sender:
         stop_at: float | None = None
         try:
             while True:
-                self._turn_safely(claim=not self._stopping)
+                hold = self._hold_seconds()
+                self._turn_safely(claim=not self._stopping and hold == 0.0)
                 if self._stopping:
                     loop_time = asyncio.get_running_loop().time()
                     stop_at = stop_at or loop_time + _STOP_GRACE_SECONDS
@@ -92,11 +112,24 @@ class Sender:
                         await self._abandon()
                         continue
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._wait_seconds())
+                    await asyncio.wait_for(self._wakeup.wait(), self._wait_seconds(hold))
                 self._wakeup.clear()
                 await self._coalesce()
         finally:
             await self._close()
+
+    def _hold_seconds(self) -> float:
+        """How long to claim nothing new: while the worker has a backlog, until this thread's CPU time is back
+        under _SHARE_WHILE_BEHIND of the time; otherwise 0. Answers in flight are still recorded meanwhile."""
+        now, cpu = time.monotonic(), time.thread_time()
+        if self._worker_behind is None or not self._worker_behind():
+            self._share_since = (now, cpu)
+            return 0.0
+        since, cpu_then = self._share_since
+        hold = (cpu - cpu_then) / _SHARE_WHILE_BEHIND - (now - since)
+        if hold <= 0.0 and now - since > _SHARE_WINDOW_SECONDS:
+            self._share_since = (now, cpu)  # the share counts over the recent past only
+        return max(0.0, hold)
 
     # -- to completion (tests, bench) -------------------------------------------------------------------------
     async def drain(self) -> int:
@@ -231,9 +264,11 @@ class Sender:
     def _write_turn(self) -> AbstractContextManager[None]:
         return self.turns.background() if self.turns is not None else nullcontext()
 
-    def _wait_seconds(self) -> float:
+    def _wait_seconds(self, hold: float) -> float:
         if self._done:
             return 0.0
+        if hold > 0.0:
+            return min(_POLL_SECONDS, hold)
         if self._next_due is None:
             return _POLL_SECONDS
         return min(_POLL_SECONDS, max(0.0, (self._next_due - now_us()) / 1e6))

@@ -62,6 +62,7 @@ class Worker:
         self.owner = f"{secrets.token_hex(4)}"
         self.wake = threading.Event()
         self.after_commit: Callable[[], None] | None = None
+        self.behind = False  # the last batch was full: more jobs are waiting (the sender yields to it meanwhile)
         self._conn: sqlite3.Connection | None = None
         self.checkpointer = Checkpointer(config.database)
         self._prune_at = 0.0
@@ -188,6 +189,7 @@ class Worker:
                 taken = len(jobs)
             self._observed(committed=True)
             self.checkpointer.rewind_if_due(self.conn)
+        self.behind = taken >= limit
         turns.pace(time.monotonic() - began)
         return taken
 
@@ -197,6 +199,7 @@ class Worker:
         settings = self.config.worker
         with transaction(self.conn) as conn:
             jobs = queue.claim(conn, self.owner, now_us(), int(settings.lease_seconds * 1e6), settings.batch_size)
+        self.behind = len(jobs) >= settings.batch_size
         start = 0
         while start < len(jobs):
             try:

@@ -55,7 +55,7 @@ class Gateway:
             Sender(config, self.engine.revenue_attributes, turns) if run_worker and config.destinations else None
         )
         if self.worker is not None and self.sender is not None:
-            self.worker.after_commit = self.sender.wake
+            self.sender.yield_to(self.worker)
         self.committer = Committer(
             config.database,
             config.durability,
