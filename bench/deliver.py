@@ -185,7 +185,10 @@ async def _paced(port: int, rate: float, seconds: float) -> list[float]:
     return latencies
 
 
-def latency(folder: Path, label: str, destinations: dict[str, str], rate: float, seconds: float) -> None:
+def latency(
+    folder: Path, label: str, destinations: dict[str, str], rate: float, seconds: float
+) -> tuple[float, float] | None:
+    """Prints POST latency and recorded -> first attempt; returns the latter's (p50, p99) in ms, if any."""
     database = folder / f"latency-{time.time_ns()}.db"
     config = folder / "latency.yaml"
     config.write_text(json.dumps(_settings(database, destinations, timeout="2s")))
@@ -220,10 +223,12 @@ def latency(folder: Path, label: str, destinations: dict[str, str], rate: float,
         server.wait(timeout=30)
     p50, p99 = _percentiles(posted)
     line = f"  {label:<34} ingest p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
+    found = None
     if first:
-        d50, d99 = _percentiles([row[0] for row in first])
+        found = d50, d99 = _percentiles([row[0] for row in first])
         line += f"   recorded -> first attempt p50 {d50:6.1f} ms  p99 {d99:6.1f} ms ({len(first):,} deliveries)"
     print(line, flush=True)
+    return found
 
 
 # -- 3. worker --------------------------------------------------------------------------------------------------
@@ -300,6 +305,14 @@ def ingest_ratios(folder: Path, url: str, seconds: float) -> tuple[float, float]
     return none.rate / bare.rate, one.rate / bare.rate
 
 
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def _target(what: str, figure: str, met: bool, target: str) -> None:
+    print(f"  {what:<50} {figure:<28} {'met' if met else 'NOT MET'} ({target})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliveries", type=int, default=10_000)
@@ -321,12 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-deliver-") as tmp:
             folder = Path(tmp)
             print(f"deliver: {os.cpu_count()} CPUs, receiver in process {receiver.pid}", flush=True)
+            print(f"load average at start: {_load()}", flush=True)
             print("1. throughput: one destination answering 200, keep-alive", flush=True)
-            throughput(folder, ok_url, args.deliveries)
+            sent = throughput(folder, ok_url, args.deliveries)
             print(f"2. latency: {args.rate:g} orders/s offered for {args.seconds:g} s", flush=True)
             latency(folder, "no destination", {}, args.rate, args.seconds)
-            latency(folder, "one destination", {"crm": ok_url}, args.rate, args.seconds)
-            latency(folder, "one + one timing out (2 s)", {"crm": ok_url, "stuck": silent_url}, args.rate, args.seconds)
+            alone = latency(folder, "one destination", {"crm": ok_url}, args.rate, args.seconds)
+            stuck = {"crm": ok_url, "stuck": silent_url}
+            beside = latency(folder, "one + one timing out (2 s)", stuck, args.rate, args.seconds)
             print(f"3. worker: {args.orders:,} orders, serve's worker, alternating", flush=True)
             ratios, cpu_ratios = [], []
             for _ in range(args.repeat):
@@ -346,6 +361,16 @@ def main(argv: list[str] | None = None) -> int:
                 f" ({one_ratio / none_ratio:.2f}x)",
                 flush=True,
             )
+            print(f"targets (load average at the end: {_load()}):", flush=True)
+            _target("deliveries/s, one destination", f"{sent:,.0f}/s", sent >= 2000, ">= 2,000/s")
+            for label, found in (("alone", alone), ("beside one timing out", beside)):
+                d50, d99 = found or (float("inf"), float("inf"))
+                figure = f"p50 {d50:.1f} ms, p99 {d99:.1f} ms"
+                _target(f"recorded -> first attempt, {label}", figure, d50 < 50 and d99 < 250, "p50 < 50, p99 < 250")
+            worker = statistics.median(ratios)
+            _target("worker orders/s, one destination / none", f"{worker:.2f}", worker >= 0.85, ">= 0.85")
+            ingested = one_ratio / none_ratio
+            _target("ingest, one destination / none", f"{ingested:.2f}", ingested >= 0.85, ">= 0.85")
     finally:
         stop_receiver(receiver)
     return 0
