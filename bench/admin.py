@@ -2,8 +2,9 @@
 
 Setup (not timed): a fresh SQLite file with the gateway's schema and `--jobs` job rows written with direct SQL in
 large transactions: 99% done, 0.5% dead, 0.2% failed, 0.3% queued, over three sources (api 60%, shop 35%,
-woo 5%); 100,000 events recorded by the newest done jobs; one subscriber with 50 orders and 200 events. No
-ANALYZE (a gateway's database has no statistics either).
+woo 5%); failed attempts (three per dead job, one per failed job and per 50th done job); 100,000 events
+recorded by the newest done jobs; one subscriber with 50 orders and 200 events. No ANALYZE (a gateway's
+database has no statistics either).
 
 Timed: the real app (Starlette's TestClient, no worker) after an API-key login, each page `--repeat` times;
 it prints the median and the slowest answer of each, in milliseconds.
@@ -63,7 +64,7 @@ def build(database: Path, jobs: int) -> None:
                 body,
                 received,
                 status,
-                1 if status != "queued" else 0,
+                3 if status == "dead" else 0 if status == "queued" else 1,
                 received if status in ("queued", "done", "dead") else now + 60_000_000,
                 "TranslationError: unexpected shape" if status in ("dead", "failed") else None,
                 received + 5000 if status in ("done", "dead") else None,
@@ -99,6 +100,14 @@ def build(database: Path, jobs: int) -> None:
         "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
         " VALUES (?, 'ecommerce.order_placed', '{}', ?, ?, ?, ?, ?)",
         [(subscriber, now, f"k-{n}", source, f"o-{n}", job_id) for n, (job_id, source) in enumerate(done)],
+    )
+    # Failed attempts: three for each dead job, one for each failed one and for one done job in 50.
+    conn.execute(
+        "INSERT INTO job_attempts (job, attempt, at, error, next_attempt_at)"
+        " SELECT j.id, n.value, j.received_at + n.value * 1000, 'TranslationError: unexpected shape',"
+        " CASE WHEN j.status = 'dead' AND n.value = 3 THEN NULL ELSE j.received_at + n.value * 1000 + 500 END"
+        " FROM jobs AS j JOIN json_each('[1, 2, 3]') AS n ON n.value <= CASE WHEN j.status = 'dead' THEN 3 ELSE 1 END"
+        " WHERE j.status IN ('dead', 'failed') OR (j.status = 'done' AND j.id % 50 = 0) ORDER BY j.id, n.value"
     )
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -54,9 +54,28 @@ def _view(conn: sqlite3.Connection, row: Sequence[Any]) -> dict[str, Any]:
 
 
 def get(conn: sqlite3.Connection, job_id: str) -> dict[str, Any] | None:
-    """One job and its trace; times are µs since the epoch (the API formats them)."""
+    """One job and its trace, its failed attempts included; times are µs since the epoch (the API formats them)."""
     row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-    return None if row is None else _view(conn, row)
+    if row is None:
+        return None
+    return {**_view(conn, row), "failedAttempts": failed_attempts(conn, row[0])}
+
+
+def failed_attempts(conn: sqlite3.Connection, job: int) -> list[dict[str, Any]]:
+    """The job's failed attempts, oldest first (a replay numbers them from 1 again); a successful attempt has no
+    row: the job's `finishedAt` records it."""
+    return [
+        {
+            "attempt": attempt,
+            "at": at,
+            "error": error,
+            "outcome": "dead" if retry_at is None else "failed",
+            "nextAttemptAt": retry_at,
+        }
+        for attempt, at, error, retry_at in conn.execute(
+            "SELECT attempt, at, error, next_attempt_at FROM job_attempts WHERE job = ? ORDER BY id", (job,)
+        )
+    ]
 
 
 def page(

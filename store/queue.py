@@ -184,7 +184,8 @@ def complete_many(conn: sqlite3.Connection, done: Sequence[tuple[Job, int, list[
 
 
 def fail(conn: sqlite3.Connection, job: Job, error: str, retry_at: int | None, now: int) -> None:
-    """A failed attempt: `failed` until `retry_at`, or `dead` (kept with its error) when retry_at is None."""
+    """A failed attempt: `failed` until `retry_at`, or `dead` (kept with its error) when retry_at is None. The
+    attempt joins the job's trace (`job_attempts`), in the same transaction."""
     if retry_at is None:
         conn.execute(
             "UPDATE jobs SET status = 'dead', lease_owner = NULL, lease_expires = NULL, error = ?, finished_at = ?,"
@@ -197,16 +198,23 @@ def fail(conn: sqlite3.Connection, job: Job, error: str, retry_at: int | None, n
             " attempts = ? WHERE id = ?",
             (error, retry_at, job.attempts, job.id),
         )
+    conn.execute(
+        "INSERT INTO job_attempts (job, attempt, at, error, next_attempt_at) VALUES (?, ?, ?, ?, ?)",
+        (job.id, job.attempts, now, error, retry_at),
+    )
+
+
+_PRUNABLE = (
+    "SELECT id FROM jobs INDEXED BY jobs_done WHERE status = 'done' AND finished_at < ? ORDER BY finished_at LIMIT ?"
+)
 
 
 def prune_done(conn: sqlite3.Connection, finished_before: int, limit: int) -> int:
-    """Delete up to `limit` done jobs finished before `finished_before` (µs), oldest first; returns how many.
-    Dead and failed jobs stay for replay; what the done ones did stays in the ledger, subscribers and events."""
-    return conn.execute(
-        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_done"
-        " WHERE status = 'done' AND finished_at < ? ORDER BY finished_at LIMIT ?)",
-        (finished_before, limit),
-    ).rowcount
+    """Delete up to `limit` done jobs finished before `finished_before` (µs), oldest first, with their failed
+    attempts; returns how many. Dead and failed jobs stay for replay; what the done ones did stays in the ledger,
+    subscribers and events."""
+    conn.execute(f"DELETE FROM job_attempts WHERE job IN ({_PRUNABLE})", (finished_before, limit))
+    return conn.execute(f"DELETE FROM jobs WHERE id IN ({_PRUNABLE})", (finished_before, limit)).rowcount
 
 
 def replay(conn: sqlite3.Connection, job_id: str | None, now: int) -> list[str]:

@@ -283,6 +283,16 @@ def _timer_failures(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _job_attempts(db: sqlite_utils.Database) -> None:
+    """A job's failed attempts, for its trace (`queue.fail` writes one row per failure; `job_reads.get` reads them
+    oldest first through `job_attempts_job`): the jobs table keeps only the last error."""
+    db.execute(
+        "CREATE TABLE job_attempts (id INTEGER PRIMARY KEY, job INTEGER NOT NULL, attempt INTEGER NOT NULL,"
+        " at INTEGER NOT NULL, error TEXT NOT NULL, next_attempt_at INTEGER)"  # next_attempt_at NULL: went dead
+    )
+    db.execute("CREATE INDEX job_attempts_job ON job_attempts(job)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -295,6 +305,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _outbound,
     _segment_state,
     _timer_failures,
+    _job_attempts,
 ]
 
 

@@ -45,6 +45,22 @@ class Job(Model):
     produced: Produced
 
 
+class JobAttempt(Model):
+    attempt: int = Field(description="Which attempt of the job failed (a replay numbers them from 1 again).")
+    at: str = Field(description="When it failed.")
+    error: str = Field(description="What went wrong, named by its kind (never a payload value).")
+    outcome: Literal["failed", "dead"] = Field(
+        description="`failed`: it runs again at `nextAttemptAt`; `dead`: no more."
+    )
+    nextAttemptAt: str | None = Field(description="When the next attempt was due; null when the job went dead.")
+
+
+class JobTrace(Job):
+    failedAttempts: list[JobAttempt] = Field(
+        description="Every failed attempt, oldest first. A successful attempt has no entry: `finishedAt` says it."
+    )
+
+
 class JobCounts(Model):
     queued: int
     processing: int
@@ -73,12 +89,22 @@ class Replayed(Model):
 
 def job_view(job: dict[str, Any]) -> dict[str, Any]:
     """A `job_reads` job with its times as API instants."""
-    return {
+    view = {
         **job,
         "receivedAt": iso(job["receivedAt"]),
-        "finishedAt": iso(job["finishedAt"]) if job["finishedAt"] is not None else None,
-        "nextAttemptAt": iso(job["nextAttemptAt"]) if job["nextAttemptAt"] is not None else None,
+        "finishedAt": _instant(job["finishedAt"]),
+        "nextAttemptAt": _instant(job["nextAttemptAt"]),
     }
+    if "failedAttempts" in job:
+        view["failedAttempts"] = [
+            {**each, "at": iso(each["at"]), "nextAttemptAt": _instant(each["nextAttemptAt"])}
+            for each in job["failedAttempts"]
+        ]
+    return view
+
+
+def _instant(micros: int | None) -> str | None:
+    return iso(micros) if micros is not None else None
 
 
 async def get_job(request: Request) -> Response:
@@ -88,7 +114,7 @@ async def get_job(request: Request) -> Response:
     job = await gateway.reads.run(lambda conn: job_reads.get(conn, job_id))
     if job is None:
         raise errors.NotFound("No job with this id.")
-    return JSONResponse(Job.model_validate(job_view(job)).model_dump())
+    return JSONResponse(JobTrace.model_validate(job_view(job)).model_dump())
 
 
 async def replay_job(request: Request) -> Response:
@@ -156,7 +182,13 @@ ROUTES = [
         "/api/v1/jobs/{job_id}",
         get_job,
         "GET",
-        Contract("Read one job and what it produced", "jobs", {200: Job}, (401, 404), path_params=_JOB_ID),
+        Contract(
+            "Read one job, its failed attempts and what it produced",
+            "jobs",
+            {200: JobTrace},
+            (401, 404),
+            path_params=_JOB_ID,
+        ),
     ),
     api_route(
         "/api/v1/jobs/{job_id}/replay",

@@ -5,7 +5,7 @@ import json
 import sqlite3
 from typing import Any
 
-from store import queue
+from store import job_reads, queue
 from store.db import transaction
 
 NOW = 1_000_000_000
@@ -128,3 +128,49 @@ def test_a_repeated_delivery_key_is_recorded_once(conn: sqlite3.Connection) -> N
         assert not queue.insert(conn, again)
         assert queue.insert_many(conn, [again, other]) == [False, True]
     assert sorted(_status(conn)) == ["commerce-webhook-1", "commerce-webhook-3"]
+
+
+def test_each_failed_attempt_joins_the_trace_and_goes_with_its_job_when_pruned(conn: sqlite3.Connection) -> None:
+    kept, pruned = _queue(conn, 2)
+    for attempt in range(2):
+        with transaction(conn):
+            for job in queue.take(conn, NOW + attempt * LEASE, limit=2):
+                queue.fail(
+                    conn, job, f"waiting ({attempt + 1})", retry_at=NOW + (attempt + 1) * LEASE, now=NOW + attempt
+                )
+    with transaction(conn):
+        [job] = [job for job in queue.take(conn, NOW + 2 * LEASE, limit=2) if job.job_id == pruned]
+        queue.complete_many(conn, [(job, NOW + 2 * LEASE, [])], "worker-a")
+    trace = job_reads.get(conn, pruned)
+    assert trace is not None and trace["failedAttempts"] == [
+        {"attempt": 1, "at": NOW, "error": "waiting (1)", "outcome": "failed", "nextAttemptAt": NOW + LEASE},
+        {"attempt": 2, "at": NOW + 1, "error": "waiting (2)", "outcome": "failed", "nextAttemptAt": NOW + 2 * LEASE},
+    ]
+    with transaction(conn):  # done and old enough: pruned with its attempts; the failed one keeps its own
+        assert queue.prune_done(conn, NOW + 3 * LEASE, limit=10) == 1
+    assert job_reads.get(conn, pruned) is None
+    assert [job for (job,) in conn.execute("SELECT job FROM job_attempts")] == [_id(conn, kept)] * 2
+
+
+def test_a_dead_attempt_has_no_next_attempt_and_a_replay_keeps_the_history(conn: sqlite3.Connection) -> None:
+    [job_id] = _queue(conn, 1)
+    with transaction(conn):
+        [job] = queue.take(conn, NOW, limit=1)
+        queue.fail(conn, job, "invalid canonical order", retry_at=None, now=NOW)
+    with transaction(conn):
+        assert queue.replay(conn, job_id, NOW + 1) == [job_id]
+        [job] = queue.take(conn, NOW + 1, limit=1)
+        queue.fail(conn, job, "invalid canonical order", retry_at=None, now=NOW + 2)
+    trace = job_reads.get(conn, job_id)
+    assert trace is not None
+    assert [
+        (each["attempt"], each["at"], each["outcome"], each["nextAttemptAt"]) for each in trace["failedAttempts"]
+    ] == [
+        (1, NOW, "dead", None),
+        (1, NOW + 2, "dead", None),  # a replay starts the count again
+    ]
+
+
+def _id(conn: sqlite3.Connection, job_id: str) -> int:
+    row: tuple[int] = conn.execute("SELECT id FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return row[0]

@@ -194,14 +194,22 @@ def _age(harness: Harness, days: int, *job_ids: str) -> None:
 
 
 def test_done_jobs_past_retention_are_pruned_and_dead_ones_kept(platform: Harness) -> None:
-    old = platform.post_order(canonical("p-1")).json()["jobId"]
-    recent = platform.post_order(canonical("p-2")).json()["jobId"]
+    old = deliver(platform, canonical("p-1", mode="wait", status="refunded", refundAmountCents=500)).json()["jobId"]
+    platform.drain()  # its first attempt fails: the order has not arrived
+    recent = deliver(platform, canonical("p-1")).json()["jobId"]
+    platform.post_order(canonical("p-2"))
     dead = deliver(platform, canonical("p-3", mode="broken")).json()["jobId"]
     platform.drain()
+    platform.make_retries_due()
+    platform.drain()
+    assert (platform.job(old)["status"], len(platform.job(old)["failedAttempts"])) == ("done", 1)
     _age(platform, 31, old, dead)  # the default keeps done jobs 30 days
     assert platform.worker.prune_done_jobs(force=True) == 1
     assert platform.get(f"/api/v1/jobs/{old}").status_code == 404
+    with platform.db() as conn:  # its attempt went with it; the dead job keeps its own
+        assert conn.execute("SELECT count(*) FROM job_attempts").fetchone()[0] == 1
     assert (platform.job(recent)["status"], platform.job(dead)["status"]) == ("done", "dead")
+    assert len(platform.job(dead)["failedAttempts"]) == 1
     assert platform.attributes("hook@example.com")["ordersCount"] == 2  # what the pruned job did stays
 
 
@@ -244,6 +252,26 @@ def test_waiting_job_retries_with_backoff_then_succeeds(platform: Harness) -> No
     assert platform.attributes("hook@example.com")["totalSpent"] == 20.0
 
 
+def test_a_job_failing_twice_then_done_shows_both_failed_attempts(platform: Harness) -> None:
+    job_id = deliver(platform, canonical("w-3", mode="wait", status="refunded", refundAmountCents=500)).json()["jobId"]
+    platform.drain()
+    platform.make_retries_due()
+    platform.drain()
+    deliver(platform, canonical("w-3"))
+    platform.drain()  # the order; the refund's third attempt is not due yet
+    platform.make_retries_due()
+    platform.drain()
+    job = platform.job(job_id)
+    assert (job["status"], job["attempts"]) == ("done", 3)
+    failed = job["failedAttempts"]
+    assert [(each["attempt"], each["outcome"], each["error"]) for each in failed] == [
+        (1, "failed", "waiting: order w-3 has not arrived"),
+        (2, "failed", "waiting: order w-3 has not arrived"),
+    ]
+    assert job["receivedAt"] <= failed[0]["at"] <= failed[1]["at"] <= job["finishedAt"]
+    assert all(each["nextAttemptAt"] > each["at"] for each in failed)  # when the retry was due, before it was hurried
+
+
 def test_job_is_dead_after_the_last_attempt_with_its_error(platform: Harness) -> None:
     job_id = deliver(platform, canonical("never", mode="wait")).json()["jobId"]
     for _ in range(3):
@@ -252,6 +280,13 @@ def test_job_is_dead_after_the_last_attempt_with_its_error(platform: Harness) ->
     job = platform.job(job_id)
     assert (job["status"], job["attempts"]) == ("dead", 3)
     assert job["error"] == "waiting: order never has not arrived"
+    assert [(each["attempt"], each["outcome"]) for each in job["failedAttempts"]] == [
+        (1, "failed"),
+        (2, "failed"),
+        (3, "dead"),
+    ]
+    assert job["failedAttempts"][-1]["nextAttemptAt"] is None
+    assert {each["error"] for each in job["failedAttempts"]} == {"waiting: order never has not arrived"}
 
 
 def test_invalid_canonical_order_from_an_adapter_is_dead_naming_the_field(platform: Harness) -> None:

@@ -89,12 +89,20 @@ def test_login_overview_dead_job_replay_done(tmp_path: Path, browser: Any) -> No
 
         page.click(f"text={refund}")
         expect(page.locator("#job-status")).to_have_text("dead")
+        attempts = page.locator("#attempts tbody tr")
+        expect(attempts).to_have_count(1)  # max_attempts is 1: its one attempt, dead
+        expect(attempts.first).to_contain_text("dead")
+        expect(attempts.first).to_contain_text("has not arrived yet")
         page.screenshot(path=shots / "3-dead-job.png", full_page=True)
 
         page.click("text=Replay this job")
         # The page reloads itself (no JavaScript: a meta refresh) while the job waits or runs.
         expect(page.locator("#job-status")).to_have_text("done")
         expect(page.locator("main")).to_contain_text("ecommerce.order_refunded")
+        # The failed attempt stays in the trace; the replay's attempt, which succeeded, follows it.
+        expect(attempts).to_have_count(2)
+        expect(attempts.nth(0)).to_contain_text("has not arrived yet")
+        expect(attempts.nth(1)).to_contain_text("done")
         page.screenshot(path=shots / "4-replayed-done.png", full_page=True)
 
         page.click("text=Overview")

@@ -58,7 +58,16 @@ def test_every_status_newest_first_with_times_and_what_each_produced(shop: Harne
         "orders": [{"source": "api", "orderId": "order-1"}],
         "events": ["ecommerce.order_placed"],
     }
-    assert shop.job(ids["done"]) == done  # the single read has the same fields
+    # The single read has the same fields, and the job's failed attempts (the lists leave them out).
+    assert shop.job(ids["done"]) == {**done, "failedAttempts": []}
+    [attempt] = shop.job(ids["dead"])["failedAttempts"]
+    assert attempt == {
+        "attempt": 1,
+        "at": dead["finishedAt"],
+        "error": dead["error"],
+        "outcome": "dead",
+        "nextAttemptAt": None,
+    }
 
 
 def test_a_webhook_job_produced_the_orders_and_events_it_recorded(shop: Harness) -> None:
