@@ -140,6 +140,7 @@ def test_data_request_is_recorded_and_the_data_exported(make_harness: Any) -> No
         "produced": {"orders": [], "events": []},
         "status": "done",
         "attempts": 1,
+        "failedAttempts": [],
         "error": None,
         "warnings": [
             "data request 9007199254910001 recorded: export the customer's data with"

@@ -20,6 +20,7 @@ def test_seed_example_then_full_refund(harness: Harness) -> None:
         "jobId": body["jobId"],
         "status": "done",
         "attempts": 1,
+        "failedAttempts": [],
         "error": None,
         "warnings": [],
         "kind": "order",
