@@ -103,6 +103,7 @@ def test_login_overview_dead_job_replay_done(tmp_path: Path, browser: Any) -> No
         expect(attempts).to_have_count(2)
         expect(attempts.nth(0)).to_contain_text("has not arrived yet")
         expect(attempts.nth(1)).to_contain_text("done")
+        expect(attempts.nth(1)).to_contain_text("replayed")
         page.screenshot(path=shots / "4-replayed-done.png", full_page=True)
 
         page.click("text=Overview")
