@@ -14,11 +14,18 @@ not): every membership is written, as when 20 segments are added to a gateway ho
     python bench/segments.py                   # worker: 20,000 orders x 3 pairs; rebuild: 1M orders (minutes)
     python bench/segments.py --quick           # worker: 5,000 orders x 2 pairs; rebuild: 100,000 orders
     python bench/segments.py --orders 50 --ledger 100 --rebuild-orders 300 --repeat 1   # smoke run
+
+Instructions: with `--part instructions`, the worker's instructions per order with no segments and with the
+20, counted by callgrind as `bench/instructions.py` counts them (a drain of N orders minus a drain of one, over
+the same 10,000-order ledger), and their ratio: repeatable whatever else the machine is doing.
+
+    python bench/segments.py --part instructions --orders 1000
 """
 
 import argparse
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import instructions
 import process
 
 from gateway.config import Config
@@ -113,17 +121,47 @@ def rebuild(built: Path) -> float:
     conn = connect(built)
     segments = build_engine(_config(built, True)).segments
     subscribers, orders = (conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("subscribers", "orders"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = segment_rebuild.rebuild_all(segments, conn, False, now_us())
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
     members = conn.execute("SELECT sum(members) FROM segments").fetchone()[0]
     conn.close()
     print(
         f"rebuild: {len(result.rebuilt)} segments over {subscribers:,} subscribers and {orders:,} orders in"
-        f" {took:.1f} s ({members:,} memberships)",
+        f" {took:.1f} s, {cpu:.1f} s of CPU ({members:,} memberships)",
         flush=True,
     )
     return took
+
+
+def _counted(database: str, orders: int, segments: bool, folder: Path) -> int:
+    """Instructions of a drain of `database` (its `orders` queued orders) under callgrind."""
+    out = folder / f"callgrind-{orders}-{int(segments)}.out"
+    argv = [__file__, "--drain", database, "--orders", str(orders), *(["--with-segments"] if segments else [])]
+    drain = [sys.executable, "-c", instructions._DRAIN.format(root=str(Path(__file__).parent.parent), argv=argv)]
+    command = ["env", "PYTHONHASHSEED=0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *drain]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind printed no total:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def count_instructions(orders: int, ledger: int, folder: Path, keep: Path | None) -> None:
+    """Worker instructions per order with no segments and with the 20 (N-order drain minus 1-order drain)."""
+    many = _apart("--build", str(ledger), "--orders", str(orders), "--folder", str(folder))
+    one = _apart("--build", str(ledger), "--orders", "1", "--folder", str(folder))
+    per_order = []
+    for segments in (False, True):
+        total = _counted(many, orders, segments, folder) - _counted(one, 1, segments, folder)
+        per_order.append(total / (orders - 1))
+        label = f"{len(SEGMENTS)} segments" if segments else "no segments"
+        print(f"{label:>12}: {per_order[-1]:,.0f} worker instructions per order (callgrind)", flush=True)
+    print(f"instructions ratio none / 20 segments: {per_order[0] / per_order[1]:.2f}", flush=True)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        for out in folder.glob("callgrind-*.out"):
+            shutil.copy(out, keep / out.name)
 
 
 def _apart(*args: str) -> str:
@@ -140,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ledger", type=int, default=10_000, help="orders already in the drains' ledger")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of drains (none, 20 segments), alternating")
     parser.add_argument("--rebuild-orders", type=int, default=1_000_000, help="ledger orders for the rebuild")
-    parser.add_argument("--part", choices=("worker", "rebuild", "both"), default="both")
+    parser.add_argument("--part", choices=("worker", "rebuild", "both", "instructions"), default="both")
     parser.add_argument("--quick", action="store_true", help="5,000 orders x 2 pairs; rebuild over 100,000 orders")
+    parser.add_argument("--keep", type=Path, help="with --part instructions: keep the callgrind outputs here")
     parser.add_argument("--build", type=int, metavar="LEDGER", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--drain", type=Path, help=argparse.SUPPRESS)
@@ -160,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.orders, args.repeat, args.rebuild_orders = 5_000, 2, 100_000
     with tempfile.TemporaryDirectory(prefix="bench-segments-") as tmp:
+        if args.part == "instructions":
+            count_instructions(args.orders, args.ledger, Path(tmp), args.keep)
+            return 0
         if args.part in ("worker", "both"):
             built = _apart("--build", str(args.ledger), "--orders", str(args.orders), "--folder", tmp)
             rates: tuple[list[float], list[float]] = ([], [])

@@ -82,19 +82,31 @@ def drop(conn: sqlite3.Connection, name: str, batch: int = 5000) -> int:
     return removed
 
 
-def move(conn: sqlite3.Connection, segment: str, subscriber_id: int, member: bool) -> int:
-    """A subscriber enters or leaves a segment: its members and count follow. Returns when the segment's
-    definition was built (0 if not recorded yet), which keys the transition's event with its number."""
-    if member:
+def move(conn: sqlite3.Connection, subscriber_id: int, moved: Sequence[tuple[str, bool]]) -> dict[str, int]:
+    """A subscriber enters or leaves segments, (name, member) each: the members and counts follow, a statement
+    each at most. Returns when each segment's definition was built (absent if not recorded yet), which keys a
+    transition's event with its number."""
+    if not moved:
+        return {}
+    entered = [name for name, member in moved if member]
+    left = [name for name, member in moved if not member]
+    if entered:
         conn.execute(
-            "INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)", (segment, subscriber_id)
+            "INSERT OR IGNORE INTO segment_members (segment, subscriber_id) SELECT value, ?1 FROM json_each(?2)",
+            (subscriber_id, json.dumps(entered)),
         )
-    else:
-        conn.execute("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", (segment, subscriber_id))
-    row = conn.execute(
-        "UPDATE segments SET members = members + ? WHERE name = ? RETURNING built_at", (1 if member else -1, segment)
-    ).fetchone()
-    return int(row[0]) if row else 0
+    if left:
+        conn.execute(
+            "DELETE FROM segment_members WHERE subscriber_id = ?1 AND segment IN (SELECT value FROM json_each(?2))",
+            (subscriber_id, json.dumps(left)),
+        )
+    rows = conn.execute(
+        "UPDATE segments SET members = members + (CASE WHEN name IN (SELECT value FROM json_each(?1)) THEN 1"
+        " ELSE -1 END) WHERE name IN (SELECT value FROM json_each(?1)) OR name IN (SELECT value FROM json_each(?2))"
+        " RETURNING name, built_at",
+        (json.dumps(entered), json.dumps(left)),
+    ).fetchall()
+    return dict(rows)
 
 
 def move_many(conn: sqlite3.Connection, entered: Iterable[tuple[str, int]], left: Iterable[tuple[str, int]]) -> None:
@@ -132,8 +144,7 @@ def members(conn: sqlite3.Connection, segment: str, after: int, limit: int) -> l
 
 def forget_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> None:
     """A subscriber erased: out of every segment, no timer."""
-    for segment in of_subscriber(conn, subscriber_id):
-        move(conn, segment, subscriber_id, False)
+    move(conn, subscriber_id, [(segment, False) for segment in of_subscriber(conn, subscriber_id)])
     timers.cancel(conn, SEGMENT_TIMER, str(subscriber_id))
 
 
@@ -146,11 +157,6 @@ _PROFILE = (
     "SELECT id, email, external_id, first_name, last_name, attributes, orders_count, total_spent_cents,"
     " segment_changes, segment_due FROM subscribers"
 )
-
-
-def profile(conn: sqlite3.Connection, subscriber_id: int) -> Profile | None:
-    row: Profile | None = conn.execute(f"{_PROFILE} WHERE id = ?", (subscriber_id,)).fetchone()
-    return row
 
 
 def profiles_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Profile]:
@@ -173,16 +179,6 @@ def items_of(raw: str | None) -> tuple[tuple[str | None, str | None], ...]:
     return tuple((item.get("productId"), item.get("variantId")) for item in json.loads(raw))
 
 
-def counted_orders(conn: sqlite3.Connection, email: str, items: bool) -> list[tuple[str, int, str | None]]:
-    """(source, orderedAt µs, items JSON when `items`) of the orders segments count."""
-    rows: list[tuple[str, int, str | None]] = conn.execute(
-        f"SELECT o.source, {_ORDERED_US}, {'o.items' if items else 'NULL'} FROM orders AS o"
-        f" WHERE o.email = ? AND {_COUNTED}",
-        (email,),
-    ).fetchall()
-    return rows
-
-
 def counted_orders_between(
     conn: sqlite3.Connection, first: int, last: int, items: bool
 ) -> list[tuple[int, str, int, str | None]]:
@@ -196,16 +192,45 @@ def counted_orders_between(
     return rows
 
 
+@lru_cache(maxsize=64)
+def _facts_sql(orders: bool, items: bool, names: int) -> str:
+    counted = "NULL"
+    if orders:
+        counted = (
+            f"(SELECT json_group_array(json_array(o.source, {_ORDERED_US}, {'o.items' if items else 'NULL'}))"
+            f" FROM orders AS o WHERE o.email = s.email AND {_COUNTED})"
+        )
+    named = "NULL"
+    if names:
+        named = (
+            "(SELECT json_group_array(json_array(e.name, e.occurred_at)) FROM events AS e"
+            f" WHERE e.subscriber_id = s.id AND e.name IN ({', '.join('?' * names)}))"
+        )
+    return (
+        "SELECT s.id, s.email, s.external_id, s.first_name, s.last_name, s.attributes, s.orders_count,"
+        f" s.total_spent_cents, s.segment_changes, s.segment_due, {counted}, {named} FROM subscribers AS s"
+        " WHERE s.id = ?"
+    )
+
+
+Facts = tuple[Profile, list[tuple[str, int, str | None]], list[tuple[str, int]]]
+
+
+def facts(
+    conn: sqlite3.Connection, subscriber_id: int, orders: bool, items: bool, names: Sequence[str]
+) -> Facts | None:
+    """One subscriber's profile, counted orders (when `orders`; items JSON when `items`) and events of `names`,
+    in one statement: what `profile`, `counted_orders` and `events_named` read apart."""
+    row = conn.execute(_facts_sql(orders, items, len(names)), (*names, subscriber_id)).fetchone()
+    if row is None:
+        return None
+    counted = json.loads(row[10]) if row[10] is not None else []
+    named = json.loads(row[11]) if row[11] is not None else []
+    return row[:10], counted, named
+
+
 def _among(names: Sequence[str]) -> str:
     return ", ".join("?" * len(names))
-
-
-def events_named(conn: sqlite3.Connection, subscriber_id: int, names: Sequence[str]) -> list[tuple[str, int]]:
-    rows: list[tuple[str, int]] = conn.execute(
-        f"SELECT name, occurred_at FROM events WHERE subscriber_id = ? AND name IN ({_among(names)})",
-        (subscriber_id, *names),
-    ).fetchall()
-    return rows
 
 
 def events_named_between(

@@ -52,6 +52,7 @@ class Facts:
     orders: list[OrderFact] = field(default_factory=list)
     events: dict[str, list[int]] = field(default_factory=dict)  # name -> occurredAt (µs) of each
     member: dict[str, bool] = field(default_factory=dict)  # segment -> member, for `segment:` conditions
+    order_times: list[int] | None = None  # orderedAt of each of `orders`, taken once for every orders condition
 
 
 Check = Callable[[Facts], bool]
@@ -258,7 +259,10 @@ def _orders(path: str, value: Any, into: _Compiling) -> Check:
     into.reads.add(ORDERS)
 
     def times(facts: Facts) -> list[int]:
-        return [order.ordered_at for order in facts.orders]
+        taken = facts.order_times
+        if taken is None:
+            taken = facts.order_times = [order.ordered_at for order in facts.orders]
+        return taken
 
     return _counting(ORDERS, _at_least(where, options), _window(where, options), times, into)
 

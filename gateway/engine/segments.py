@@ -6,6 +6,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from gateway.engine.segment_conditions import (
@@ -52,7 +53,7 @@ class Segments:
 
     def __init__(self, definitions: Mapping[str, Any], revenue: Revenue) -> None:
         self.segments = compile_segments(definitions)
-        self.revenue = revenue
+        self.revenue = lru_cache(maxsize=4096)(revenue)  # many subscribers share their totals
         self._timers: tuple[Timer, ...] = tuple(t for s in self.segments.values() for t in s.timers)
         self._timer_keys = frozenset(key for key, _ in self._timers)
         self._plans: dict[frozenset[str], Plan] = {}
@@ -127,36 +128,42 @@ class Segments:
             self.evaluate(conn, subscriber_id, plan, now, historical)
 
     def evaluate(
-        self, conn: sqlite3.Connection, subscriber_id: int, plan: Plan, now: int, historical: bool = False
+        self,
+        conn: sqlite3.Connection,
+        subscriber_id: int,
+        plan: Plan,
+        now: int,
+        historical: bool = False,
+        fired: bool = False,
     ) -> None:
-        profile = store.profile(conn, subscriber_id)
-        if profile is None:
+        """One subscriber against `plan`'s segments. Their segment timer (`fired`: just taken by the worker) is
+        only ever moved earlier here: a timer that fires before the next flip re-evaluates, finds nothing
+        changed and is set again, which costs less than a write on every order that moves the flip later."""
+        read = store.facts(conn, subscriber_id, plan.orders, plan.items, plan.events)
+        if read is None:
             return
-        orders = store.counted_orders(conn, profile[1], plan.items) if plan.orders else ()
-        named = store.events_named(conn, subscriber_id, plan.events) if plan.events else ()
+        profile, orders, named = read
         facts = self.facts(now, profile, plan, orders, named)
         changes = store.parse_changes(profile[8])
-        moved = False
-        for segment, member in self.changes(plan, facts, changes):
-            count = changes[segment.name] = changes.get(segment.name, 0) + 1
-            built = store.move(conn, segment.name, subscriber_id, member)
-            emit_event(conn, subscriber_id, segment.name, member, count, built, now, historical)
-            moved = True
-        due = stored_due = profile[9]
+        moved = [(segment.name, member) for segment, member in self.changes(plan, facts, changes)]
+        due = None if fired else profile[9]
         if plan.timers:
-            due = self.due(plan, facts)
-            if due != stored_due:
-                if due is None:
-                    timers.cancel(conn, SEGMENT_TIMER, str(subscriber_id))
-                else:
-                    timers.schedule(conn, SEGMENT_TIMER, str(subscriber_id), due)
-        if moved or due != stored_due:
+            wanted = self.due(plan, facts)
+            if wanted is not None and (due is None or wanted < due):
+                due = wanted
+                timers.schedule(conn, SEGMENT_TIMER, str(subscriber_id), due)
+        if moved:
+            built = store.move(conn, subscriber_id, moved)
+            for name, member in moved:
+                count = changes[name] = changes.get(name, 0) + 1
+                emit_event(conn, subscriber_id, name, member, count, built.get(name, 0), now, historical)
+        if moved or due != profile[9]:
             store.save_state(conn, subscriber_id, changes, due)
 
     def on_timer(self, conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
         """A subscriber's window closed (their `segment` timer, taken by the worker in this transaction): their
         time-dependent segments are evaluated again, and the timer set again if a window is still open."""
-        self.evaluate(conn, int(key), self.timed, now)
+        self.evaluate(conn, int(key), self.timed, now, fired=True)
 
     # Shared by one subscriber and by a rebuild of many.
 
