@@ -143,18 +143,22 @@ def forget_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> None:
 
 
 # Facts: what conditions read. A profile is (id, email, externalId, firstName, lastName, attributes JSON,
-# ordersCount, totalSpentCents, segment changes, segment due); orders are (source, orderedAt µs, items JSON);
+# ordersCount, totalSpentCents, segment changes, segment timer due); orders are (source, orderedAt µs, items JSON);
 # events (name, occurredAt µs).
 
 Profile = tuple[int, str, str | None, str | None, str | None, str, int, int, str | None, int | None]
-_PROFILE = (
-    "SELECT id, email, external_id, first_name, last_name, attributes, orders_count, total_spent_cents,"
-    " segment_changes, segment_due FROM subscribers"
+# The due time read is the segment timer's own (not the copy in the subscriber's row): a timer that fired, failed
+# and was set again later, or died, is seen as it is.
+_TIMER_DUE = "(SELECT t.due_at FROM timers AS t WHERE t.kind = 'segment' AND t.key = CAST(s.id AS TEXT))"
+_COLUMNS = (
+    "s.id, s.email, s.external_id, s.first_name, s.last_name, s.attributes, s.orders_count, s.total_spent_cents,"
+    f" s.segment_changes, {_TIMER_DUE}"
 )
+_PROFILE = f"SELECT {_COLUMNS} FROM subscribers AS s"
 
 
 def profiles_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Profile]:
-    rows: list[Profile] = conn.execute(f"{_PROFILE} WHERE id > ? ORDER BY id LIMIT ?", (after, limit)).fetchall()
+    rows: list[Profile] = conn.execute(f"{_PROFILE} WHERE s.id > ? ORDER BY s.id LIMIT ?", (after, limit)).fetchall()
     return rows
 
 
@@ -200,11 +204,7 @@ def _facts_sql(orders: bool, items: bool, names: int) -> str:
             "(SELECT json_group_array(json_array(e.name, e.occurred_at)) FROM events AS e"
             f" WHERE e.subscriber_id = s.id AND e.name IN ({', '.join('?' * names)}))"
         )
-    return (
-        "SELECT s.id, s.email, s.external_id, s.first_name, s.last_name, s.attributes, s.orders_count,"
-        f" s.total_spent_cents, s.segment_changes, s.segment_due, {counted}, {named} FROM subscribers AS s"
-        " WHERE s.id = ?"
-    )
+    return f"SELECT {_COLUMNS}, {counted}, {named} FROM subscribers AS s WHERE s.id = ?"
 
 
 Facts = tuple[Profile, list[tuple[str, int, str | None]], list[tuple[str, int]]]

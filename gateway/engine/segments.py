@@ -134,10 +134,9 @@ class Segments:
         plan: Plan,
         now: int,
         historical: bool = False,
-        fired: bool = False,
     ) -> None:
-        """One subscriber against `plan`'s segments. Their segment timer (`fired`: just taken by the worker) is
-        only ever moved earlier here: a timer that fires before the next flip re-evaluates, finds nothing
+        """One subscriber against `plan`'s segments. Their segment timer (none while it fires: the worker took
+        it) is only ever set earlier here: a timer that fires before the next flip re-evaluates, finds nothing
         changed and is set again, which costs less than a write on every order that moves the flip later."""
         read = store.facts(conn, subscriber_id, plan.orders, plan.items, plan.events)
         if read is None:
@@ -146,7 +145,7 @@ class Segments:
         facts = self.facts(now, profile, plan, orders, named)
         changes = store.parse_changes(profile[8])
         moved = [(segment.name, member) for segment, member in self.changes(plan, facts, changes)]
-        due = None if fired else profile[9]
+        due = profile[9]
         if plan.timers:
             wanted = self.due(plan, facts)
             if wanted is not None and (due is None or wanted < due):
@@ -163,7 +162,7 @@ class Segments:
     def on_timer(self, conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
         """A subscriber's window closed (their `segment` timer, taken by the worker in this transaction): their
         time-dependent segments are evaluated again, and the timer set again if a window is still open."""
-        self.evaluate(conn, int(key), self.timed, now, fired=True)
+        self.evaluate(conn, int(key), self.timed, now)
 
     # Shared by one subscriber and by a rebuild of many.
 

@@ -8,6 +8,7 @@ import pytest
 
 from gateway.engine.segment_conditions import DAY_US
 from normalizer.timefmt import format_instant_us, now_us
+from store import timers
 from tests.conftest import Harness, order
 
 SEGMENTS: dict[str, Any] = {
@@ -205,3 +206,38 @@ def test_segment_events_of_imported_history_say_so(make_harness: Any) -> None:
         ("segment.entered", "vip", None),
         ("segment.exited", "lapsed", None),
     ]
+
+
+def segment_due(harness: Harness) -> int | None:
+    with harness.db() as conn:
+        row = conn.execute("SELECT due_at FROM timers WHERE kind = 'segment'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def test_a_later_window_leaves_the_timer_early_and_its_firing_sets_it_again(harness: Harness) -> None:
+    harness.post_order(order("o-1", orderedAt=days_ago(29)))
+    harness.drain()
+    first = segment_due(harness)
+    assert first is not None and abs(first - (now_us() + DAY_US)) < 60_000_000
+    harness.post_order(order("o-2", orderedAt=days_ago(10)))  # the window now closes in 20 days: no write
+    harness.drain()
+    assert segment_due(harness) == first
+    events_before = segment_events(harness)
+    assert harness.worker.fire_timers(now=first + 1) == 1  # early: nothing changes, the timer is set again
+    assert harness.subscriber(EMAIL)["segments"] == ["recent", "tiktok", "vip"]
+    assert segment_events(harness) == events_before
+    again = segment_due(harness)
+    assert again is not None and abs(again - (now_us() + 20 * DAY_US)) < 60_000_000
+
+
+def test_a_segment_timer_that_died_is_set_anew_by_the_next_change(harness: Harness) -> None:
+    harness.post_order(order("o-1", orderedAt=days_ago(29)))
+    harness.drain()
+    with harness.db() as conn:  # the timer failed its last attempt: out of the due order, kept dead
+        rowid, key, due_at = conn.execute("SELECT rowid, key, due_at FROM timers WHERE kind = 'segment'").fetchone()
+        timers.take(conn, rowid, due_at)
+        timers.bury(conn, "segment", key, due_at, 3, "RuntimeError", now_us())
+    harness.post_order(order("o-2", orderedAt=days_ago(5)))  # a later window than the dead timer's
+    harness.drain()
+    due = segment_due(harness)
+    assert due is not None and abs(due - (now_us() + 25 * DAY_US)) < 60_000_000
