@@ -69,6 +69,7 @@ class Sender:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._worker_behind: Callable[[], bool] | None = None
+        self._wake_pending = False
         self._share_since = (time.monotonic(), 0.0)  # (wall clock, this thread's CPU time) the share counts from
 
     def yield_to(self, worker: _Worker) -> None:
@@ -83,11 +84,19 @@ class Sender:
         self._ready.wait()
 
     def wake(self) -> None:
-        """Thread-safe: deliveries were committed; look for them now."""
-        loop, wakeup = self._loop, self._wakeup
-        if loop is not None and wakeup is not None and not loop.is_closed():
-            with suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(wakeup.set)
+        """Thread-safe: deliveries were committed; look for them now. Wake-ups coalesce: while one is on its way
+        to the loop, another costs nothing (the worker calls this after every commit)."""
+        loop = self._loop
+        if self._wake_pending or loop is None or loop.is_closed():
+            return
+        self._wake_pending = True
+        with suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        self._wake_pending = False  # before the event is set: a later commit's wake-up is never lost
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def stop(self) -> None:
         self._stopping = True
