@@ -19,7 +19,7 @@ PACKAGES = set(ALLOWED)
 BASE = {"gateway.config", "gateway.logs", "gateway.metrics", "gateway.signing"}
 GATEWAY_ALLOWED = {
     "gateway.signing": set(),
-    "gateway.config": {"gateway.signing"},
+    "gateway.config": {"gateway.config", "gateway.signing"},
     "gateway.logs": set(),
     "gateway.runtime": set(),
     "gateway.metrics": set(),  # the process's Prometheus series: the worker observes, web and cli serve them
