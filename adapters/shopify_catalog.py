@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.base import Command, Translation
+from adapters.shopify_fields import mapping
 from normalizer import Customer, Item
 from normalizer.catalog import Product, Variant
 from normalizer.checkout import NativeCheckout
@@ -15,10 +16,6 @@ from normalizer.timefmt import parse_instant
 
 PRODUCT_TOPICS = frozenset({"products/create", "products/update"})
 CHECKOUT_TOPICS = frozenset({"checkouts/create", "checkouts/update"})
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _text(value: Any) -> str | None:
@@ -54,8 +51,8 @@ def translate_product(payload: Mapping[str, Any], shop_domain: str | None) -> Tr
 
 
 def _customer(payload: Mapping[str, Any]) -> Customer | None:
-    person = _mapping(payload.get("customer"))
-    address = _mapping(payload.get("billing_address"))
+    person = mapping(payload.get("customer"))
+    address = mapping(payload.get("billing_address"))
     email = _text(payload.get("email")) or _text(person.get("email"))
     if email is None:
         return None
