@@ -10,17 +10,15 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 
-from pydantic import ValidationError
-
-from adapters import Adapter, NotReady, TranslationError
+from adapters import Adapter
 from gateway.config import Config
 from gateway.engine import Engine
 from gateway.metrics import JobMetrics
-from gateway.pipeline.job_effects import Permanent, apply_job, describe_failure, once
+from gateway.pipeline.chunks import ChunkRunner, JobFailed
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import now_us
 from store import queue, timers
-from store.db import Checkpointer, StoreUnavailable, connect, savepoint, store_trouble, transaction
+from store.db import Checkpointer, StoreUnavailable, connect, transaction
 from store.file_watch import FileWatch
 
 log = logging.getLogger("gateway.worker")
@@ -35,14 +33,6 @@ _CHUNK_SECONDS = 0.05
 _TIMER_SECONDS = 0.05  # timers fired per transaction: the write lock is held about this long
 _CHUNK_SECONDS_IN_SERVE = 0.5
 _TROUBLE_BACKOFF_MAX_SECONDS = 5.0  # between batches while the database is in trouble (locked, disk full)
-
-
-class _JobFailed(Exception):
-    """A job of a chunk raised: the chunk's transaction is rolled back and the chunk run job by job."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
 
 
 class Worker:
@@ -60,6 +50,7 @@ class Worker:
         self.turns = turns
         self.metrics = metrics
         self.owner = f"{secrets.token_hex(4)}"
+        self.chunks = ChunkRunner(config.worker, adapters, engine, self.owner, turns, metrics)
         self.wake = threading.Event()
         self.after_commit: Callable[[], None] | None = None
         self.behind = False  # the last batch was full: more jobs are waiting (the sender yields to it meanwhile)
@@ -178,14 +169,14 @@ class Worker:
                     began = time.monotonic()
                     jobs = queue.take(conn, now_us(), limit)
                     deadline = began + _CHUNK_SECONDS_IN_SERVE
-                    taken = self._chunk(conn, jobs, 0, {job.id for job in jobs}, deadline) if jobs else 0
-            except _JobFailed as failed:  # rolled back: run the chunk again up to the failed job, one by one
+                    taken = self.chunks.run(conn, jobs, 0, {job.id for job in jobs}, deadline) if jobs else 0
+            except JobFailed as failed:  # rolled back: run the chunk again up to the failed job, one by one
                 self._observed(committed=False)
                 with transaction(self.conn) as conn:
                     # The same take as the chunk's (its transaction left nothing behind), unless another worker
                     # took some of those jobs meanwhile: then a few others, just as runnable.
                     jobs = queue.take(conn, now_us(), limit)[: failed.index + 1]
-                    self._one_by_one(conn, jobs, {job.id for job in jobs})
+                    self.chunks.one_by_one(conn, jobs, {job.id for job in jobs})
                 taken = len(jobs)
             self._observed(committed=True)
             self.checkpointer.rewind_if_due(self.conn)
@@ -207,12 +198,12 @@ class Worker:
                     deadline = time.monotonic() + _CHUNK_SECONDS  # the write lock is ours from here
                     # Checked once per chunk: with the write lock held, no other worker can take a lease over.
                     leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
-                    start = self._chunk(conn, jobs, start, leased, deadline)
-            except _JobFailed as failed:  # the chunk's transaction is rolled back: see `_chunk`
+                    start = self.chunks.run(conn, jobs, start, leased, deadline)
+            except JobFailed as failed:  # the chunk's transaction is rolled back: see `ChunkRunner.run`
                 self._observed(committed=False)
                 with transaction(self.conn) as conn:
                     leased = queue.still_leased_ids(conn, jobs[start:], self.owner)
-                    self._one_by_one(conn, jobs[start : failed.index + 1], leased)
+                    self.chunks.one_by_one(conn, jobs[start : failed.index + 1], leased)
                 start = failed.index + 1
             self._observed(committed=True)
             self.checkpointer.rewind_if_due(self.conn)
@@ -237,46 +228,6 @@ class Worker:
             log.info("done jobs pruned", extra={"jobs": removed, "days": days})
         return removed
 
-    def _chunk(
-        self, conn: sqlite3.Connection, jobs: list[queue.Job], start: int, leased: set[int], deadline: float
-    ) -> int:
-        """Apply jobs from `start` until the deadline (at least one, so the worker progresses under any ingest
-        load) and complete them in the caller's transaction; returns where the next chunk starts. When a job
-        fails, `_JobFailed` says which: the caller rolls the transaction back and runs the chunk again up to
-        that job with `_one_by_one`, so only the failed job's effects are undone. (No savepoint around the
-        chunk: SQLite would keep a copy of every page the chunk changes, for a rollback that is rare.)"""
-        done: list[tuple[queue.Job, int, list[str]]] = []
-        index = start
-        while True:
-            job = jobs[index]
-            if job.id in leased:  # else our lease expired and another worker took the job over
-                now = now_us()
-                try:
-                    warnings = apply_job(self.engine, self.adapters, conn, job, now)
-                except Exception as exc:
-                    if store_trouble(exc, conn):
-                        raise  # the database, not the job: abandon the chunk; its jobs run again later
-                    raise _JobFailed(index) from exc  # any other error, SQLite's included, is this job's
-                done.append((job, now, once(warnings)))
-            index += 1
-            if index == len(jobs) or time.monotonic() >= deadline or self._ingest_waiting():
-                break
-        # One statement for the chunk's completions, committed with the jobs' effects.
-        queue.complete_many(conn, done, self.owner)
-        if self.metrics is not None:
-            self.metrics.completed(done, now_us())
-        return index
-
-    def _one_by_one(self, conn: sqlite3.Connection, jobs: list[queue.Job], leased: set[int]) -> None:
-        """Apply `jobs` in one savepoint each: a failure is recorded on its job, the others' effects stay."""
-        done: list[tuple[queue.Job, int, list[str]]] = []
-        for job in jobs:
-            if job.id in leased:
-                self._process(conn, job, done)
-        queue.complete_many(conn, done, self.owner)
-        if self.metrics is not None:
-            self.metrics.completed(done, now_us())
-
     def _observed(self, committed: bool) -> None:
         if self.metrics is None:
             return
@@ -285,37 +236,5 @@ class Worker:
         else:
             self.metrics.discard()
 
-    def _ingest_waiting(self) -> bool:
-        """In `serve`, a request batch waiting for the write lock ends the chunk after the current job."""
-        return self.turns is not None and self.turns.ingest_waiting
-
     def _turn(self) -> AbstractContextManager[None]:
         return self.turns.background() if self.turns is not None else nullcontext()
-
-    def _process(self, conn: sqlite3.Connection, job: queue.Job, done: list[tuple[queue.Job, int, list[str]]]) -> None:
-        """Apply one job in its own savepoint; a success joins `done`, completed with the rest of the chunk."""
-        now = now_us()
-        try:
-            with savepoint(conn):
-                warnings = apply_job(self.engine, self.adapters, conn, job, now)
-            done.append((job, now, once(warnings)))
-            return
-        except (Permanent, TranslationError, ValidationError) as exc:
-            error, retry = describe_failure(exc), False
-        except NotReady as exc:
-            error, retry = f"waiting: {exc}", True
-        except Exception as exc:
-            if store_trouble(exc, conn):
-                raise  # the database, not the job: abandon the chunk; its jobs run again later
-            # Anything else, an SQLite error included (an integer overflow, a constraint), is this job's own:
-            # its savepoint is rolled back, and it retries with backoff, then goes dead, alone.
-            log.exception("job failed", extra={"job": job.job_id, "source": job.source})
-            error, retry = describe_failure(exc), True
-        retry_at = self.config.worker.retry_at(job.attempts, now) if retry else None
-        queue.fail(conn, job, error, retry_at, now)
-        if self.metrics is not None:
-            self.metrics.failed(job, retry_at is None, now, now_us())
-        log.warning(
-            "job dead" if retry_at is None else "job failed, will retry",
-            extra={"job": job.job_id, "source": job.source, "attempts": job.attempts, "error": error},
-        )
