@@ -3,46 +3,19 @@ that job alone (rolled back, retried with backoff, dead after `max_attempts` wit
 around it complete, in both workers; a replay after the fix runs it. Only the database's own trouble (the lock,
 a full disk) leaves a chunk's jobs to run again untouched."""
 
-import hashlib
-import hmac
 import json
 import sqlite3
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from adapters import REGISTRY, Delivery, Intake, OrderLookup, SignatureError, SourceOptions, Translation
-from adapters._signatures import hmac_matches
-from normalizer import CanonicalOrder
+from adapters import REGISTRY
 from store.db import store_trouble
 from tests.conftest import Harness, order
+from tests.gateway._fake_platform import ExplodingPlatform, deliver
 
 SECRET = "poison-platform-secret"
 GOOD = 200
-
-
-class ExplodingPlatform:
-    """A platform whose adapter has a bug: a delivery marked `explode` raises a plain exception in translate."""
-
-    provider: ClassVar[str] = "exploding"
-    Options: ClassVar[type[SourceOptions]] = SourceOptions
-
-    def __init__(self, name: str, options: SourceOptions) -> None:
-        self.secrets = [s.encode() for s in options.secrets]
-
-    def verify(self, delivery: Delivery) -> None:
-        given = delivery.header("x-test-signature")
-        if not given or not hmac_matches(self.secrets, delivery.body, [bytes.fromhex(given)]):
-            raise SignatureError("no matching signature")
-
-    def intake(self, delivery: Delivery) -> Intake:
-        return Intake("queue", "order", hashlib.sha256(delivery.body).hexdigest())
-
-    def translate(self, delivery: Delivery, lookup: OrderLookup) -> Translation:
-        payload = json.loads(delivery.body)
-        if payload.pop("explode", False):
-            raise RuntimeError("adapter bug")
-        return Translation(orders=[CanonicalOrder.model_validate(payload)])
 
 
 @pytest.fixture(params=["serve", "standalone"])
@@ -57,9 +30,7 @@ def harness(make_harness: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.
 
 
 def _deliver(harness: Harness, payload: dict[str, Any]) -> str:
-    body = json.dumps(payload).encode()
-    signature = hmac.new(SECRET.encode(), body, "sha256").hexdigest()
-    response = harness.client.post("/webhooks/shop", content=body, headers={"X-Test-Signature": signature})
+    response = deliver(harness, payload, secret=SECRET)
     assert response.status_code == 200, response.text
     job_id: str = response.json()["jobId"]
     return job_id

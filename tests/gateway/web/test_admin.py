@@ -9,7 +9,7 @@ import pytest
 
 from adapters import REGISTRY
 from tests.conftest import API_KEY, Harness, order
-from tests.gateway.pipeline.test_jobs import SECRET, FakePlatform, canonical, deliver
+from tests.gateway._fake_platform import SECRET, FakePlatform, canonical, deliver
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from adapters import REGISTRY
 from gateway.cli import main, version
 from tests.conftest import Harness, order
-from tests.gateway.pipeline.test_jobs import SECRET, FakePlatform, canonical, deliver
+from tests.gateway._fake_platform import SECRET, FakePlatform, canonical, deliver
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from gateway.config import build_adapters, load
 from gateway.metrics import scrape_allowed
 from gateway.web.app import create_app
 from tests.conftest import API_KEY, Harness, order, write_config
+from tests.gateway._fake_platform import SECRET, FakePlatform, canonical, deliver
 from tests.gateway._server import STARTUP_LIMIT_SECONDS, Process, Server
-from tests.gateway.pipeline.test_jobs import SECRET, FakePlatform, canonical, deliver
 
 TOKEN = "metrics-token-0123456789"
 
