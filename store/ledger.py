@@ -7,7 +7,7 @@ with the highest version, so an older platform update never overwrites a newer o
 """
 
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from normalizer import STATUSES, Customer
@@ -151,72 +151,78 @@ def _named(customer: Customer) -> dict[str, str]:
 def merge(conn: sqlite3.Connection, event: OrderEvent, now: int) -> tuple[LedgerOrder | None, LedgerOrder]:
     """Merge one order event into the ledger; returns the row before (None if new) and after."""
     # Most events are an order's first: insert it as new, and read the stored row only when it is there already.
-    after = _merged(_blank(event), event)
+    after = _merged(None, event)
     if _insert(conn, after, now):
         return None, after
     before = get(conn, event.source, event.order.orderId)
     if before is None:  # unreachable: the insert met this very (source, orderId)
         raise sqlite3.IntegrityError(f"ledger row of order {event.order.orderId} conflicts but is missing")
-    after = _merged(replace(before), event)
+    after = _merged(before, event)
+    after.id = before.id
     _update(conn, after, now)
     return before, after
 
 
-def _blank(event: OrderEvent) -> LedgerOrder:
-    """The row of an order before its first event: no facts yet."""
-    return LedgerOrder(
-        source=event.source,
-        order_id=event.order.orderId,
-        provider=event.provider,
-        order_number=None,
-        email=None,
-        customer={},
-        total_cents=0,
-        currency=event.order.currency,
-        items=[],
-        ordered_at="",
-        statuses=[],
-        cancelled=False,
-        fulfilled=False,
-        refunded_cents=0,
-        version=event.version,
-    )
-
-
-def _merged(row: LedgerOrder, event: OrderEvent) -> LedgerOrder:
-    """`row` (changed in place) with one more event: the monotone facts merged whatever the order of arrival,
-    and the latest-state facts the event states taken unless the event is older than what the row holds."""
+def _merged(row: LedgerOrder | None, event: OrderEvent) -> LedgerOrder:
+    """The row with one more event (`row` None: the order's first event, merged into a row with no facts yet):
+    the monotone facts merged whatever the order of arrival, and the latest-state facts the event states taken
+    unless the event is older than what the row holds. `row` is left as it was."""
     order = event.order
     status = order.status
-    if status not in row.statuses:
-        row.statuses = [s for s in STATUSES if s == status or s in row.statuses]
-    row.cancelled = row.cancelled or status == "cancelled"
-    row.fulfilled = row.fulfilled or status == "fulfilled"
+    if row is None:
+        statuses: list[str] = []
+        cancelled = fulfilled = False
+        refunded_cents, refunds, version = 0, {}, event.version
+        order_number, email, customer, total, currency, items, ordered_at = None, None, {}, 0, order.currency, [], ""
+        source, order_id, provider = event.source, order.orderId, event.provider
+    else:
+        statuses, cancelled, fulfilled, refunded_cents, refunds, version = (
+            row.statuses,
+            row.cancelled,
+            row.fulfilled,
+            row.refunded_cents,
+            row.refunds,
+            row.version,
+        )
+        order_number, email, customer, total, currency, items, ordered_at = (
+            row.order_number,
+            row.email,
+            row.customer,
+            row.total_cents,
+            row.currency,
+            row.items,
+            row.ordered_at,
+        )
+        source, order_id, provider = row.source, row.order_id, row.provider
+    if status not in statuses:
+        statuses = [s for s in STATUSES if s == status or s in statuses]
+    cancelled = cancelled or status == "cancelled"
+    fulfilled = fulfilled or status == "fulfilled"
     refunded = order.refunded_cents
     if event.refunds:
-        row.refunds = {**row.refunds, **event.refunds}
-        refunded = max(refunded, sum(row.refunds.values()))
-    elif row.refunds:
-        refunded = max(refunded, sum(row.refunds.values()))
-    row.refunded_cents = max(row.refunded_cents, refunded)
-    if event.version < row.version:
-        return row
-    row.version = event.version
-    row.total_cents = order.totalCents
-    row.currency = order.currency
-    if "orderNumber" in order.model_fields_set:
-        row.order_number = order.orderNumber
-    if event.items is not None:
-        row.items = event.items
-    if order.orderedAt is not None:
-        row.ordered_at = format_instant(order.orderedAt)
-    elif not row.ordered_at:  # a first event without orderedAt: its version (a post's arrival) stands in
-        row.ordered_at = format_instant_us(event.version)
-    customer = order.customer
-    if customer is not None:
-        row.email = customer.email
-        row.customer = _named(customer)
-    return row
+        refunds = {**refunds, **event.refunds}
+    if refunds:
+        refunded = max(refunded, sum(refunds.values()))
+    refunded_cents = max(refunded_cents, refunded)
+    if event.version >= version:
+        version = event.version
+        total, currency = order.totalCents, order.currency
+        if "orderNumber" in order.model_fields_set:
+            order_number = order.orderNumber
+        if event.items is not None:
+            items = event.items
+        if order.orderedAt is not None:
+            ordered_at = format_instant(order.orderedAt)
+        elif not ordered_at:  # a first event without orderedAt: its version (a post's arrival) stands in
+            ordered_at = format_instant_us(event.version)
+        if order.customer is not None:
+            email, customer = order.customer.email, _named(order.customer)
+    # fmt: off
+    return LedgerOrder(
+        source, order_id, provider, order_number, email, customer, total, currency, items, ordered_at, statuses,
+        cancelled, fulfilled, refunded_cents, refunds, version,
+    )
+    # fmt: on
 
 
 _ONE_STATUS = {status: json_columns.dumps([status]) for status in STATUSES}
