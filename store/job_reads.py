@@ -1,7 +1,6 @@
 """Reading the queue for people: one job with its trace, pages of jobs newest first, counts and ages by status.
 Bodies are never returned (they may hold personal data); what a job produced is read from the events it recorded."""
 
-import heapq
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -82,30 +81,32 @@ def page(
     conn: sqlite3.Connection, status: str | None, source: str | None, limit: int, before: int | None
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Up to `limit` jobs newest first (by acceptance), optionally of one status and/or one source, with ids
-    below `before`; returns them and the cursor of the next page (None at the end). Each filter reads an index
-    range in id order (jobs_status, jobs_source), so a page costs the same over any number of jobs."""
+    below `before`; returns them and the cursor of the next page (None at the end). Each filter reads one range
+    in id order: unfinished jobs of a status from `jobs_unfinished` (a source filtered on the way), jobs of a
+    source from `jobs_source` (done ones filtered on the way: nearly every job is done), done jobs from the
+    table itself."""
     below = before if before is not None else 2**63 - 1
-    if source is not None and status is None:
-        # (source, status, id) has one id-ordered range per status: merge the five.
-        ranges = [_rows(conn, "source = ? AND status = ?", (source, each), below, limit + 1) for each in STATUSES]
-        rows = list(heapq.merge(*ranges, key=lambda row: -row[0]))[: limit + 1]
-    elif source is not None:
-        rows = _rows(conn, "source = ? AND status = ?", (source, status), below, limit + 1)
-    elif status is not None:
-        rows = _rows(conn, "status = ?", (status,), below, limit + 1)
-    else:
-        rows = _rows(conn, "1", (), below, limit + 1)
+    table, where, params = "jobs", [], []
+    if status is not None:
+        # Done: a bound value, which no partial index matches, so the table (or `jobs_source`) is read in id order.
+        unfinished = status != "done"
+        table = "jobs INDEXED BY jobs_unfinished" if unfinished else table  # rarer than any source's jobs
+        where.append(_UNFINISHED if unfinished else "status = ?")
+        params.append(status)
+    if source is not None:
+        where.append("source = ?")
+        params.append(source)
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM {table} WHERE {' AND '.join([*where, 'id < ?'])} ORDER BY id DESC LIMIT ?",
+        (*params, below, limit + 1),
+    ).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
     return [_view(conn, row) for row in rows], rows[-1][0] if more and rows else None
 
 
-def _rows(
-    conn: sqlite3.Connection, where: str, params: tuple[Any, ...], below: int, limit: int
-) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        f"SELECT {_COLUMNS} FROM jobs WHERE {where} AND id < ? ORDER BY id DESC LIMIT ?", (*params, below, limit)
-    ).fetchall()
+# Unfinished jobs of one status: the condition repeats `jobs_unfinished`'s WHERE, so that index is read.
+_UNFINISHED = "status != 'done' AND status = ?"
 
 
 _COUNT = {
@@ -113,7 +114,7 @@ _COUNT = {
     "queued": "status IN ('queued', 'failed') AND status = 'queued'",
     "failed": "status IN ('queued', 'failed') AND status = 'failed'",
     "processing": "status = 'processing'",
-    "dead": "status = 'dead'",
+    "dead": "status != 'done' AND status = 'dead'",
 }
 
 
@@ -135,7 +136,7 @@ def oldest(conn: sqlite3.Connection) -> dict[str, int | None]:
     found: dict[str, int | None] = {"queued": row[0] if row else None}
     for status in ("processing", "failed", "dead"):
         row = conn.execute(
-            "SELECT received_at FROM jobs WHERE status = ? ORDER BY status, id LIMIT 1", (status,)
+            f"SELECT received_at FROM jobs WHERE {_UNFINISHED} ORDER BY status, id LIMIT 1", (status,)
         ).fetchone()
         found[status] = row[0] if row else None
     return found

@@ -219,7 +219,7 @@ def prune_done(conn: sqlite3.Connection, finished_before: int, limit: int) -> in
 
 def replay(conn: sqlite3.Connection, job_id: str | None, now: int) -> list[str]:
     """Re-queue one job (dead or failed) or, with job_id None, every dead job; returns the re-queued ids."""
-    where = "job_id = ? AND status IN ('dead', 'failed')" if job_id else "status = 'dead'"
+    where = "job_id = ? AND status IN ('dead', 'failed')" if job_id else "status != 'done' AND status = 'dead'"
     rows = conn.execute(
         f"UPDATE jobs SET status = 'queued', attempts = 0, run_at = ?, error = NULL, finished_at = NULL"
         f" WHERE {where} RETURNING job_id",

@@ -293,6 +293,20 @@ def _job_attempts(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX job_attempts_job ON job_attempts(job)")
 
 
+def _job_lists_off_the_hot_path(db: sqlite_utils.Database) -> None:
+    """Job lists read indexes the worker's completion of a job does not write: jobs by source in id order (a
+    job's source never changes), and the unfinished jobs by status (a completed job only leaves it). Done jobs,
+    nearly all of them, are listed in id order from the table itself, or from `jobs_source`
+    (`job_reads.page`); `jobs_status` and the old `jobs_source` cost every completed job four index writes."""
+    for statement in (
+        "DROP INDEX jobs_status",
+        "DROP INDEX jobs_source",
+        "CREATE INDEX jobs_unfinished ON jobs(status, id) WHERE status != 'done'",
+        "CREATE INDEX jobs_source ON jobs(source, id)",
+    ):
+        db.execute(statement)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -306,6 +320,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _segment_state,
     _timer_failures,
     _job_attempts,
+    _job_lists_off_the_hot_path,
 ]
 
 

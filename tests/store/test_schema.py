@@ -35,9 +35,11 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     plan = conn.execute("EXPLAIN QUERY PLAN " + ledger.SPEND_SQL, ("old@example.com", "USD")).fetchall()
     assert any("COVERING INDEX orders_spend" in row[-1] for row in plan)
     assert ledger.spend(conn, "old@example.com", "USD") == ledger.Spend(1, 7850, [])
-    # v5: the job lists read an index range in id order, and the old job is in it.
-    plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE status = 'done' ORDER BY id DESC").fetchall()
-    assert any("jobs_status" in row[-1] for row in plan)
+    # The job lists read an index range in id order, and the old job is in it.
+    plan = conn.execute("EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE source = 'api' ORDER BY id DESC").fetchall()
+    assert any("jobs_source" in row[-1] for row in plan)
+    plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE {job_reads._UNFINISHED}", ("dead",)).fetchall()
+    assert any("jobs_unfinished" in row[-1] for row in plan)
     assert job_reads.page(conn, "done", "api", 10, None)[0][0]["jobId"] == "commerce-order-old"
     assert schema.migrate(conn) == newest  # a second start changes nothing
     conn.close()
