@@ -110,11 +110,9 @@ _UNFINISHED = "status != 'done' AND status = ?"
 
 
 _COUNT = {
-    # Each condition repeats a partial index's WHERE so the count reads that small index, not the whole table.
-    "queued": "status IN ('queued', 'failed') AND status = 'queued'",
-    "failed": "status IN ('queued', 'failed') AND status = 'failed'",
-    "processing": "status = 'processing'",
-    "dead": "status != 'done' AND status = 'dead'",
+    # Each condition repeats `jobs_unfinished`'s WHERE so the count reads a range of that small index alone.
+    status: f"status != 'done' AND status = '{status}'"
+    for status in ("queued", "failed", "processing", "dead")
 }
 
 
