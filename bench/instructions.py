@@ -6,8 +6,13 @@ Builds a 10,000-order ledger with N queued orders, and the same ledger with 1 qu
 (instructions of the N-order drain − instructions of the 1-order drain) / (N − 1): start-up and the
 ledger check cancel out.
 
+With `--lifecycle`, the drain is `bench/lifecycle.py`'s throughput drain (orders of a 10,000-product catalog,
+half with a replenishment rule), counted with the lifecycle on and off; the ratio off/on is the throughput
+ratio the lifecycle target is about (on/off orders per second), without the machine's noise.
+
     python bench/instructions.py               # 2,000 orders (about two minutes under valgrind)
     python bench/instructions.py --orders 500  # quicker, a little noisier
+    python bench/instructions.py --lifecycle --orders 1000
 """
 
 import argparse
@@ -19,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 PROCESS = Path(__file__).resolve().parent / "process.py"
+LIFECYCLE = Path(__file__).resolve().parent / "lifecycle.py"
 LEDGER = 10_000
 
 
@@ -44,9 +50,18 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def _instructions(database: str, orders: int, folder: Path) -> int:
-    out = folder / f"callgrind-{orders}.out"
+def _build_lifecycle(folder: Path, orders: int) -> str:
+    command = [sys.executable, str(LIFECYCLE), "_build", "--orders", str(orders), "--keep", str(folder)]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1]
+
+
+def _instructions(database: str, orders: int, folder: Path, lifecycle: bool | None = None) -> int:
+    """Instructions of one drain: bench/process.py's, or with `lifecycle` set bench/lifecycle.py's (on or off)."""
+    name = "" if lifecycle is None else ("-on" if lifecycle else "-off")
+    out = folder / f"callgrind-{orders}{name}.out"
     argv = [str(PROCESS), "--drain", database, "--drain-ledger", str(LEDGER), "--orders", str(orders)]
+    if lifecycle is not None:
+        argv = [str(LIFECYCLE), "_drain", "--database", database, "--orders", str(orders), *(["--on"] * lifecycle)]
     drain = [sys.executable, "-c", _DRAIN.format(root=str(PROCESS.parent.parent), argv=argv)]
     command = ["env", "PYTHONHASHSEED=0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *drain]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
@@ -60,9 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=2_000, help="orders in the measured drain")
     parser.add_argument("--keep", type=Path, help="keep the callgrind outputs here (for callgrind_annotate)")
+    parser.add_argument("--lifecycle", action="store_true", help="bench/lifecycle.py's drain, lifecycle on and off")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+    if args.lifecycle:
+        return _lifecycle(args)
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
         folder = Path(tmp)
         many, one = _build(folder, args.orders), _build(folder, 1)
@@ -75,6 +93,27 @@ def main(argv: list[str] | None = None) -> int:
     per_order = (total_many - total_one) / (args.orders - 1)
     print(
         f"worker instructions per order (callgrind, {args.orders:,} orders, {LEDGER:,}-order ledger): {per_order:,.0f}"
+    )
+    return 0
+
+
+def _lifecycle(args: argparse.Namespace) -> int:
+    per_order = {}
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+        folder = Path(tmp)
+        many, one = _build_lifecycle(folder, args.orders), _build_lifecycle(folder, 1)
+        for lifecycle in (False, True):
+            total_many = _instructions(many, args.orders, folder, lifecycle)
+            total_one = _instructions(one, 1, folder, lifecycle)
+            per_order[lifecycle] = (total_many - total_one) / (args.orders - 1)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for out in folder.glob("callgrind-*.out"):
+                shutil.copy(out, args.keep / out.name)
+    on, off = per_order[True], per_order[False]
+    print(
+        f"worker instructions per order (callgrind, {args.orders:,} orders of a 10,000-product catalog, half with"
+        f" replenishment): lifecycle on {on:,.0f}, off {off:,.0f}; throughput on/off (= off/on) {off / on:.3f}"
     )
     return 0
 

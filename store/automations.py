@@ -126,6 +126,19 @@ def of_key(conn: sqlite3.Connection, subscriber_id: int, flow: str, key: str) ->
     return [_row(row) for row in rows]
 
 
+def for_order(conn: sqlite3.Connection, subscriber_id: int, keys: list[str], open_waits: bool) -> list[Automation]:
+    """What one order of a subscriber bears on, in one query, oldest first: every replenishment automation of
+    `keys` (whatever its status), and with `open_waits` the active back-in-stock waits and checkouts."""
+    marks = ", ".join("?" * len(keys))
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM automations WHERE ?2 AND subscriber_id = ?1 AND flow IN ('back_in_stock',"
+        f" 'checkout') AND status = 'active' UNION ALL SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1"
+        f" AND flow = 'replenishment' AND key IN ({marks}) ORDER BY id",
+        (subscriber_id, open_waits, *keys),
+    ).fetchall()
+    return [_row(row) for row in rows]
+
+
 def active(conn: sqlite3.Connection, subscriber_id: int, *flows: str) -> list[Automation]:
     """The subscriber's active automations of these flows, oldest first (one query for all of them)."""
     marks = ", ".join("?" * len(flows))
@@ -208,8 +221,8 @@ def for_subscriber(conn: sqlite3.Connection, subscriber_id: int, limit: int = 10
 
 
 def active_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Active automations by flow (for metrics)."""
-    rows = conn.execute("SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow").fetchall()
+    """Active automations by flow (for metrics): kept by the table's triggers, so no scan."""
+    rows = conn.execute("SELECT flow, active FROM automation_counts WHERE active > 0").fetchall()
     return {flow: count for flow, count in rows}
 
 

@@ -38,6 +38,13 @@ def replenishment(conn: sqlite3.Connection, product_id: str) -> dict[str, Any] |
     return json.loads(row[0]) if row and row[0] else None
 
 
+def generation(conn: sqlite3.Connection) -> int:
+    """A number that changes with every change of the catalog, rolled back or not (kept by the table's triggers):
+    what was read from the catalog at the same number still holds."""
+    row = conn.execute("SELECT generation FROM catalog_generation").fetchone()
+    return int(row[0]) if row else 0
+
+
 def put(conn: sqlite3.Connection, product: dict[str, Any], source: str, now: int) -> None:
     """Store `product` (its replenishment included) whole, replacing what was stored."""
     data = {key: value for key, value in product.items() if key != "replenishment"}

@@ -307,6 +307,42 @@ def _job_lists_off_the_hot_path(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _lifecycle_counts(db: sqlite_utils.Database) -> None:
+    """Kept by triggers, so that no reader scans: active automations by flow (the metrics gauge), and the
+    catalog's generation, a fresh random number at every change of `products`, by which the worker knows its
+    in-memory replenishment rules still hold (`gateway.engine.catalog.Rules`); random rather than counted, so
+    a change rolled back and another one made never show the same number."""
+    db.executescript(
+        """
+        CREATE TABLE automation_counts (flow TEXT PRIMARY KEY, active INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO automation_counts (flow, active)
+            SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow;
+        CREATE TRIGGER automations_counted AFTER INSERT ON automations WHEN new.status = 'active' BEGIN
+            INSERT INTO automation_counts (flow, active) VALUES (new.flow, 1)
+                ON CONFLICT (flow) DO UPDATE SET active = active + 1;
+        END;
+        CREATE TRIGGER automations_uncounted AFTER DELETE ON automations WHEN old.status = 'active' BEGIN
+            UPDATE automation_counts SET active = active - 1 WHERE flow = old.flow;
+        END;
+        CREATE TRIGGER automations_ended AFTER UPDATE OF status ON automations
+            WHEN old.status = 'active' AND new.status != 'active' BEGIN
+            UPDATE automation_counts SET active = active - 1 WHERE flow = old.flow;
+        END;
+        CREATE TABLE catalog_generation (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+        INSERT INTO catalog_generation (id, generation) VALUES (1, random());
+        CREATE TRIGGER products_inserted AFTER INSERT ON products BEGIN
+            UPDATE catalog_generation SET generation = random();
+        END;
+        CREATE TRIGGER products_updated AFTER UPDATE ON products BEGIN
+            UPDATE catalog_generation SET generation = random();
+        END;
+        CREATE TRIGGER products_deleted AFTER DELETE ON products BEGIN
+            UPDATE catalog_generation SET generation = random();
+        END;
+        """
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1,
     _v2,
@@ -321,6 +357,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _timer_failures,
     _job_attempts,
     _job_lists_off_the_hot_path,
+    _lifecycle_counts,
 ]
 
 

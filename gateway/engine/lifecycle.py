@@ -18,10 +18,9 @@ from normalizer import CanonicalOrder, Customer
 from normalizer.catalog import Product
 from normalizer.checkout import BackInStockRequest, Checkout, NativeCheckout
 from normalizer.order_event import OrderEvent
-from normalizer.timefmt import parse_instant, to_micros
+from normalizer.timefmt import format_instant_us, parse_instant, to_micros
 from store import automations
-from store import catalog as products
-from store.automations import BACK_IN_STOCK, CHECKOUT
+from store.automations import CHECKOUT, REPLENISHMENT, Automation
 from store.ledger import LedgerOrder
 
 if TYPE_CHECKING:  # the order engine's registry names the commands below: no import cycle at run time
@@ -29,6 +28,7 @@ if TYPE_CHECKING:  # the order engine's registry names the commands below: no im
 
 BACKFILL_JOB_PREFIX = "commerce-backfill-"
 _SECOND_US = 1_000_000
+_LEDGER_INSTANT_LENGTH = len("2026-01-01T00:00:00.000Z")
 
 
 class Lifecycle:
@@ -36,7 +36,9 @@ class Lifecycle:
         self.engine = engine
         self.historical_after_us = int(settings.historical_after * _SECOND_US)
         self.abandon_after_us = int(settings.checkout_abandoned_after * _SECOND_US)
-        self.rules = {product_id: rule.model_dump() for product_id, rule in settings.replenishment.items()}
+        self.rules = catalog.Rules(
+            {product_id: rule.model_dump() for product_id, rule in settings.replenishment.items()}
+        )
 
     @classmethod
     def register(cls, engine: "Engine", settings: LifecycleConfig) -> "Lifecycle":
@@ -52,32 +54,51 @@ class Lifecycle:
     def is_historical(self, event: OrderEvent, after: LedgerOrder, now: int) -> bool:
         if event.job_id is not None and event.job_id.startswith(BACKFILL_JOB_PREFIX):
             return True
-        return to_micros(parse_instant(after.ordered_at)) < now - self.historical_after_us
+        threshold = now - self.historical_after_us
+        ordered_at = after.ordered_at
+        if len(ordered_at) == _LEDGER_INSTANT_LENGTH and ordered_at[-1] == "Z":
+            # The ledger's own shape (`format_instant_us`, to the millisecond): compared as text, unparsed.
+            cut = format_instant_us(threshold)
+            return ordered_at < cut or (ordered_at == cut and threshold % 1000 != 0)
+        return to_micros(parse_instant(ordered_at)) < threshold
 
     def rule(self, conn: sqlite3.Connection, product_id: str) -> dict[str, Any] | None:
         """The product's replenishment rule: config's, else the catalog's."""
-        return self.rules.get(product_id) or products.replenishment(conn, product_id)
+        return self.rules.get(conn, product_id)
 
     def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
+        """One query for what the order bears on (its reminder keys' automations and, for a purchase, the
+        subscriber's open waits and checkouts), then only the writes its changes need."""
         if applied.historical or applied.subscriber_id is None:
             return
         subscriber_id, after = applied.subscriber_id, applied.after
-        replenishment.apply(conn, subscriber_id, after, self.rule, now)
-        if applied.order.status != "placed" or replenishment.ended(after) is not None:
+        self.rules.current(conn)
+        keys = replenishment.keys(conn, after, self.rule)
+        purchase = applied.order.status == "placed" and replenishment.ended(after) is None
+        if not keys and not purchase:
             return
-        # A purchase ends the waits for what it contains and the checkouts it completed.
-        bought = {str(item["productId"]) for item in after.items} | {
-            str(item["variantId"]) for item in after.items if item.get("variantId")
-        }
-        order = applied.order
+        rows = automations.for_order(conn, subscriber_id, list(keys), purchase)
+        if keys:
+            reminders = [row for row in rows if row.flow == REPLENISHMENT]
+            replenishment.apply(conn, subscriber_id, after, keys, reminders, now)
+        if purchase:
+            self._close_waits(conn, applied, [row for row in rows if row.flow != REPLENISHMENT], now)
+
+    def _close_waits(self, conn: sqlite3.Connection, applied: "Applied", open_ones: list[Automation], now: int) -> None:
+        """A purchase ends the waits for what it contains and the checkouts it completed."""
+        after, order = applied.after, applied.order
         checkout_id = order.checkoutId if isinstance(order, CanonicalOrder) else None
-        for open_one in automations.active(conn, subscriber_id, BACK_IN_STOCK, CHECKOUT):
-            if open_one.flow == CHECKOUT:
-                # Without a checkout named, every open checkout of the subscriber closes.
-                if checkout_id is None or open_one.key == checkout_id:
+        if open_ones:
+            bought = {str(item["productId"]) for item in after.items} | {
+                str(item["variantId"]) for item in after.items if item.get("variantId")
+            }
+            for open_one in open_ones:
+                if open_one.flow == CHECKOUT:
+                    # Without a checkout named, every open checkout of the subscriber closes.
+                    if checkout_id is None or open_one.key == checkout_id:
+                        effects.stop(conn, open_one, "superseded", after.order_id, now)
+                elif open_one.key in bought or open_one.data.get("productId") in bought:
                     effects.stop(conn, open_one, "superseded", after.order_id, now)
-            elif open_one.key in bought or open_one.data.get("productId") in bought:
-                effects.stop(conn, open_one, "superseded", after.order_id, now)
         if checkout_id is not None:  # the checkout it completed may be another subscriber's (an email changed)
             checkouts.close(conn, checkout_id, after.order_id, now)
 

@@ -16,7 +16,7 @@ from typing import Any
 from gateway.engine import automations as effects
 from normalizer.timefmt import parse_instant, to_micros
 from store import automations
-from store.automations import REPLENISHMENT
+from store.automations import REPLENISHMENT, Automation
 from store.ledger import LedgerOrder
 
 DAY_US = 86_400 * 1_000_000
@@ -26,7 +26,7 @@ RuleLookup = Callable[[sqlite3.Connection, str], dict[str, Any] | None]
 
 
 @dataclass(slots=True)
-class _Key:
+class Key:
     rule: dict[str, Any]
     quantity: int
     item: dict[str, Any]
@@ -46,33 +46,40 @@ def ended(order: LedgerOrder) -> str | None:
     return None
 
 
-def _keys(conn: sqlite3.Connection, order: LedgerOrder, rules: RuleLookup) -> dict[str, _Key]:
-    keys: dict[str, _Key] = {}
+def keys(conn: sqlite3.Connection, order: LedgerOrder, rules: RuleLookup) -> dict[str, Key]:
+    """The order's reminder keys (product, or variant with `matchBy: variant`) with their rule and quantity."""
+    found: dict[str, Key] = {}
     for item in order.items:
         rule = rules(conn, str(item["productId"]))
         if rule is None:
             continue
         by_variant = rule.get("matchBy") == "variant" and item.get("variantId")
         key = str(item["variantId"]) if by_variant else str(item["productId"])
-        found = keys.get(key)
-        if found is None:
-            keys[key] = _Key(rule, int(item["quantity"]), item)
+        same = found.get(key)
+        if same is None:
+            found[key] = Key(rule, int(item["quantity"]), item)
         else:
-            found.quantity += int(item["quantity"])
-    return keys
+            same.quantity += int(item["quantity"])
+    return found
 
 
-def apply(conn: sqlite3.Connection, subscriber_id: int, order: LedgerOrder, rules: RuleLookup, now: int) -> None:
-    """Bring the subscriber's reminders up to date with one event of `order` (the ledger row after it)."""
-    keys = _keys(conn, order, rules)
-    if not keys:
-        return
+def apply(
+    conn: sqlite3.Connection,
+    subscriber_id: int,
+    order: LedgerOrder,
+    keys: dict[str, Key],
+    rows: list[Automation],
+    now: int,
+) -> None:
+    """Bring the subscriber's reminders up to date with one event of `order` (the ledger row after it): `keys`
+    are the order's, `rows` every replenishment automation of the subscriber for them (`automations.for_order`),
+    oldest first."""
     ordered_at = to_micros(parse_instant(order.ordered_at))
     reason = ended(order)
     rank = (ordered_at, order.source, order.order_id)
     for key, found in keys.items():
-        rows = automations.of_key(conn, subscriber_id, REPLENISHMENT, key)
-        mine = [row for row in rows if row.source == order.source and row.order_id == order.order_id]
+        of_key = [row for row in rows if row.key == key]
+        mine = [row for row in of_key if row.source == order.source and row.order_id == order.order_id]
         if mine:
             if reason is not None and mine[-1].status == "active":
                 effects.stop(conn, mine[-1], reason, order.order_id, now)
@@ -88,11 +95,11 @@ def apply(conn: sqlite3.Connection, subscriber_id: int, order: LedgerOrder, rule
             "orderedAt": order.ordered_at,
         }
         due = due_at(ordered_at, found.rule, found.quantity)
-        if any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in rows):
+        if any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in of_key):
             automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, stopped="superseded", **identity)
             continue
         # The newest order of the key: it replaces the standing reminder, even if it is already over itself.
-        for row in rows:
+        for row in of_key:
             if row.status == "active":
                 effects.stop(conn, row, "superseded", order.order_id, now)
         if reason is not None:

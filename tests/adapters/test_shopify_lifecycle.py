@@ -115,3 +115,16 @@ def test_a_checkout_without_an_email_is_acknowledged_with_a_warning(make_harness
     assert job["warnings"] == ["checkout d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4 has no usable email yet: nothing started"]
     with harness.db() as conn:
         assert conn.execute("SELECT count(*) FROM automations").fetchone()[0] == 0
+
+
+def test_an_inventory_level_update_is_acknowledged_and_changes_nothing(make_harness: Any) -> None:
+    """One location's count of an inventory item names no product or variant: answered `ignored`, so Shopify
+    does not retry, and the catalog is left as products/update stated it."""
+    harness = shop_harness(make_harness)
+    _send(harness, "products/update", raw("products_update.json"))
+    response = deliver(harness, "inventory_levels/update", raw("inventory_levels_update.json"))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["success"] is True and answer["ignored"] is True and "queued" not in answer
+    variants = harness.get(f"/api/v1/products/{PRODUCT}").json()["variants"]
+    assert [variant["inventoryQuantity"] for variant in variants] == [12, 0]

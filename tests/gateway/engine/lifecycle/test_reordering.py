@@ -15,12 +15,15 @@ from gateway.engine.lifecycle import Lifecycle
 from normalizer import PushOrder
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import to_micros
+from store import automations, catalog
 from store.db import connect, transaction
 from store.schema import migrate
 
 EMAIL = "prop@example.com"
 NOW = to_micros(datetime(2026, 6, 1, tzinfo=UTC))
-RULES = {"P": {"days": 30, "leadDays": 5}, "Q": {"days": 7, "matchBy": "variant"}}
+# P's rule is the catalog's (read through the worker's in-memory rules), Q's the config's.
+CATALOG_RULE = {"days": 30, "leadDays": 5}
+RULES = {"Q": {"days": 7, "matchBy": "variant"}}
 
 
 @st.composite
@@ -61,13 +64,17 @@ def run(events: list[dict[str, Any]]) -> set[tuple[str, str, int | None]]:
         engine = Engine("USD", {})
         settings = LifecycleConfig.model_validate({"historical_after": "36500d", "replenishment": RULES})
         Lifecycle.register(engine, settings)
+        with transaction(conn):
+            catalog.put(conn, {"productId": "P", "title": "P", "replenishment": CATALOG_RULE}, "api", NOW)
         for arrival, event in enumerate(events, start=1):
             with transaction(conn):
                 order = PushOrder.model_validate(event)
                 engine.apply(conn, OrderEvent("api", "api", order, arrival), NOW + arrival)
         active = conn.execute("SELECT key, order_id, due_at FROM automations WHERE status = 'active'").fetchall()
         timers = conn.execute("SELECT key, due_at FROM timers").fetchall()
+        kept = automations.active_counts(conn)
         conn.close()
+    assert kept == ({"replenishment": len(active)} if active else {})  # the metrics gauge's count
     # Every active reminder has its timer, at its due time, and no other timer is left.
     ids = {(str(row[0]), row[1]) for row in timers}
     assert len(ids) == len(active)

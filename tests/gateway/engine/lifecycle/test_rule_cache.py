@@ -1,0 +1,133 @@
+"""The worker keeps the catalog's replenishment rules in memory: a rule changed by any writer (the API's
+connection, another process, the worker's own native catalog update) applies from the next order on, and one
+changed in a transaction that was rolled back never applies. The active-automation counts the metrics gauge
+reads are kept by triggers and always equal a count of the table."""
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import LifecycleConfig
+from gateway.engine import Engine
+from gateway.engine.lifecycle import Lifecycle
+from normalizer import PushOrder
+from normalizer.order_event import OrderEvent
+from normalizer.timefmt import to_micros
+from store import automations, catalog
+from store.db import connect, transaction
+from store.schema import migrate
+
+NOW = to_micros(datetime(2026, 6, 1, tzinfo=UTC))
+ORDERED = datetime(2026, 5, 20, tzinfo=UTC)
+DAY_US = 86_400 * 1_000_000
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[tuple[sqlite3.Connection, Engine, Path]]:
+    path = tmp_path / "gateway.db"
+    conn = connect(path)
+    migrate(conn)
+    engine = Engine("USD", {})
+    Lifecycle.register(engine, LifecycleConfig.model_validate({"historical_after": "36500d"}))
+    yield conn, engine, path
+    conn.close()
+
+
+def _rule(conn: sqlite3.Connection, days: int | None) -> None:
+    rule = None if days is None else {"days": days}
+    catalog.put(conn, {"productId": "P", "title": "P", "replenishment": rule}, "api", NOW)
+
+
+def _place(conn: sqlite3.Connection, engine: Engine, order_id: str) -> None:
+    body: dict[str, Any] = {
+        "orderId": order_id,
+        "status": "placed",
+        "totalCents": 1000,
+        "currency": "USD",
+        "orderedAt": ORDERED.isoformat(),
+        "customer": {"email": f"{order_id}@example.com"},
+        "items": [{"productId": "P", "title": "P", "quantity": 1}],
+    }
+    engine.apply(conn, OrderEvent("api", "api", PushOrder.model_validate(body), 1), NOW)
+
+
+def _due_days(conn: sqlite3.Connection, order_id: str) -> int | None:
+    row = conn.execute("SELECT due_at FROM automations WHERE order_id = ?", (order_id,)).fetchone()
+    return None if row is None else (row[0] - to_micros(ORDERED)) // DAY_US
+
+
+def test_a_rule_changed_by_another_connection_applies_to_the_next_order(
+    database: tuple[sqlite3.Connection, Engine, Path],
+) -> None:
+    conn, engine, path = database
+    with transaction(conn):
+        _rule(conn, 30)
+        _place(conn, engine, "a")
+    other = connect(path)  # the API's writer, or another process
+    with transaction(other):
+        _rule(other, 20)
+    other.close()
+    with transaction(conn):
+        _place(conn, engine, "b")
+    assert (_due_days(conn, "a"), _due_days(conn, "b")) == (30, 20)
+
+
+def test_the_worker_s_own_catalog_update_applies_within_its_transaction(
+    database: tuple[sqlite3.Connection, Engine, Path],
+) -> None:
+    conn, engine, _ = database
+    with transaction(conn):
+        _rule(conn, 30)
+        _place(conn, engine, "a")
+        _rule(conn, None)
+        _place(conn, engine, "b")
+        _rule(conn, 10)
+        _place(conn, engine, "c")
+    assert (_due_days(conn, "a"), _due_days(conn, "b"), _due_days(conn, "c")) == (30, None, 10)
+
+
+def test_a_rule_of_a_rolled_back_transaction_never_applies(database: tuple[sqlite3.Connection, Engine, Path]) -> None:
+    conn, engine, _ = database
+    with transaction(conn):
+        _rule(conn, 30)
+    with pytest.raises(RuntimeError), transaction(conn):
+        _rule(conn, 5)
+        _place(conn, engine, "gone")  # reads (and keeps) the rule of 5 days
+        raise RuntimeError("a job of the chunk failed")
+    with transaction(conn):
+        # Another change, the first one the worker sees after the rollback: a count of changes would be back
+        # at the rolled-back one's number here.
+        _rule(conn, 7)
+        _place(conn, engine, "b")
+    with transaction(conn):
+        _rule(conn, 30)
+        _place(conn, engine, "a")
+    assert (_due_days(conn, "gone"), _due_days(conn, "b"), _due_days(conn, "a")) == (None, 7, 30)
+
+
+def test_active_counts_are_kept_through_start_fire_stop_and_erasure(
+    database: tuple[sqlite3.Connection, Engine, Path],
+) -> None:
+    conn, engine, _ = database
+
+    def scanned() -> dict[str, int]:
+        rows = conn.execute("SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow")
+        return dict(rows.fetchall())
+
+    with transaction(conn):
+        _rule(conn, 30)
+        for number in range(4):
+            _place(conn, engine, f"o{number}")
+    assert automations.active_counts(conn) == scanned() == {"replenishment": 4}
+    ids = [row[0] for row in conn.execute("SELECT id, subscriber_id FROM automations ORDER BY id")]
+    subscriber = conn.execute("SELECT subscriber_id FROM automations WHERE id = ?", (ids[3],)).fetchone()[0]
+    with transaction(conn):
+        assert automations.fire(conn, ids[0], NOW)
+        assert automations.stop(conn, ids[1], NOW, "order_cancelled")
+        assert not automations.stop(conn, ids[1], NOW, "order_cancelled")  # no longer active: counted once
+        assert automations.forget_subscriber(conn, subscriber) == 1
+    assert automations.active_counts(conn) == scanned() == {"replenishment": 1}
