@@ -126,17 +126,24 @@ def of_key(conn: sqlite3.Connection, subscriber_id: int, flow: str, key: str) ->
     return [_row(row) for row in rows]
 
 
-def for_order(conn: sqlite3.Connection, subscriber_id: int, keys: list[str], open_waits: bool) -> list[Automation]:
+def for_order(conn: sqlite3.Connection, subscriber_id: int, keys: list[str]) -> list[Automation]:
     """What one order of a subscriber bears on, in one query, oldest first: every replenishment automation of
-    `keys` (whatever its status), and with `open_waits` the active back-in-stock waits and checkouts."""
+    `keys` (whatever its status), and the subscriber's active back-in-stock waits and checkouts."""
     marks = ", ".join("?" * len(keys))
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM automations WHERE ?2 AND subscriber_id = ?1 AND flow IN ('back_in_stock',"
-        f" 'checkout') AND status = 'active' UNION ALL SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1"
-        f" AND flow = 'replenishment' AND key IN ({marks}) ORDER BY id",
-        (subscriber_id, open_waits, *keys),
+        f"SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1 AND flow BETWEEN 'back_in_stock' AND"
+        f" 'checkout' AND status = 'active' UNION ALL SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1"
+        f" AND flow = 'replenishment' AND key IN ({marks})",
+        (subscriber_id, *keys),
     ).fetchall()
-    return [_row(row) for row in rows]
+    found = [_row(row) for row in rows]
+    if len(found) > 1:  # each part comes in its index's order
+        found.sort(key=_by_id)
+    return found
+
+
+def _by_id(automation: Automation) -> int:
+    return automation.id
 
 
 def active(conn: sqlite3.Connection, subscriber_id: int, *flows: str) -> list[Automation]:

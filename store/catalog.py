@@ -38,11 +38,20 @@ def replenishment(conn: sqlite3.Connection, product_id: str) -> dict[str, Any] |
     return json.loads(row[0]) if row and row[0] else None
 
 
-def generation(conn: sqlite3.Connection) -> int:
-    """A number that changes with every change of the catalog, rolled back or not (kept by the table's triggers):
-    what was read from the catalog at the same number still holds."""
-    row = conn.execute("SELECT generation FROM catalog_generation").fetchone()
+def rules_generation(conn: sqlite3.Connection) -> int:
+    """A number that changes whenever a product's replenishment rule is set, changed or removed, rolled back or
+    not (kept by the table's triggers): rules read at the same number still hold."""
+    row = conn.execute("SELECT generation FROM replenishment_generation").fetchone()
     return int(row[0]) if row else 0
+
+
+def rules(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """Every product's replenishment rule stored through the API, by productId (read from their own index)."""
+    rows = conn.execute(
+        "SELECT product_id, replenishment FROM products INDEXED BY products_replenishment"
+        " WHERE replenishment IS NOT NULL"
+    ).fetchall()
+    return {product_id: json.loads(rule) for product_id, rule in rows}
 
 
 def put(conn: sqlite3.Connection, product: dict[str, Any], source: str, now: int) -> None:

@@ -309,17 +309,19 @@ def _job_lists_off_the_hot_path(db: sqlite_utils.Database) -> None:
 
 def _lifecycle_counts(db: sqlite_utils.Database) -> None:
     """Kept by triggers, so that no reader scans: active automations by flow (the metrics gauge), and the
-    catalog's generation, a fresh random number at every change of `products`, by which the worker knows its
-    in-memory replenishment rules still hold (`gateway.engine.catalog.Rules`); random rather than counted, so
-    a change rolled back and another one made never show the same number."""
+    generation of the catalog's replenishment rules, a fresh random number whenever a product's rule is set,
+    changed or removed, by which the worker knows its in-memory copy of the rules still holds
+    (`gateway.engine.catalog.Rules`); random rather than counted, so that a change rolled back and another one
+    made never show the same number. The rules are indexed apart, so reading them all reads no product data."""
     db.executescript(
         """
         CREATE TABLE automation_counts (flow TEXT PRIMARY KEY, active INTEGER NOT NULL) WITHOUT ROWID;
         INSERT INTO automation_counts (flow, active)
-            SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow;
+            VALUES ('replenishment', 0), ('back_in_stock', 0), ('checkout', 0);
+        UPDATE automation_counts SET active = (SELECT count(*) FROM automations AS a
+            WHERE a.flow = automation_counts.flow AND a.status = 'active');
         CREATE TRIGGER automations_counted AFTER INSERT ON automations WHEN new.status = 'active' BEGIN
-            INSERT INTO automation_counts (flow, active) VALUES (new.flow, 1)
-                ON CONFLICT (flow) DO UPDATE SET active = active + 1;
+            UPDATE automation_counts SET active = active + 1 WHERE flow = new.flow;
         END;
         CREATE TRIGGER automations_uncounted AFTER DELETE ON automations WHEN old.status = 'active' BEGIN
             UPDATE automation_counts SET active = active - 1 WHERE flow = old.flow;
@@ -328,16 +330,18 @@ def _lifecycle_counts(db: sqlite_utils.Database) -> None:
             WHEN old.status = 'active' AND new.status != 'active' BEGIN
             UPDATE automation_counts SET active = active - 1 WHERE flow = old.flow;
         END;
-        CREATE TABLE catalog_generation (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
-        INSERT INTO catalog_generation (id, generation) VALUES (1, random());
-        CREATE TRIGGER products_inserted AFTER INSERT ON products BEGIN
-            UPDATE catalog_generation SET generation = random();
+        CREATE INDEX products_replenishment ON products(product_id, replenishment) WHERE replenishment IS NOT NULL;
+        CREATE TABLE replenishment_generation (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+        INSERT INTO replenishment_generation (id, generation) VALUES (1, random());
+        CREATE TRIGGER products_rule_set AFTER INSERT ON products WHEN new.replenishment IS NOT NULL BEGIN
+            UPDATE replenishment_generation SET generation = random();
         END;
-        CREATE TRIGGER products_updated AFTER UPDATE ON products BEGIN
-            UPDATE catalog_generation SET generation = random();
+        CREATE TRIGGER products_rule_changed AFTER UPDATE OF replenishment ON products
+            WHEN old.replenishment IS NOT new.replenishment BEGIN
+            UPDATE replenishment_generation SET generation = random();
         END;
-        CREATE TRIGGER products_deleted AFTER DELETE ON products BEGIN
-            UPDATE catalog_generation SET generation = random();
+        CREATE TRIGGER products_rule_removed AFTER DELETE ON products WHEN old.replenishment IS NOT NULL BEGIN
+            UPDATE replenishment_generation SET generation = random();
         END;
         """
     )

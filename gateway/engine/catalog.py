@@ -20,33 +20,26 @@ RESTOCK_BATCH = 200
 
 
 class Rules:
-    """Replenishment rules by productId for the worker's orders: config's first, then the catalog's, each read
-    from the catalog once and kept in memory while the catalog's generation stays the same. Checked at every
-    order (`current`, one single-row read) rather than told by the write path, since the catalog is written by
-    other connections and processes too (the API, a standalone worker) and a write can be rolled back after a
-    rule was read; memory is one small dict per product ordered."""
+    """Replenishment rules by productId for the worker's orders: config's first, then the catalog's, all of which
+    are read at once and kept in memory while their generation (`store.catalog.rules_generation`) stays the same.
+    Checked at every order, one single-row read, rather than told by the write path: the catalog is written by
+    other connections and processes too (the API, a standalone worker), and a write can be rolled back after
+    the rules were read. Stock updates, the frequent catalog writes, leave the generation alone."""
 
     def __init__(self, configured: dict[str, dict[str, Any]]) -> None:
         self.configured = configured
-        self._stored: dict[str, dict[str, Any] | None] = {}
+        self._stored: dict[str, dict[str, Any]] = {}
         self._generation: int | None = None
 
     def current(self, conn: sqlite3.Connection) -> None:
-        """Forget what was read when the catalog changed since (call before `get`, in the same transaction)."""
-        generation = catalog.generation(conn)
+        """Read the rules again if they changed since (call before `get`, in the same transaction)."""
+        generation = catalog.rules_generation(conn)
         if generation != self._generation:
-            self._stored = {}
+            self._stored = catalog.rules(conn)
             self._generation = generation
 
     def get(self, conn: sqlite3.Connection, product_id: str) -> dict[str, Any] | None:
-        rule = self.configured.get(product_id)
-        if rule is not None:
-            return rule
-        try:
-            return self._stored[product_id]
-        except KeyError:
-            stored = self._stored[product_id] = catalog.replenishment(conn, product_id)
-            return stored
+        return self.configured.get(product_id) or self._stored.get(product_id)
 
 
 def merge(stored: dict[str, Any] | None, given: dict[str, Any], replace_variants: bool) -> dict[str, Any]:

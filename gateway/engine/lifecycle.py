@@ -20,7 +20,7 @@ from normalizer.checkout import BackInStockRequest, Checkout, NativeCheckout
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import format_instant_us, parse_instant, to_micros
 from store import automations
-from store.automations import CHECKOUT, REPLENISHMENT, Automation
+from store.automations import BACK_IN_STOCK, CHECKOUT, REPLENISHMENT, Automation
 from store.ledger import LedgerOrder
 
 if TYPE_CHECKING:  # the order engine's registry names the commands below: no import cycle at run time
@@ -77,12 +77,13 @@ class Lifecycle:
         purchase = applied.order.status == "placed" and replenishment.ended(after) is None
         if not keys and not purchase:
             return
-        rows = automations.for_order(conn, subscriber_id, list(keys), purchase)
+        rows = automations.for_order(conn, subscriber_id, list(keys))
         if keys:
             reminders = [row for row in rows if row.flow == REPLENISHMENT]
             replenishment.apply(conn, subscriber_id, after, keys, reminders, now)
         if purchase:
-            self._close_waits(conn, applied, [row for row in rows if row.flow != REPLENISHMENT], now)
+            waits = [row for row in rows if row.flow == BACK_IN_STOCK or row.flow == CHECKOUT]
+            self._close_waits(conn, applied, waits, now)
 
     def _close_waits(self, conn: sqlite3.Connection, applied: "Applied", open_ones: list[Automation], now: int) -> None:
         """A purchase ends the waits for what it contains and the checkouts it completed."""
