@@ -129,17 +129,20 @@ def of_key(conn: sqlite3.Connection, subscriber_id: int, flow: str, key: str) ->
 def for_order(conn: sqlite3.Connection, subscriber_id: int, keys: list[str]) -> list[Automation]:
     """What one order of a subscriber bears on, in one query, oldest first: every replenishment automation of
     `keys` (whatever its status), and the subscriber's active back-in-stock waits and checkouts."""
-    marks = ", ".join("?" * len(keys))
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1 AND flow BETWEEN 'back_in_stock' AND"
-        f" 'checkout' AND status = 'active' UNION ALL SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1"
-        f" AND flow = 'replenishment' AND key IN ({marks})",
-        (subscriber_id, *keys),
-    ).fetchall()
-    found = [_row(row) for row in rows]
+    sql = _FOR_ORDER.get(len(keys))
+    if sql is None:
+        sql = _FOR_ORDER[len(keys)] = (
+            f"SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1 AND flow BETWEEN 'back_in_stock' AND"
+            f" 'checkout' AND status = 'active' UNION ALL SELECT {_COLUMNS} FROM automations"
+            f" WHERE subscriber_id = ?1 AND flow = 'replenishment' AND key IN ({', '.join('?' * len(keys))})"
+        )
+    found = [_row(row) for row in conn.execute(sql, (subscriber_id, *keys))]
     if len(found) > 1:  # each part comes in its index's order
         found.sort(key=_by_id)
     return found
+
+
+_FOR_ORDER: dict[int, str] = {}  # for_order's statement by number of keys
 
 
 def _by_id(automation: Automation) -> int:

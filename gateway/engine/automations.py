@@ -26,10 +26,12 @@ def start(
     now: int,
     data: dict[str, Any],
     due_at: int | None = None,
-    **order: Any,
+    source: str | None = None,
+    order_id: str | None = None,
+    ordered_at: int | None = None,
 ) -> int:
     """Start an active automation; with `due_at`, its timer is set (one already past fires at once)."""
-    automation_id = automations.start(conn, subscriber_id, flow, key, now, data, due_at, **order)
+    automation_id = automations.start(conn, subscriber_id, flow, key, now, data, due_at, source, order_id, ordered_at)
     if due_at is not None:
         if due_at <= now:
             fire(conn, automation_id, now)

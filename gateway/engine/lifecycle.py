@@ -36,6 +36,7 @@ class Lifecycle:
         self.engine = engine
         self.historical_after_us = int(settings.historical_after * _SECOND_US)
         self.abandon_after_us = int(settings.checkout_abandoned_after * _SECOND_US)
+        self._cut = (0, "")  # the historical threshold as text, by its millisecond
         self.rules = catalog.Rules(
             {product_id: rule.model_dump() for product_id, rule in settings.replenishment.items()}
         )
@@ -58,7 +59,9 @@ class Lifecycle:
         ordered_at = after.ordered_at
         if len(ordered_at) == _LEDGER_INSTANT_LENGTH and ordered_at[-1] == "Z":
             # The ledger's own shape (`format_instant_us`, to the millisecond): compared as text, unparsed.
-            cut = format_instant_us(threshold)
+            if threshold // 1000 != self._cut[0]:
+                self._cut = (threshold // 1000, format_instant_us(threshold))
+            cut = self._cut[1]
             return ordered_at < cut or (ordered_at == cut and threshold % 1000 != 0)
         return to_micros(parse_instant(ordered_at)) < threshold
 

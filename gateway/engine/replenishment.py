@@ -11,6 +11,7 @@ of the key, if it is still standing, due when its own dates say.
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from gateway.engine import automations as effects
@@ -35,6 +36,19 @@ class Key:
 def due_at(ordered_at: int, rule: dict[str, Any], quantity: int) -> int:
     days: int = rule["days"] * quantity - rule.get("leadDays", 0)
     return ordered_at + days * DAY_US
+
+
+def instant_us(text: str) -> int:
+    """µs since the epoch of a ledger timestamp (`format_instant_us`'s shape read with its second cached, as
+    orders of one burst share it), or of any ISO 8601 one."""
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":
+        return _second_us(text[:19]) + int(text[20:23]) * 1000
+    return to_micros(parse_instant(text))
+
+
+@lru_cache(maxsize=256)
+def _second_us(text: str) -> int:
+    return to_micros(parse_instant(text + "Z"))
 
 
 def ended(order: LedgerOrder) -> str | None:
@@ -74,35 +88,40 @@ def apply(
     """Bring the subscriber's reminders up to date with one event of `order` (the ledger row after it): `keys`
     are the order's, `rows` every replenishment automation of the subscriber for them (`automations.for_order`),
     oldest first."""
-    ordered_at = to_micros(parse_instant(order.ordered_at))
+    ordered_at = instant_us(order.ordered_at)
     reason = ended(order)
     rank = (ordered_at, order.source, order.order_id)
     for key, found in keys.items():
-        of_key = [row for row in rows if row.key == key]
-        mine = [row for row in of_key if row.source == order.source and row.order_id == order.order_id]
-        if mine:
-            if reason is not None and mine[-1].status == "active":
-                effects.stop(conn, mine[-1], reason, order.order_id, now)
-            continue
-        identity: dict[str, Any] = {"source": order.source, "order_id": order.order_id, "ordered_at": ordered_at}
+        of_key = [row for row in rows if row.key == key] if rows else rows
+        if of_key:
+            mine = [row for row in of_key if row.source == order.source and row.order_id == order.order_id]
+            if mine:
+                if reason is not None and mine[-1].status == "active":
+                    effects.stop(conn, mine[-1], reason, order.order_id, now)
+                continue
+            newer = any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in of_key)
+        else:
+            newer = False
+        item = found.item
         data = {
-            "productId": str(found.item["productId"]),
-            "variantId": found.item.get("variantId"),
-            "title": found.item.get("title"),
-            "variantTitle": found.item.get("variantTitle"),
+            "productId": str(item["productId"]),
+            "variantId": item.get("variantId"),
+            "title": item.get("title"),
+            "variantTitle": item.get("variantTitle"),
             "quantity": found.quantity,
             "orderId": order.order_id,
             "orderedAt": order.ordered_at,
         }
         due = due_at(ordered_at, found.rule, found.quantity)
-        if any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in of_key):
-            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, stopped="superseded", **identity)
+        identity = (order.source, order.order_id, ordered_at)
+        if newer:  # an order older than one already seen: kept, superseded from the start
+            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, "superseded")
             continue
         # The newest order of the key: it replaces the standing reminder, even if it is already over itself.
         for row in of_key:
             if row.status == "active":
                 effects.stop(conn, row, "superseded", order.order_id, now)
         if reason is not None:
-            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, stopped=reason, **identity)
+            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, reason)
         else:
-            effects.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, **identity)
+            effects.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity)
