@@ -4,7 +4,7 @@ segments)."""
 from gateway.config import Config, ConfigError
 from gateway.engine.lifecycle import Lifecycle
 from gateway.engine.orders import Engine, LedgerLookup
-from gateway.engine.segment_conditions import DefinitionError
+from gateway.engine.segment_operators import DefinitionError
 
 
 def build_engine(config: Config) -> Engine:

@@ -9,69 +9,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-DAY_US = 86_400_000_000
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists")
+from gateway.engine.segment_facts import (
+    DAY_US,
+    ORDERS,
+    Check,
+    Facts,
+    OrderFact,
+    Segment,
+    Timer,
+    attribute_key,
+    event_key,
+)
+from gateway.engine.segment_operators import MISSING, OPERATORS, fail, value_test
+
 KINDS = ("attribute", "purchased", "orders", "event", "segment", "all", "any", "not")
-PROFILE_ATTRIBUTES = frozenset({"externalId", "firstName", "lastName"})
-REVENUE_ATTRIBUTES = frozenset({"ltv", "totalSpent", "ordersCount", "aov"})
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_MISSING: Any = object()
-
-# What a change can touch, and so which segments it re-evaluates: `attribute:<name>`, `orders` (the ledger rows
-# of the subscriber's orders), `event:<name>`. Time is not a key: `Segment.timers` say when it matters.
-ORDERS = "orders"
-
-
-def attribute_key(name: str) -> str:
-    return f"attribute:{name}"
-
-
-def event_key(name: str) -> str:
-    return f"event:{name}"
-
-
-class DefinitionError(ValueError):
-    """A segment definition that cannot be used; `str()` names the key (segments.<name>.…) and the problem."""
-
-
-@dataclass(slots=True, frozen=True)
-class OrderFact:
-    """One counted order (neither cancelled nor fully refunded) of a subscriber, as conditions read it."""
-
-    source: str
-    ordered_at: int  # µs
-    items: tuple[tuple[str | None, str | None], ...]  # (productId, variantId)
-
-
-@dataclass(slots=True)
-class Facts:
-    """What conditions read of one subscriber at `now`; only what the evaluated segments need is loaded."""
-
-    now: int
-    attributes: dict[str, Any] = field(default_factory=dict)
-    orders: list[OrderFact] = field(default_factory=list)
-    events: dict[str, list[int]] = field(default_factory=dict)  # name -> occurredAt (µs) of each
-    member: dict[str, bool] = field(default_factory=dict)  # segment -> member, for `segment:` conditions
-    order_times: list[int] | None = None  # orderedAt of each of `orders`, taken once for every orders condition
-
-
-Check = Callable[[Facts], bool]
-Clock = Callable[[Facts], int | None]  # the next moment (µs) a condition's answer changes with time alone
-Timer = tuple[str, Clock]  # a withinDays condition: the change key of what it counts, and its clock
-
-
-@dataclass(slots=True)
-class Segment:
-    name: str
-    definition: Any
-    check: Check
-    reads: frozenset[str]  # change keys of its own conditions
-    refs: frozenset[str]  # segments it names directly
-    timers: tuple[Timer, ...]  # of its own withinDays conditions
-    items: bool = False  # a purchased condition: reads the orders' items
-    depends: frozenset[str] = frozenset()  # change keys of its conditions and of every segment it names
-    timed: bool = False  # a withinDays condition in it or in a segment it names
-    fingerprint: str = ""  # its definition and those of the segments it names
 
 
 @dataclass(slots=True)
@@ -82,102 +34,41 @@ class _Compiling:
     items: bool = False
 
 
-def _fail(path: str, message: str) -> DefinitionError:
-    return DefinitionError(f"{path}: {message}")
-
-
-def _same(value: Any, wanted: Any) -> bool:
-    """JSON equality: a number equals a number of the same value (1 == 1.0), never a boolean."""
-    if isinstance(value, bool) or isinstance(wanted, bool):
-        return value is wanted
-    return bool(value == wanted)
-
-
-def _is_number(value: Any) -> bool:
-    return type(value) is int or type(value) is float
-
-
-def _operator(path: str, op: str, wanted: Any) -> Callable[[Any], bool]:
-    """The test one operator applies to an attribute's value (`_MISSING` when the subscriber has none)."""
-    if op in ("eq", "ne"):
-        if wanted is None:
-            raise _fail(path, "needs a value (test a missing attribute with exists: false)")
-        if op == "eq":
-            return lambda value: value is not _MISSING and _same(value, wanted)
-        return lambda value: value is _MISSING or not _same(value, wanted)
-    if op in ("gt", "gte", "lt", "lte"):
-        return _ordering(path, op, wanted)
-    if op == "in":
-        if not isinstance(wanted, list) or not wanted:
-            raise _fail(path, "needs a non-empty list of values")
-        choices = tuple(wanted)
-        return lambda value: value is not _MISSING and any(_same(value, choice) for choice in choices)
-    if op == "contains":
-        if wanted is None or isinstance(wanted, dict | list):
-            raise _fail(path, "needs a string, number or boolean")
-        return lambda value: (
-            (isinstance(value, str) and isinstance(wanted, str) and wanted in value)
-            or (isinstance(value, list) and any(_same(element, wanted) for element in value))
-        )
-    if not isinstance(wanted, bool):
-        raise _fail(path, "needs true or false")
-    return (lambda value: value is not _MISSING) if wanted else (lambda value: value is _MISSING)
-
-
-def _ordering(path: str, op: str, wanted: Any) -> Callable[[Any], bool]:
-    if _is_number(wanted):
-        kind: Callable[[Any], bool] = _is_number
-    elif isinstance(wanted, str):
-
-        def kind(value: Any) -> bool:
-            return isinstance(value, str)
-
-    else:
-        raise _fail(path, "needs a number or a string")
-    if op == "gt":
-        return lambda value: kind(value) and value > wanted
-    if op == "gte":
-        return lambda value: kind(value) and value >= wanted
-    if op == "lt":
-        return lambda value: kind(value) and value < wanted
-    return lambda value: kind(value) and value <= wanted
-
-
 def _attribute(path: str, node: Mapping[str, Any], into: _Compiling) -> Check:
     name = node["attribute"]
     if not isinstance(name, str) or not name:
-        raise _fail(f"{path}.attribute", "must be an attribute name")
+        raise fail(f"{path}.attribute", "must be an attribute name")
     ops = [key for key in node if key != "attribute"]
     if not ops:
-        raise _fail(path, f"attribute {name!r} needs an operator: one of {', '.join(OPERATORS)}")
+        raise fail(path, f"attribute {name!r} needs an operator: one of {', '.join(OPERATORS)}")
     tests = []
     for op in ops:
         if op not in OPERATORS:
-            raise _fail(f"{path}.{op}", f"unknown operator (use one of {', '.join(OPERATORS)})")
-        tests.append(_operator(f"{path}.{op}", op, node[op]))
+            raise fail(f"{path}.{op}", f"unknown operator (use one of {', '.join(OPERATORS)})")
+        tests.append(value_test(f"{path}.{op}", op, node[op]))
     into.reads.add(attribute_key(name))
     if len(tests) == 1:
         test = tests[0]
-        return lambda facts: test(facts.attributes.get(name, _MISSING))
+        return lambda facts: test(facts.attributes.get(name, MISSING))
     every = tuple(tests)
-    return lambda facts: all(test(facts.attributes.get(name, _MISSING)) for test in every)
+    return lambda facts: all(test(facts.attributes.get(name, MISSING)) for test in every)
 
 
 def _options(path: str, value: Any, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise _fail(path, f"must be a mapping of {', '.join(allowed)}")
+        raise fail(path, f"must be a mapping of {', '.join(allowed)}")
     for key, given in value.items():
         if key not in allowed:
-            raise _fail(f"{path}.{key}", f"unknown key (use {', '.join(allowed)})")
+            raise fail(f"{path}.{key}", f"unknown key (use {', '.join(allowed)})")
         if given is not None and (isinstance(given, bool) or not isinstance(given, allowed[key])):
-            raise _fail(f"{path}.{key}", "has the wrong type")
+            raise fail(f"{path}.{key}", "has the wrong type")
     return value
 
 
 def _at_least(path: str, options: Mapping[str, Any]) -> int:
     count = options.get("atLeast", 1)
     if not isinstance(count, int) or count < 1:
-        raise _fail(f"{path}.atLeast", "must be an integer of at least 1")
+        raise fail(f"{path}.atLeast", "must be an integer of at least 1")
     return count
 
 
@@ -186,7 +77,7 @@ def _window(path: str, options: Mapping[str, Any]) -> int | None:
     if days is None:
         return None
     if not days > 0:
-        raise _fail(f"{path}.withinDays", "must be a number of days greater than 0")
+        raise fail(f"{path}.withinDays", "must be a number of days greater than 0")
     return int(days * DAY_US)
 
 
@@ -199,7 +90,7 @@ def _purchased(path: str, value: Any, into: _Compiling) -> Check:
     options = _options(where, value, {"productId": (str, int), "variantId": (str, int), "source": str, "atLeast": int})
     product, variant = _identifier(options.get("productId")), _identifier(options.get("variantId"))
     if product is None and variant is None:
-        raise _fail(where, "needs a productId or a variantId")
+        raise fail(where, "needs a productId or a variantId")
     source, count = options.get("source"), _at_least(where, options)
     into.reads.add(ORDERS)
     into.items = True
@@ -272,9 +163,9 @@ def _event(path: str, value: Any, into: _Compiling) -> Check:
     options = _options(where, value, {"name": str, "withinDays": (int, float), "atLeast": int})
     name = options.get("name")
     if not name:
-        raise _fail(f"{where}.name", "is required")
+        raise fail(f"{where}.name", "is required")
     if name.startswith("segment."):
-        raise _fail(f"{where}.name", "segment events cannot be conditions (use `segment: <name>`)")
+        raise fail(f"{where}.name", "segment events cannot be conditions (use `segment: <name>`)")
     into.reads.add(event_key(name))
     empty: list[int] = []
 
@@ -287,7 +178,7 @@ def _event(path: str, value: Any, into: _Compiling) -> Check:
 def _group(path: str, kind: str, value: Any, into: _Compiling) -> Check:
     where = f"{path}.{kind}"
     if not isinstance(value, list) or not value:
-        raise _fail(where, "must be a non-empty list of conditions")
+        raise fail(where, "must be a non-empty list of conditions")
     checks = tuple(_compile(f"{where}[{i}]", child, into) for i, child in enumerate(value))
     if len(checks) == 1:
         return checks[0]
@@ -313,19 +204,19 @@ def _group(path: str, kind: str, value: Any, into: _Compiling) -> Check:
 
 def _compile(path: str, node: Any, into: _Compiling) -> Check:
     if not isinstance(node, dict) or not node:
-        raise _fail(path, f"must be a condition: a mapping with one of {', '.join(KINDS)}")
+        raise fail(path, f"must be a condition: a mapping with one of {', '.join(KINDS)}")
     kinds = [key for key in node if key in KINDS]
     if len(kinds) != 1:
         unknown = next((key for key in node if key not in KINDS), None)
         if not kinds and unknown is not None:
-            raise _fail(f"{path}.{unknown}", f"unknown condition (use one of {', '.join(KINDS)})")
-        raise _fail(path, f"must have exactly one of {', '.join(KINDS)}")
+            raise fail(f"{path}.{unknown}", f"unknown condition (use one of {', '.join(KINDS)})")
+        raise fail(path, f"must have exactly one of {', '.join(KINDS)}")
     kind = kinds[0]
     if kind == "attribute":
         return _attribute(path, node, into)
     extra = next((key for key in node if key != kind), None)
     if extra is not None:
-        raise _fail(f"{path}.{extra}", f"unknown key beside {kind}")
+        raise fail(f"{path}.{extra}", f"unknown key beside {kind}")
     value = node[kind]
     if kind == "purchased":
         return _purchased(path, value, into)
@@ -335,7 +226,7 @@ def _compile(path: str, node: Any, into: _Compiling) -> Check:
         return _event(path, value, into)
     if kind == "segment":
         if not isinstance(value, str):
-            raise _fail(f"{path}.segment", "must be a segment name")
+            raise fail(f"{path}.segment", "must be a segment name")
         into.refs.setdefault(value, f"{path}.segment")
         return lambda facts: facts.member.get(value, False)
     if kind == "not":
@@ -349,7 +240,7 @@ def compile_segments(definitions: Mapping[str, Any]) -> dict[str, Segment]:
     compiled: dict[str, tuple[Segment, dict[str, str]]] = {}
     for name, definition in definitions.items():
         if not isinstance(name, str) or not _NAME.match(name):
-            raise _fail(f"segments.{name}", "a segment name is letters, digits, '-', '_' or '.' (at most 64)")
+            raise fail(f"segments.{name}", "a segment name is letters, digits, '-', '_' or '.' (at most 64)")
         into = _Compiling()
         check = _compile(f"segments.{name}", definition, into)
         segment = Segment(
@@ -359,7 +250,7 @@ def compile_segments(definitions: Mapping[str, Any]) -> dict[str, Segment]:
     for _, refs in compiled.values():
         for ref, where in refs.items():
             if ref not in compiled:
-                raise _fail(where, f"unknown segment {ref!r}")
+                raise fail(where, f"unknown segment {ref!r}")
     ordered: dict[str, Segment] = {}
     for name in compiled:
         _place(name, compiled, ordered, [])
@@ -375,7 +266,7 @@ def _place(
     segment, refs = compiled[name]
     if name in stack:
         cycle = " -> ".join([*stack[stack.index(name) :], name])
-        raise _fail(compiled[stack[-1]][1][name], f"reference cycle {cycle}")
+        raise fail(compiled[stack[-1]][1][name], f"reference cycle {cycle}")
     stack.append(name)
     for ref in sorted(refs):
         _place(ref, compiled, ordered, stack)

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from gateway.engine.segment_conditions import Segment
+from gateway.engine.segment_facts import Segment
 from gateway.engine.segments import Plan, Segments, emit_event
 from store import segments as store
 from store import timers

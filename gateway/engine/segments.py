@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from gateway.engine.segment_conditions import (
+from gateway.engine.segment_conditions import compile_segments
+from gateway.engine.segment_facts import (
     ORDERS,
     PROFILE_ATTRIBUTES,
     REVENUE_ATTRIBUTES,
@@ -18,7 +19,6 @@ from gateway.engine.segment_conditions import (
     Segment,
     Timer,
     attribute_key,
-    compile_segments,
     event_key,
 )
 from store import events, subscribers, timers

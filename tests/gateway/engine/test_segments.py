@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.engine.segment_conditions import DAY_US
+from gateway.engine.segment_facts import DAY_US
 from normalizer.timefmt import format_instant_us, now_us
 from store import timers
 from tests.conftest import Harness, order

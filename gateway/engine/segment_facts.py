@@ -1,0 +1,62 @@
+"""What segment conditions read of one subscriber (`Facts`), what a compiled segment is, and the change keys
+that say which segments a change re-evaluates."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY_US = 86_400_000_000
+PROFILE_ATTRIBUTES = frozenset({"externalId", "firstName", "lastName"})
+REVENUE_ATTRIBUTES = frozenset({"ltv", "totalSpent", "ordersCount", "aov"})
+
+# What a change can touch, and so which segments it re-evaluates: `attribute:<name>`, `orders` (the ledger rows
+# of the subscriber's orders), `event:<name>`. Time is not a key: `Segment.timers` say when it matters.
+ORDERS = "orders"
+
+
+def attribute_key(name: str) -> str:
+    return f"attribute:{name}"
+
+
+def event_key(name: str) -> str:
+    return f"event:{name}"
+
+
+@dataclass(slots=True, frozen=True)
+class OrderFact:
+    """One counted order (neither cancelled nor fully refunded) of a subscriber, as conditions read it."""
+
+    source: str
+    ordered_at: int  # µs
+    items: tuple[tuple[str | None, str | None], ...]  # (productId, variantId)
+
+
+@dataclass(slots=True)
+class Facts:
+    """What conditions read of one subscriber at `now`; only what the evaluated segments need is loaded."""
+
+    now: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+    orders: list[OrderFact] = field(default_factory=list)
+    events: dict[str, list[int]] = field(default_factory=dict)  # name -> occurredAt (µs) of each
+    member: dict[str, bool] = field(default_factory=dict)  # segment -> member, for `segment:` conditions
+    order_times: list[int] | None = None  # orderedAt of each of `orders`, taken once for every orders condition
+
+
+Check = Callable[[Facts], bool]
+Clock = Callable[[Facts], int | None]  # the next moment (µs) a condition's answer changes with time alone
+Timer = tuple[str, Clock]  # a withinDays condition: the change key of what it counts, and its clock
+
+
+@dataclass(slots=True)
+class Segment:
+    name: str
+    definition: Any
+    check: Check
+    reads: frozenset[str]  # change keys of its own conditions
+    refs: frozenset[str]  # segments it names directly
+    timers: tuple[Timer, ...]  # of its own withinDays conditions
+    items: bool = False  # a purchased condition: reads the orders' items
+    depends: frozenset[str] = frozenset()  # change keys of its conditions and of every segment it names
+    timed: bool = False  # a withinDays condition in it or in a segment it names
+    fingerprint: str = ""  # its definition and those of the segments it names
