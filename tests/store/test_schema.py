@@ -4,13 +4,13 @@ from pathlib import Path
 
 import sqlite_utils
 
-from store import job_reads, ledger, schema
+from store import job_reads, ledger, schema, schema_orders
 from store.db import connect
 
 
 def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     conn = connect(tmp_path / "old.db")
-    schema._v1(sqlite_utils.Database(conn))
+    schema_orders.v1(sqlite_utils.Database(conn))
     conn.execute("PRAGMA user_version=1")
     conn.execute(
         "INSERT INTO jobs (job_id, kind, source, body, received_at, status, attempts, run_at, finished_at)"
