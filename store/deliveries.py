@@ -197,7 +197,7 @@ def offer_missed(
         (since, destination),
     ).fetchall()
     missing = [
-        (event_id, destination, now, now, now)
+        (event_id, destination, now)
         for event_id, name, properties in rows
         if wants(name, json_columns.loads(properties).get("historical") is True)
     ]
