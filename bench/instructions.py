@@ -62,6 +62,12 @@ def _instructions(database: str, orders: int, folder: Path, lifecycle: bool | No
     argv = [str(PROCESS), "--drain", database, "--drain-ledger", str(LEDGER), "--orders", str(orders)]
     if lifecycle is not None:
         argv = [str(LIFECYCLE), "_drain", "--database", database, "--orders", str(orders), *(["--on"] * lifecycle)]
+    return counted(argv, out)
+
+
+def counted(argv: list[str], out: Path) -> int:
+    """Instructions of the drain a bench script runs with `argv` (clocks taken out), counted by callgrind into
+    `out`."""
     drain = [sys.executable, "-c", _DRAIN.format(root=str(PROCESS.parent.parent), argv=argv)]
     command = ["env", "PYTHONHASHSEED=0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *drain]
     done = subprocess.run(command, check=True, capture_output=True, text=True)

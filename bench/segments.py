@@ -25,7 +25,6 @@ the same 10,000-order ledger), and their ratio: repeatable whatever else the mac
 import argparse
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -138,13 +137,7 @@ def _counted(database: str, orders: int, segments: bool, folder: Path) -> int:
     """Instructions of a drain of `database` (its `orders` queued orders) under callgrind."""
     out = folder / f"callgrind-{orders}-{int(segments)}.out"
     argv = [__file__, "--drain", database, "--orders", str(orders), *(["--with-segments"] if segments else [])]
-    drain = [sys.executable, "-c", instructions._DRAIN.format(root=str(Path(__file__).parent.parent), argv=argv)]
-    command = ["env", "PYTHONHASHSEED=0", "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *drain]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"callgrind printed no total:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    return instructions.counted(argv, out)
 
 
 def count_instructions(orders: int, ledger: int, folder: Path, keep: Path | None) -> None:
