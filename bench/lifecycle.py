@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.process import SEED, _stored_body, build_ledger, check
+from bench.process import SEED, _stored_body, build_ledger, check, timed
 from gateway import runtime
 from gateway.config import Config
 from gateway.engine import Engine, build_engine
@@ -142,13 +142,7 @@ def drain_copy(built: Path, orders: int, lifecycle: bool) -> str:
     worker = Worker(config, {}, _engine(config, lifecycle), WriteTurns())
     runtime.prepare(serving=True)
     runtime.freeze_heap()
-    started, cpu = time.perf_counter(), time.process_time()
-    total = 0
-    with worker.checkpointer:
-        while processed := worker.run_once():
-            total += processed
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    worker.close()
+    total, elapsed, cpu = timed(worker)
     conn = connect(database)
     check(conn, orders)
     active = conn.execute("SELECT count(*) FROM automations WHERE status = 'active'").fetchone()[0]

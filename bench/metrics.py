@@ -44,13 +44,7 @@ def drain_once(built: Path, metrics: bool) -> None:
     config = Config.model_validate({"database": str(database), "fx_rates": {"EUR": 1.08}})
     job_metrics = JobMetrics(CollectorRegistry()) if metrics else None
     worker = Worker(config, {}, Engine(config.currency, config.fx_rates), WriteTurns(), job_metrics)
-    started, cpu = time.perf_counter(), time.process_time()
-    total = 0
-    with worker.checkpointer:
-        while processed := worker.run_once():
-            total += processed
-    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    worker.close()
+    total, elapsed, cpu = process.timed(worker)
     conn = connect(database)
     done = conn.execute("SELECT count(*) FROM jobs WHERE status = 'done'").fetchone()[0]
     conn.close()

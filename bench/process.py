@@ -160,6 +160,12 @@ def drain(config: Config, standalone: bool = False) -> tuple[int, float, float]:
     worker = Worker(config, {}, build_engine(config), turns)
     runtime.prepare(serving=not standalone)  # as the CLI does for `serve` or `worker`
     runtime.freeze_heap()
+    return timed(worker)
+
+
+def timed(worker: Worker) -> tuple[int, float, float]:
+    """`worker` run until idle, then closed: (jobs drained, wall seconds, CPU seconds of this process, checkpointer
+    thread included)."""
     started, cpu = time.perf_counter(), time.process_time()
     total = 0
     with worker.checkpointer:  # as `Worker.run` does around the same loop
