@@ -2,6 +2,7 @@
 handlers through which every error leaves as one JSON body."""
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,6 +33,7 @@ from gateway.web import (
 from gateway.web.push_orders import PushOrders
 from gateway.web.scrape import CountRequests
 from gateway.web.service import Gateway
+from store.db import StoreUnavailable
 
 log = logging.getLogger("gateway.web")
 ROUTES = [
@@ -73,7 +75,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[Response]]]:
-    return {errors.GatewayError: _gateway_error, HTTPException: _http_error, Exception: _unexpected}
+    # The database's own trouble (locked, full, its file lost) is named apart from `Exception`: Starlette answers
+    # `Exception` and then raises it again, which closes the client's connection and logs a traceback.
+    store_trouble = {StoreUnavailable: _unexpected, sqlite3.OperationalError: _unexpected}
+    return {errors.GatewayError: _gateway_error, HTTPException: _http_error, **store_trouble, Exception: _unexpected}
 
 
 def create_app(

@@ -15,7 +15,7 @@ from gateway.web.service import Gateway
 from normalizer.catalog import Product, ProductBatch
 from normalizer.timefmt import now_us
 from store import catalog
-from store.db import StoreUnavailable, transaction
+from store.db import transaction
 
 
 def _upsert(gateway: Gateway, products: list[Product]) -> int:
@@ -30,10 +30,7 @@ async def post_products(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
     batch = parse(ProductBatch, await read_request_body(request, gateway.config.max_body_bytes), "The product batch")
-    try:
-        triggered = await run_in_threadpool(_upsert, gateway, batch.products)
-    except StoreUnavailable:
-        raise errors.Unavailable() from None
+    triggered = await run_in_threadpool(_upsert, gateway, batch.products)
     if triggered and gateway.worker is not None:
         gateway.worker.wake.set()  # the restock's waiters are told by the worker, in batches
     return JSONResponse({"success": True, "upserted": len(batch.products), "backInStockEventsTriggered": triggered})

@@ -11,15 +11,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.config import Config
 from gateway.outbound.replays import ReplayScope, replay_destination, replay_one
 from gateway.outbound.views import delivery_view, destination_view
 from gateway.web import errors
 from gateway.web.context import authorize, gateway_of
 from gateway.web.contract import Contract, Model, api_route, parse_query
+from gateway.web.service import Gateway
 from normalizer.timefmt import now_us, to_micros
 from store import deliveries, destinations
-from store.db import connect, transaction
+from store.db import transaction
 
 _MAX_LIMIT = 1000
 DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed", "dead"]
@@ -129,7 +129,7 @@ async def replay_delivery(request: Request) -> Response:
     authorize(gateway, request)
     delivery_id = request.path_params["delivery_id"]
     # A write may wait up to the busy timeout for another process's writer: in a thread, not the event loop.
-    before = await run_in_threadpool(_write, gateway.config, lambda conn: replay_one(conn, delivery_id, now_us()))
+    before = await run_in_threadpool(_write, gateway, lambda conn: replay_one(conn, delivery_id, now_us()))
     if before is None:
         raise errors.NotFound("No delivery with this id.")
     if before == "delivering":
@@ -163,7 +163,7 @@ async def replay_destination_route(request: Request) -> Response:
         raise errors.NotFound("No destination with this name is configured.")
     since = to_micros(body.since)
     count = await run_in_threadpool(
-        _write, gateway.config, lambda conn: replay_destination(conn, name, body.status, since, now_us())
+        _write, gateway, lambda conn: replay_destination(conn, name, body.status, since, now_us())
     )
     _wake(request)
     return JSONResponse({"success": True, "replayed": count})
@@ -178,7 +178,7 @@ async def enable_destination(request: Request) -> Response:
         with transaction(conn):
             return destinations.enable(conn, name)
 
-    if not await run_in_threadpool(_write, gateway.config, enable):
+    if not await run_in_threadpool(_write, gateway, enable):
         raise errors.NotFound("No destination with this name is configured.")
     _wake(request)
     row = await gateway.reads.run(lambda conn: destinations.get(conn, name))
@@ -186,12 +186,10 @@ async def enable_destination(request: Request) -> Response:
     return JSONResponse(Destination.model_validate(destination_view(row)).model_dump())
 
 
-def _write(config: Config, action: Any) -> Any:
-    conn = connect(config.database, config.durability, config.busy_timeout_seconds)
-    try:
+def _write(gateway: Gateway, action: Any) -> Any:
+    """`action` on the gateway's connection for writes, in its turn on the write lock (a thread of the pool)."""
+    with gateway.writing() as conn:
         return action(conn)
-    finally:
-        conn.close()
 
 
 def _wake(request: Request) -> None:

@@ -8,13 +8,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.config import Config
 from gateway.web import errors
 from gateway.web.context import authorize, gateway_of, iso
 from gateway.web.contract import Contract, Model, api_route, parse_query
+from gateway.web.service import Gateway
 from normalizer.timefmt import now_us
 from store import job_reads, queue
-from store.db import connect, transaction
+from store.db import transaction
 
 _MAX_LIMIT = 1000
 JobStatus = Literal["queued", "processing", "done", "failed", "dead"]
@@ -121,10 +121,8 @@ async def replay_job(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
     job_id = request.path_params["job_id"]
-    if gateway.watch is not None and gateway.watch.lost() is not None:
-        raise errors.Unavailable(errors.FILE_LOST)
     # A write may wait up to the busy timeout for another process's writer: in a thread, not the event loop.
-    exists, replayed = await run_in_threadpool(_replay, gateway.config, job_id)
+    exists, replayed = await run_in_threadpool(_replay, gateway, job_id)
     if not exists:
         raise errors.NotFound("No job with this id.")
     if not replayed:
@@ -134,15 +132,11 @@ async def replay_job(request: Request) -> Response:
     return JSONResponse({"success": True, "queued": True, "jobId": job_id}, status_code=202)
 
 
-def _replay(config: Config, job_id: str) -> tuple[bool, list[str]]:
-    """(whether the job exists, the ids re-queued), on a connection of its own."""
-    conn = connect(config.database, config.durability, config.busy_timeout_seconds)
-    try:
-        with transaction(conn):
-            exists = conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone() is not None
-            return exists, queue.replay(conn, job_id, now_us()) if exists else []
-    finally:
-        conn.close()
+def _replay(gateway: Gateway, job_id: str) -> tuple[bool, list[str]]:
+    """(whether the job exists, the ids re-queued), on the gateway's connection for writes."""
+    with gateway.writing() as writer, transaction(writer) as conn:
+        exists = conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone() is not None
+        return exists, queue.replay(conn, job_id, now_us()) if exists else []
 
 
 async def list_jobs(request: Request) -> Response:

@@ -48,6 +48,10 @@ def test_a_deleted_database_refuses_orders_until_restarted(tmp_path: Path) -> No
         shutil.rmtree(_database(config).parent)  # `rm -rf data/` while serving
         for number in range(5):  # the very first write after it already knows
             _refused(client.post("/api/v1/orders", json=order(f"void-{number}")))
+        # The operator's writes too: a replay or a destination enabled is refused, never written to a new file.
+        _refused(client.post(f"/api/v1/jobs/{accepted.json()['jobId']}/replay"))
+        _refused(client.post("/api/v1/deliveries/msg_0/replay"))
+        _refused(client.post("/api/v1/destinations/crm/enable"))
         _refused(client.get("/healthz"))
         server.terminate()
 
