@@ -50,7 +50,7 @@ def record(
     event_id = cursor.lastrowid
     assert event_id is not None  # set by every INSERT that wrote its row
     # The outbox: the event's deliveries commit with it, or neither does.
-    outbox.offer(conn, event_id, name, properties.get("historical") is True)
+    outbox.offer(conn, event_id, name, properties)
     observer = getattr(_observing, "observer", None)
     if observer is not None:
         observer(conn, subscriber_id, name, occurred_at)

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from normalizer.timefmt import now_us
 from store import json_columns
@@ -47,6 +48,7 @@ class Routes:
             for route in routes
         ]
         self._answers: dict[tuple[str, bool], tuple[str, ...]] = {}
+        self.destinations = len(self._compiled)  # 0: every event's answer is none, without a lookup
 
     def __bool__(self) -> bool:
         return bool(self._compiled)
@@ -85,9 +87,15 @@ def routes_of(conn: sqlite3.Connection) -> Routes:
     return routes
 
 
-def offer(conn: sqlite3.Connection, event_id: int, name: str, historical: bool) -> int:
-    """Write the deliveries of a newly recorded event; returns how many."""
-    destinations = routes_of(conn).match(name, historical)
+def offer(conn: sqlite3.Connection, event_id: int, name: str, properties: dict[str, Any]) -> int:
+    """Write the deliveries of a newly recorded event (`properties`: its own, `historical` among them); returns
+    how many. With no destination configured, the connection's compiled routing answers at once."""
+    routes: Routes | None = getattr(conn, "routes", None)
+    if routes is None or routes.generation != _generation:
+        routes = routes_of(conn)
+    if not routes.destinations:
+        return 0
+    destinations = routes.match(name, properties.get("historical") is True)
     if not destinations:
         return 0
     now = now_us()
