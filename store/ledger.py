@@ -194,7 +194,9 @@ def _merged(row: LedgerOrder | None, event: OrderEvent) -> LedgerOrder:
             row.ordered_at,
         )
         source, order_id, provider = row.source, row.order_id, row.provider
-    if status not in statuses:
+    if not statuses:
+        statuses = [status]
+    elif status not in statuses:
         statuses = [s for s in STATUSES if s == status or s in statuses]
     cancelled = cancelled or status == "cancelled"
     fulfilled = fulfilled or status == "fulfilled"
