@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the order engine's registry names the commands below: no im
 BACKFILL_JOB_PREFIX = "commerce-backfill-"
 _SECOND_US = 1_000_000
 _LEDGER_INSTANT_LENGTH = len("2026-01-01T00:00:00.000Z")
+_SECOND_LENGTH = len("2026-01-01T00:00:00")
 
 
 class Lifecycle:
@@ -36,7 +37,7 @@ class Lifecycle:
         self.engine = engine
         self.historical_after_us = int(settings.historical_after * _SECOND_US)
         self.abandon_after_us = int(settings.checkout_abandoned_after * _SECOND_US)
-        self._cut = (0, "")  # the historical threshold as text, by its millisecond
+        self._cut = (0, "")  # the historical threshold's second, and as text
         self.rules = catalog.Rules(
             {product_id: rule.model_dump() for product_id, rule in settings.replenishment.items()}
         )
@@ -58,11 +59,15 @@ class Lifecycle:
         threshold = now - self.historical_after_us
         ordered_at = after.ordered_at
         if len(ordered_at) == _LEDGER_INSTANT_LENGTH and ordered_at[-1] == "Z":
-            # The ledger's own shape (`format_instant_us`, to the millisecond): compared as text, unparsed.
-            if threshold // 1000 != self._cut[0]:
-                self._cut = (threshold // 1000, format_instant_us(threshold))
-            cut = self._cut[1]
-            return ordered_at < cut or (ordered_at == cut and threshold % 1000 != 0)
+            # The ledger's own shape (`format_instant_us`, to the millisecond): its second compared as text with
+            # the threshold's (formatted once a second), then its millisecond as a number.
+            second, micros = divmod(threshold, _SECOND_US)
+            if second != self._cut[0]:
+                self._cut = (second, format_instant_us(second * _SECOND_US)[:_SECOND_LENGTH])
+            cut, head = self._cut[1], ordered_at[:_SECOND_LENGTH]
+            if head != cut:
+                return head < cut
+            return int(ordered_at[_SECOND_LENGTH + 1 : _SECOND_LENGTH + 4]) * 1000 < micros
         return to_micros(parse_instant(ordered_at)) < threshold
 
     def rule(self, conn: sqlite3.Connection, product_id: str) -> dict[str, Any] | None:
