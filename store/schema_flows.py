@@ -182,3 +182,8 @@ def lifecycle_counts(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+def segment_due_dropped(db: sqlite_utils.Database) -> None:
+    """A subscriber's segment timer is read from `timers` alone: the copy of its due time in their row goes."""
+    db.execute("ALTER TABLE subscribers DROP COLUMN segment_due")

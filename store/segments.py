@@ -1,6 +1,6 @@
 """Segment membership in SQLite: the stored definitions (by fingerprint) with their member counts, each
 segment's members (for listing), and per subscriber, in their own row, how many times they entered or left each
-segment and when their segment timer is due; plus the reads that give conditions their facts, one subscriber at
+segment; plus the reads that give conditions their facts, one subscriber at
 a time or a range of subscribers at once. When time alone moves a subscriber's membership is a durable timer
 (`store.timers`) of kind SEGMENT_TIMER keyed by the subscriber id."""
 
@@ -82,25 +82,46 @@ def drop(conn: sqlite3.Connection, name: str, batch: int = 5000) -> int:
     return removed
 
 
-def move(conn: sqlite3.Connection, subscriber_id: int, moved: Sequence[tuple[str, bool]]) -> dict[str, int]:
-    """A subscriber enters or leaves segments, (name, member) each: the members and counts follow. Returns when
-    each segment's definition was built (absent if not recorded yet), which keys a transition's event with its
-    number. (`executemany` of plain statements: three times cheaper than one statement over `json_each`.)"""
-    if not moved:
-        return {}
-    conn.executemany(
-        "INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)",
-        [(name, subscriber_id) for name, member in moved if member],
-    )
-    conn.executemany(
-        "DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?",
-        [(name, subscriber_id) for name, member in moved if not member],
-    )
-    conn.executemany(
-        "UPDATE segments SET members = members + ? WHERE name = ?",
-        [(1 if member else -1, name) for name, member in moved],
-    )
-    return dict(conn.execute("SELECT name, built_at FROM segments").fetchall())
+class Moves:
+    """Membership changes of one or more subscribers, gathered and then written at once (`write`): members in and
+    out, the segments' member counts and each moved subscriber's transition counts."""
+
+    __slots__ = ("_built", "counts", "entered", "left", "states")
+
+    def __init__(self) -> None:
+        self.entered: list[tuple[str, int]] = []
+        self.left: list[tuple[str, int]] = []
+        self.counts: dict[str, int] = {}
+        self.states: list[tuple[str | None, int]] = []
+        self._built: dict[str, int] | None = None
+
+    def built(self, conn: sqlite3.Connection) -> dict[str, int]:
+        """When each segment's definition was built (absent if not recorded yet), which keys a transition's event
+        with its number; read once for all the moves gathered."""
+        if self._built is None:
+            self._built = dict(conn.execute("SELECT name, built_at FROM segments").fetchall())
+        return self._built
+
+    def move(self, subscriber_id: int, name: str, member: bool) -> None:
+        (self.entered if member else self.left).append((name, subscriber_id))
+        self.counts[name] = self.counts.get(name, 0) + (1 if member else -1)
+
+    def save(self, subscriber_id: int, changes: Changes) -> None:
+        self.states.append((format_changes(changes), subscriber_id))
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """(`executemany` of plain statements: three times cheaper than one statement over `json_each`.)"""
+        if self.entered:
+            conn.executemany(
+                "INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)", self.entered
+            )
+        if self.left:
+            conn.executemany("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", self.left)
+        counts = [(delta, name) for name, delta in self.counts.items() if delta]
+        if counts:
+            conn.executemany("UPDATE segments SET members = members + ? WHERE name = ?", counts)
+        if self.states:
+            save_states(conn, self.states)
 
 
 def move_many(conn: sqlite3.Connection, entered: Iterable[tuple[str, int]], left: Iterable[tuple[str, int]]) -> None:
@@ -109,16 +130,9 @@ def move_many(conn: sqlite3.Connection, entered: Iterable[tuple[str, int]], left
     conn.executemany("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", left)
 
 
-def save_state(conn: sqlite3.Connection, subscriber_id: int, changes: Changes, due_at: int | None) -> None:
-    conn.execute(
-        "UPDATE subscribers SET segment_changes = ?, segment_due = ? WHERE id = ?",
-        (format_changes(changes), due_at, subscriber_id),
-    )
-
-
-def save_states(conn: sqlite3.Connection, states: Iterable[tuple[str | None, int | None, int]]) -> None:
-    """Many (changes as formatted, due time, subscriber id) at once."""
-    conn.executemany("UPDATE subscribers SET segment_changes = ?, segment_due = ? WHERE id = ?", states)
+def save_states(conn: sqlite3.Connection, states: Iterable[tuple[str | None, int]]) -> None:
+    """Many (transition counts as formatted, subscriber id) at once."""
+    conn.executemany("UPDATE subscribers SET segment_changes = ? WHERE id = ?", states)
 
 
 def of_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> list[str]:
@@ -138,7 +152,10 @@ def members(conn: sqlite3.Connection, segment: str, after: int, limit: int) -> l
 
 def forget_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> None:
     """A subscriber erased: out of every segment, no timer."""
-    move(conn, subscriber_id, [(segment, False) for segment in of_subscriber(conn, subscriber_id)])
+    moves = Moves()
+    for segment in of_subscriber(conn, subscriber_id):
+        moves.move(subscriber_id, segment, False)
+    moves.write(conn)
     timers.cancel(conn, SEGMENT_TIMER, str(subscriber_id))
 
 
@@ -147,8 +164,8 @@ def forget_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> None:
 # events (name, occurredAt µs).
 
 Profile = tuple[int, str, str | None, str | None, str | None, str, int, int, str | None, int | None]
-# The due time read is the segment timer's own (not the copy in the subscriber's row): a timer that fired, failed
-# and was set again later, or died, is seen as it is.
+# The due time read is the segment timer's own: a timer that fired, failed and was set again later, or died, is
+# seen as it is.
 _TIMER_DUE = "(SELECT t.due_at FROM timers AS t WHERE t.kind = 'segment' AND t.key = CAST(s.id AS TEXT))"
 _COLUMNS = (
     "s.id, s.email, s.external_id, s.first_name, s.last_name, s.attributes, s.orders_count, s.total_spent_cents,"

@@ -113,7 +113,7 @@ def _range(
             named.setdefault(subscriber_id, []).append((event, occurred))
     entered: list[tuple[str, int]] = []
     left: list[tuple[str, int]] = []
-    saved: list[tuple[str | None, int | None, int]] = []
+    saved: list[tuple[str | None, int]] = []
     dues: list[tuple[str, int]] = []
     cleared: list[str] = []
     for profile in profiles:
@@ -133,8 +133,8 @@ def _range(
                 cleared.append(str(subscriber_id))
             else:
                 dues.append((str(subscriber_id), due))
-        if moved or due != profile[9]:
-            saved.append((store.format_changes(changes), due, subscriber_id))
+        if moved:
+            saved.append((store.format_changes(changes), subscriber_id))
     store.move_many(conn, entered, left)
     store.save_states(conn, saved)
     timers.cancel_many(conn, SEGMENT_TIMER, cleared)

@@ -4,7 +4,9 @@ subscriber (kind `segment`) fires when a withinDays window next moves their memb
 
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Iterable, Mapping
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -48,6 +50,23 @@ class Plan:
     events: tuple[str, ...]
 
 
+class Gathered:
+    """Subscribers touched while gathering (`Segments.gathering`): per subscriber, the union of the change keys,
+    the latest moment, and whether every touch was historical."""
+
+    __slots__ = ("touched",)
+
+    def __init__(self) -> None:
+        self.touched: dict[int, tuple[frozenset[str], int, bool]] = {}
+
+    def add(self, subscriber_id: int, keys: frozenset[str], now: int, historical: bool) -> None:
+        seen = self.touched.get(subscriber_id)
+        if seen is not None:
+            keys = keys if seen[0] <= keys else seen[0] | keys
+            now, historical = max(now, seen[1]), historical and seen[2]
+        self.touched[subscriber_id] = (keys, now, historical)
+
+
 class Segments:
     """The configured segments, compiled once; one per engine."""
 
@@ -57,6 +76,7 @@ class Segments:
         self._timers: tuple[Timer, ...] = tuple(t for s in self.segments.values() for t in s.timers)
         self._timer_keys = frozenset(key for key, _ in self._timers)
         self._plans: dict[frozenset[str], Plan] = {}
+        self._local = threading.local()  # what this thread is gathering (`gathering`)
         self.timed = self.plan_for_segments([s.name for s in self.segments.values() if s.timed], timers=True)
         self.everything = self.plan_for_segments(list(self.segments), timers=True)
 
@@ -122,10 +142,38 @@ class Segments:
     def touch(
         self, conn: sqlite3.Connection, subscriber_id: int, keys: frozenset[str], now: int, historical: bool = False
     ) -> None:
-        """`keys` of this subscriber changed (see `segment_conditions`): re-evaluate what reads them."""
+        """`keys` of this subscriber changed (see `segment_conditions`): re-evaluate what reads them, now or, while
+        `gathering`, once for the whole chunk."""
+        gathered: Gathered | None = getattr(self._local, "gathered", None)
+        if gathered is not None:
+            gathered.add(subscriber_id, keys, now, historical)
+            return
         plan = self.plan(keys)
         if plan.segments or plan.timers:
             self.evaluate(conn, subscriber_id, plan, now, historical)
+
+    @contextmanager
+    def gathering(self) -> Iterator["Gathered"]:
+        """Meanwhile (in this thread), touches are gathered per subscriber instead of evaluated; `settle` then
+        evaluates each subscriber once, in the same transaction, for everything that touched them."""
+        gathered = Gathered()
+        previous = getattr(self._local, "gathered", None)
+        self._local.gathered = gathered if self.segments and previous is None else previous
+        try:
+            yield gathered
+        finally:
+            self._local.gathered = previous
+
+    def settle(self, conn: sqlite3.Connection, gathered: "Gathered") -> None:
+        """Evaluate each gathered subscriber once: at the latest moment that touched them, marked historical
+        only if every touch was."""
+        moves = store.Moves()
+        for subscriber_id, (keys, now, historical) in gathered.touched.items():
+            plan = self.plan(keys)
+            if plan.segments or plan.timers:
+                self.evaluate(conn, subscriber_id, plan, now, historical, moves)
+        moves.write(conn)
+        gathered.touched.clear()
 
     def evaluate(
         self,
@@ -134,10 +182,12 @@ class Segments:
         plan: Plan,
         now: int,
         historical: bool = False,
+        moves: store.Moves | None = None,
     ) -> None:
-        """One subscriber against `plan`'s segments. Their segment timer (none while it fires: the worker took
-        it) is only ever set earlier here: a timer that fires before the next flip re-evaluates, finds nothing
-        changed and is set again, which costs less than a write on every order that moves the flip later."""
+        """One subscriber against `plan`'s segments; what moved is written with `moves` (the caller's, written
+        with others later), or now. Their segment timer (none while it fires: the worker took it) is only ever
+        set earlier here: a timer that fires before the next flip re-evaluates, finds nothing changed and is set
+        again, which costs less than a write on every order that moves the flip later."""
         read = store.facts(conn, subscriber_id, plan.orders, plan.items, plan.events)
         if read is None:
             return
@@ -145,19 +195,22 @@ class Segments:
         facts = self.facts(now, profile, plan, orders, named)
         changes = store.parse_changes(profile[8])
         moved = [(segment.name, member) for segment, member in self.changes(plan, facts, changes)]
-        due = profile[9]
         if plan.timers:
+            due = profile[9]
             wanted = self.due(plan, facts)
             if wanted is not None and (due is None or wanted < due):
-                due = wanted
-                timers.schedule(conn, SEGMENT_TIMER, str(subscriber_id), due)
-        if moved:
-            built = store.move(conn, subscriber_id, moved)
-            for name, member in moved:
-                count = changes[name] = changes.get(name, 0) + 1
-                emit_event(conn, subscriber_id, name, member, count, built.get(name, 0), now, historical)
-        if moved or due != profile[9]:
-            store.save_state(conn, subscriber_id, changes, due)
+                timers.schedule(conn, SEGMENT_TIMER, str(subscriber_id), wanted)
+        if not moved:
+            return
+        writing = moves if moves is not None else store.Moves()
+        built = writing.built(conn)
+        for name, member in moved:
+            count = changes[name] = changes.get(name, 0) + 1
+            writing.move(subscriber_id, name, member)
+            emit_event(conn, subscriber_id, name, member, count, built.get(name, 0), now, historical)
+        writing.save(subscriber_id, changes)
+        if moves is None:
+            writing.write(conn)
 
     def on_timer(self, conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
         """A subscriber's window closed (their `segment` timer, taken by the worker in this transaction): their

@@ -63,20 +63,28 @@ class ChunkRunner:
         done: Done = []
         index = start
         turns = self.turns
-        while True:
-            job = jobs[index]
-            if job.id in leased:  # else our lease expired and another worker took the job over
-                now = now_us()
-                try:
-                    warnings = apply_job(self.engine, self.adapters, conn, job, now)
-                except Exception as exc:
-                    if store_trouble(exc, conn):
-                        raise  # the database, not the job: abandon the chunk; its jobs run again later
-                    raise JobFailed(index) from exc  # any other error, SQLite's included, is this job's
-                done.append((job, now, once(warnings)))
-            index += 1
-            if index == len(jobs) or time.monotonic() >= deadline or (turns is not None and turns.ingest_waiting):
-                break
+        # Segments evaluate each subscriber the chunk touched once, after its last job (`Segments.gathering`).
+        with self.engine.segments.gathering() as gathered:
+            while True:
+                job = jobs[index]
+                if job.id in leased:  # else our lease expired and another worker took the job over
+                    now = now_us()
+                    try:
+                        warnings = apply_job(self.engine, self.adapters, conn, job, now)
+                    except Exception as exc:
+                        if store_trouble(exc, conn):
+                            raise  # the database, not the job: abandon the chunk; its jobs run again later
+                        raise JobFailed(index) from exc  # any other error, SQLite's included, is this job's
+                    done.append((job, now, once(warnings)))
+                index += 1
+                if index == len(jobs) or time.monotonic() >= deadline or (turns is not None and turns.ingest_waiting):
+                    break
+        try:
+            self.engine.segments.settle(conn, gathered)
+        except Exception as exc:
+            if store_trouble(exc, conn):
+                raise
+            raise JobFailed(index - 1) from exc  # one of the chunk's jobs: run one by one, each evaluated alone
         self._complete(conn, done)
         return index
 

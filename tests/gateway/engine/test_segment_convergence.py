@@ -2,6 +2,7 @@
 membership as the in-order sequence, and each transition is recorded once (entered and exited alternate)."""
 
 import tempfile
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,21 @@ SEGMENTS: dict[str, Any] = {
 }
 
 
-def run(events: list[dict[str, Any]]) -> tuple[list[str], dict[str, int]]:
+def run(events: list[dict[str, Any]], chunks: Sequence[int] = ()) -> tuple[list[str], dict[str, int]]:
+    """Each event applied in a transaction of its own, or with `chunks` (sizes) several in one, as the worker's
+    chunks apply them: the segments evaluated once per chunk."""
     with tempfile.TemporaryDirectory() as folder:
         conn = connect(Path(folder) / "gateway.db")
         migrate(conn)
         engine = Engine("USD", {"EUR": Decimal("1.08")}, SEGMENTS)
-        for arrival, event in enumerate(events, start=1):
+        arrival = 0
+        for size in _sizes(len(events), chunks):
             with transaction(conn):
-                engine.apply(conn, OrderEvent("api", "api", PushOrder.model_validate(event), arrival), arrival)
+                with engine.segments.gathering() as gathered:
+                    for event in events[arrival : arrival + size]:
+                        arrival += 1
+                        engine.apply(conn, OrderEvent("api", "api", PushOrder.model_validate(event), arrival), arrival)
+                engine.segments.settle(conn, gathered)
         subscriber_id = subscribers.find_id(conn, EMAIL)
         assert subscriber_id is not None
         recorded = conn.execute(
@@ -57,6 +65,18 @@ def run(events: list[dict[str, Any]]) -> tuple[list[str], dict[str, int]]:
     return members, transitions
 
 
+def _sizes(total: int, chunks: Sequence[int]) -> Iterator[int]:
+    done = 0
+    for size in chunks:
+        if done >= total:
+            return
+        yield size
+        done += size
+    while done < total:
+        yield 1
+        done += 1
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=order_histories(), data=st.data())
 def test_any_shuffle_and_duplication_ends_with_the_same_membership(
@@ -65,6 +85,15 @@ def test_any_shuffle_and_duplication_ends_with_the_same_membership(
     duplicates = data.draw(st.lists(st.sampled_from(history), max_size=len(history)))
     delivered = data.draw(st.permutations(history + duplicates))
     assert run(delivered)[0] == run(history)[0]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=order_histories(), data=st.data())
+def test_chunks_evaluated_once_end_with_the_same_membership(history: list[dict[str, Any]], data: st.DataObject) -> None:
+    duplicates = data.draw(st.lists(st.sampled_from(history), max_size=len(history)))
+    delivered = data.draw(st.permutations(history + duplicates))
+    chunks = data.draw(st.lists(st.integers(min_value=1, max_value=6), max_size=len(delivered)))
+    assert run(delivered, chunks)[0] == run(history)[0]
 
 
 def test_the_in_order_membership_is_the_expected_one() -> None:
