@@ -1,8 +1,8 @@
 """What the Push Order endpoint would cost inside Starlette's route table rather than in front of it.
 
-Drives the same signed-in seed order through `PushOrders` two ways, in one process, alternating: as the
-middleware in front of the app (how `serve` runs it) and as the ASGI endpoint of a `Route` in the app's table
-(routing, Starlette's error middleware, the router's method check). The committer is replaced by one that
+Drives the same signed-in seed order through `PushOrders` two ways, in one process, alternating: in front of
+the app's middleware and routing (`GatewayApp`, how `serve` runs it) and as the ASGI endpoint of a `Route` in
+the app's table (routing, Starlette's error middleware, the router's method check). The committer is replaced by one that
 accepts at once, so the figure is the HTTP layer's CPU alone: microseconds per request, and the extra cost as a
 share of a whole request at the gateway's measured ingest rate.
 
@@ -28,6 +28,7 @@ from gateway.web import app as web_app
 from gateway.web.auth import ApiKeys
 from gateway.web.delivery_counts import DeliveryCounts
 from gateway.web.push_orders import PATH, PushOrders
+from gateway.web.request_bodies import BodyReader
 from store import queue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,19 +41,19 @@ class _Accepting:
         return True
 
 
-def _push_orders(app: Any) -> PushOrders:
+def _push_orders() -> PushOrders:
     committer: Committer = _Accepting()  # type: ignore[assignment]
-    return PushOrders(app, ApiKeys([KEY]), committer, 5 * 1024 * 1024, DeliveryCounts())
+    return PushOrders(ApiKeys([KEY]), committer, 5 * 1024 * 1024, DeliveryCounts(), BodyReader(30.0, 64 << 20))
 
 
 def in_front() -> Any:
-    return _push_orders(Starlette(routes=web_app.ROUTES))
+    return web_app.GatewayApp(_push_orders(), routes=web_app.ROUTES, exception_handlers=web_app.exception_handlers())
 
 
 def in_table() -> Any:
     handlers = web_app.exception_handlers()
     return Starlette(
-        routes=[Route(PATH, _push_orders(None), methods=["POST"]), *web_app.ROUTES], exception_handlers=handlers
+        routes=[Route(PATH, _push_orders(), methods=["POST"]), *web_app.ROUTES], exception_handlers=handlers
     )
 
 

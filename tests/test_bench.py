@@ -85,3 +85,22 @@ def test_segments_bench_drains_and_rebuilds_a_tiny_ledger(capsys: pytest.Capture
     assert out.count("drained 30 orders") == 2  # with no segments, then with the 20, each checked complete
     assert "ratio of medians" in out
     assert "rebuild: 20 segments over 90 subscribers and 300 orders" in out
+
+
+def test_ingest_instructions_client_posts_valid_orders_and_reads_answers() -> None:
+    counting = _load("ingest_instructions")
+    template = counting.ingest._order_template()
+    request = counting._request((template % (3, 5, 7)).encode())
+    head, _, body = request.partition(b"\r\n\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head and b"Authorization: Bearer " in head
+    assert PushOrder.model_validate_json(body).orderId == "bench-3-5"
+
+    class _Socket:
+        def __init__(self, chunks: list[bytes]) -> None:
+            self.chunks = chunks
+
+        def recv(self, size: int) -> bytes:
+            return self.chunks.pop(0)
+
+    answer = b'HTTP/1.1 202 Accepted\r\ncontent-length: 4\r\n\r\n{"a"'
+    assert counting._read_response(_Socket([answer[:20], answer[20:] + b"}HTTP"]), b"") == (202, b"}HTTP")

@@ -59,6 +59,7 @@ class Worker:
         self._prune_at = 0.0
         self._next_due: int | None = None  # the earliest timer's due time as last read (µs)
         self._said_lost = False
+        self.timer_seconds = _TIMER_SECONDS  # a firing transaction ends past this, once one timer has fired
         self.watch: FileWatch | None = None  # set with the connection, unless given (serve shares its own)
 
     @property
@@ -115,14 +116,14 @@ class Worker:
         self.close()
 
     def fire_timers(self, now: int | None = None) -> int:
-        """Fire due timers (`store.timers`) in one transaction of at most _TIMER_SECONDS, each in the
+        """Fire due timers (`store.timers`) in one transaction of at most `timer_seconds`, each in the
         transaction that applies its effects; returns how many fired. Nothing due costs one read, no lock."""
         now = now_us() if now is None else now
         self._next_due = timers.next_due(self.conn)
         if self._next_due is None or self._next_due > now:
             return 0
         with self._turn(), transaction(self.conn) as conn, self.engine.recording():
-            deadline = time.monotonic() + _TIMER_SECONDS
+            deadline = time.monotonic() + self.timer_seconds
             fired, _more = self.engine.timers.fire_due(conn, now, deadline, self.config.worker.retry_at)
         self._next_due = 0  # read again before sleeping
         return fired

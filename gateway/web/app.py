@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from adapters import Adapter
 from gateway.config import Config
@@ -81,6 +82,21 @@ def exception_handlers() -> dict[Any, Callable[[Request, Exception], Awaitable[R
     return {errors.GatewayError: _gateway_error, HTTPException: _http_error, **store_trouble, Exception: _unexpected}
 
 
+class GatewayApp(Starlette):
+    """The Starlette app, with `POST /api/v1/orders` answered by `PushOrders` before the app's middleware and
+    routing (the hot path: see `gateway.web.push_orders`)."""
+
+    def __init__(self, push_orders: PushOrders, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.push_orders = push_orders
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == push_orders.PATH:
+            await self.push_orders(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     config: Config, adapters: Mapping[str, Adapter], api_keys: list[str], run_worker: bool = True
 ) -> Starlette:
@@ -96,21 +112,18 @@ def create_app(
             gateway.stop()
             log.info("gateway stopped")
 
-    app = Starlette(
+    app = GatewayApp(
+        PushOrders(
+            keys=gateway.keys,
+            committer=gateway.committer,
+            max_body_bytes=config.max_body_bytes,
+            bodies=gateway.bodies,
+            counts=gateway.deliveries,
+            requests=gateway.requests if config.metrics_enabled else None,
+        ),
         routes=ROUTES,
         exception_handlers=exception_handlers(),
-        # POST /api/v1/orders, the hot path, is answered in front of the app, by `PushOrders`.
-        middleware=[
-            *([Middleware(CountRequests, counts=gateway.requests)] if config.metrics_enabled else []),
-            Middleware(
-                PushOrders,
-                keys=gateway.keys,
-                committer=gateway.committer,
-                max_body_bytes=config.max_body_bytes,
-                bodies=gateway.bodies,
-                counts=gateway.deliveries,
-            ),
-        ],
+        middleware=[Middleware(CountRequests, counts=gateway.requests)] if config.metrics_enabled else [],
         lifespan=lifespan,
     )
     app.state.gateway = gateway

@@ -1,20 +1,21 @@
-"""`POST /api/v1/orders` (docs/api.md, Push Order) as plain ASGI, in front of the Starlette app.
+"""`POST /api/v1/orders` (docs/api.md, Push Order) as plain ASGI, answered before the Starlette app's own stack.
 
 The Push Order endpoint is the one a store hits on every order, so it skips what the other routes use:
-routing, the Request object, the exception middleware and JSONResponse. Even as the ASGI endpoint of a `Route`
-(no Request, no JSONResponse), the route table's routing and error middleware add ~13 µs of CPU a request,
-~10% of a whole request at the gateway's saturated ingest rate, twice the 5% it may cost (`bench/push_route.py`,
-docs/PERFORMANCE.md). Errors keep the one shape of `errors.error_body`; every other path goes to the Starlette
-app unchanged.
+the app's middleware (its error middleware, the request counter), routing, the Request object and
+JSONResponse. Even as the ASGI endpoint of a `Route` (no Request, no JSONResponse), the route table's routing
+and error middleware add ~13 µs of CPU a request, ~10% of a whole request at the gateway's saturated ingest
+rate (`bench/push_route.py`, docs/PERFORMANCE.md); the app's middleware alone another ~9 µs. Errors keep the
+one shape of `errors.error_body`; `gateway.web.app.GatewayApp` hands every other path to Starlette unchanged.
 """
 
+from collections import Counter
 from typing import Any, Literal
 
 import orjson
 from pydantic import Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.pipeline.ingest import Committer
 from gateway.web import errors
@@ -32,34 +33,35 @@ _REFUSED = frozenset({400, 401, 413, 422})  # what the client sent was refused (
 
 
 class PushOrders:
-    """ASGI middleware: answers `POST /api/v1/orders` itself and passes every other request on."""
+    """The ASGI endpoint of every HTTP request to PATH, whatever its method."""
 
     def __init__(
         self,
-        app: ASGIApp,
         keys: ApiKeys,
         committer: Committer,
         max_body_bytes: int,
         counts: DeliveryCounts,
         bodies: BodyReader,
+        requests: Counter[tuple[str, str, int]] | None = None,
     ) -> None:
-        self.app = app
+        """`requests`: where the metrics count requests by route, method and status (`scrape.CountRequests`,
+        which this path does not pass through), or None without metrics."""
         self.keys = keys
         self.committer = committer
         self.max_body_bytes = max_body_bytes
         self.counts = counts
         self.bodies = bodies
+        self.requests = requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH:
-            await self.app(scope, receive, send)
-            return
         body: dict[str, Any] | errors.GatewayError
         try:
             if scope["method"] != "POST":
                 raise errors.MethodNotAllowed(headers={"Allow": "POST"})
             status, body = await self._accept(scope, receive)
         except ClientGone:
+            if self.requests is not None:  # as `CountRequests` counts a request that sent no answer
+                self.requests[(PATH, scope["method"], 500)] += 1
             return
         except Exception as exc:
             body = errors.answer_for(exc, PATH)
@@ -68,7 +70,11 @@ class PushOrders:
             self.counts.add("api", "queued")
         elif status in _REFUSED and isinstance(body, errors.GatewayError):
             self.counts.refuse("api", "rejected", body.code)
-        await _respond(send, status, body)
+        try:
+            await _respond(send, status, body)
+        finally:
+            if self.requests is not None:
+                self.requests[(PATH, scope["method"], status)] += 1
 
     async def _accept(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         authorization: list[str] = []

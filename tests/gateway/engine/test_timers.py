@@ -1,6 +1,7 @@
 """Durable timers fired by the worker: once each, in the transaction of their effects, never lost; the worker
 sleeps until the earliest due time rather than polling for it."""
 
+import math
 import sqlite3
 import threading
 from typing import Any
@@ -32,6 +33,13 @@ def _fired(harness: Harness) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT key, due_at FROM fired ORDER BY rowid").fetchall()
 
 
+def _counting(harness: Harness) -> Harness:
+    """The harness's worker with no time budget per firing transaction: a test that counts the timers one call
+    fires must not depend on how fast the machine is (the budget has a test of its own)."""
+    harness.worker.timer_seconds = math.inf
+    return harness
+
+
 def _schedule(harness: Harness, *entries: tuple[str, int]) -> None:
     """Set timers from a connection of their own, as a job or a request would."""
     writer = connect(harness.config.database)
@@ -42,7 +50,7 @@ def _schedule(harness: Harness, *entries: tuple[str, int]) -> None:
 
 
 def test_a_timer_fires_once_when_due_and_not_before(harness: Harness) -> None:
-    _fired_table(harness)
+    _fired_table(_counting(harness))
     harness.worker.engine.timers.register("test", _record)
     start = now_us()
     _schedule(harness, ("b", start + 20 * SECOND), ("a", start + 10 * SECOND), ("c", start + 30 * SECOND))
@@ -58,7 +66,7 @@ def test_a_timer_fires_once_when_due_and_not_before(harness: Harness) -> None:
 def test_a_crash_inside_the_firing_transaction_fires_nothing_and_loses_nothing(harness: Harness) -> None:
     """The process dying mid-batch (here: an exception no handler catches, as SystemExit would be) rolls back
     the timers taken with their effects; the next worker fires each exactly once."""
-    _fired_table(harness)
+    _fired_table(_counting(harness))
     calls = []
 
     def dies_on_the_third(conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
@@ -81,7 +89,7 @@ def test_a_crash_inside_the_firing_transaction_fires_nothing_and_loses_nothing(h
 
 
 def test_a_failing_handler_is_rolled_back_alone_and_tried_again_later(harness: Harness) -> None:
-    _fired_table(harness)
+    _fired_table(_counting(harness))
 
     def fails_for_b(conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
         _record(conn, key, due_at, now)
@@ -105,7 +113,7 @@ def test_a_timer_that_always_raises_ends_dead_after_max_attempts_while_others_fi
 ) -> None:
     """Retried with the jobs' backoff, then dead with its error (its type, not its message), out of the way of
     the timers set after it; the operator sees it in the metrics and can set it again."""
-    harness = make_harness(worker={"max_attempts": 4, "retry_base_seconds": 1}, metrics_token="t" * 32)
+    harness = _counting(make_harness(worker={"max_attempts": 4, "retry_base_seconds": 1}, metrics_token="t" * 32))
     _fired_table(harness)
 
     def poison(conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
@@ -155,6 +163,18 @@ def test_a_timer_that_always_raises_ends_dead_after_max_attempts_while_others_fi
     with harness.db() as conn:
         assert timers.dead(conn, 10) == []
         assert conn.execute("SELECT attempts, error FROM timers WHERE key = 'poison'").fetchone() == (0, None)
+
+
+def test_a_firing_transaction_past_its_budget_ends_after_one_timer(harness: Harness) -> None:
+    """The worker holds the write lock for one firing transaction: past its budget it ends, once at least one
+    timer has fired (so timers always progress), and the rest fire in the next one."""
+    _fired_table(harness)
+    harness.worker.engine.timers.register("test", _record)
+    harness.worker.timer_seconds = 0.0  # the budget is spent before the first timer: deterministic
+    start = now_us()
+    _schedule(harness, *[(f"t{i}", start + i) for i in range(3)])
+    assert [harness.worker.fire_timers(start + SECOND) for _ in range(4)] == [1, 1, 1, 0]
+    assert [key for key, _ in _fired(harness)] == ["t0", "t1", "t2"]
 
 
 def test_a_timer_of_a_kind_no_one_handles_is_kept(harness: Harness) -> None:

@@ -13,6 +13,7 @@ from tests.gateway.outbound._receiver import Reply, receiving
 from tests.gateway.outbound._support import LOOPBACK, destination
 
 ORDERS = 300
+ANSWERED = 40  # deliveries the receiver answers before the kill; it holds every later one until then
 
 
 def _unfinished(conn: object) -> int:
@@ -23,18 +24,25 @@ def _unfinished(conn: object) -> int:
 
 
 def test_sigkill_mid_delivery_delivers_every_event_with_stable_ids(tmp_path: Path) -> None:
-    with receiving(default=Reply(200, delay=0.01)) as receiver:
+    # Counters, not the machine's speed, decide when the kill comes: the receiver answers the first ANSWERED
+    # deliveries, then holds the next ones unanswered; once one is held, deliveries are in flight and most events
+    # are still queued, whatever the load.
+    held = Reply(200, delay=STARTUP_LIMIT_SECONDS)  # ended by `release` once the server is killed
+    with receiving(script=[Reply(200, delay=0.01)] * ANSWERED, default=held) as receiver:
         config = write_config(
             tmp_path,
-            destinations={"crm": destination(receiver.url, timeout="1s", max_in_flight=8)},
+            # A held delivery never times out before the kill: no attempt fails, however slow the machine is.
+            destinations={"crm": destination(receiver.url, timeout="60s", max_in_flight=8)},
             delivery={"allow_private_networks": LOOPBACK},
         )
         posts = [order(f"order-{i}", customer={"email": f"c{i % 50}@example.com"}) for i in range(ORDERS)]
         with Server(config, name="crashing") as server:
             posted = _workload.post_concurrently(server.async_client(), posts)
             assert posted.unanswered == []
-            receiver.wait_for(40)  # deliveries are flowing, most still queued or in flight
+            receiver.wait_for(ANSWERED + 1)  # deliveries are flowing, most still queued or in flight
             server.kill()
+        receiver.default = Reply(200)
+        receiver.release.set()  # the held answers go to a dead connection
         conn = database(config)
         at_kill = dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall())
         assert at_kill.get("succeeded", 0) < ORDERS, at_kill
