@@ -2,9 +2,9 @@
 
 Drives the same signed-in seed order through `PushOrders` two ways, in one process, alternating: in front of
 the app's middleware and routing (`GatewayApp`, how `serve` runs it) and as the ASGI endpoint of a `Route` in
-the app's table (routing, Starlette's error middleware, the router's method check). The committer is replaced by one that
-accepts at once, so the figure is the HTTP layer's CPU alone: microseconds per request, and the extra cost as a
-share of a whole request at the gateway's measured ingest rate.
+the app's table (routing, Starlette's error middleware, the router's method check). The committer is replaced
+by one that accepts at once, so the figure is the HTTP layer's CPU alone: microseconds per request, and the
+extra cost as a share of a whole request at the gateway's measured ingest rate.
 
     python bench/push_route.py                 # 20,000 requests per pass, 5 passes each
     python bench/push_route.py --requests 2000
