@@ -8,6 +8,8 @@ long, and a waiter who registers after the restock is told at once by its own re
 """
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gateway.engine import automations as effects
@@ -24,22 +26,41 @@ class Rules:
     are read at once and kept in memory while their generation (`store.catalog.rules_generation`) stays the same.
     Checked at every order, one single-row read, rather than told by the write path: the catalog is written by
     other connections and processes too (the API, a standalone worker), and a write can be rolled back after
-    the rules were read. Stock updates, the frequent catalog writes, leave the generation alone."""
+    the rules were read. Stock updates, the frequent catalog writes, leave the generation alone.
+
+    Within one transaction of the worker's jobs (`held`), the write lock is the worker's: no other connection
+    can change the rules, so they are checked once at its start, and again at every order after a catalog write
+    of this process (which a savepoint may roll back)."""
 
     def __init__(self, configured: dict[str, dict[str, Any]]) -> None:
         self.configured = configured
-        self._stored: dict[str, dict[str, Any]] = {}
+        self.by_product: dict[str, dict[str, Any]] = dict(configured)  # the lookup: config's over the catalog's
         self._generation: int | None = None
+        self._held = False
 
     def current(self, conn: sqlite3.Connection) -> None:
         """Read the rules again if they changed since (call before `get`, in the same transaction)."""
+        if self._held:
+            return
         generation = catalog.rules_generation(conn)
         if generation != self._generation:
-            self._stored = catalog.rules(conn)
+            self.by_product = {**catalog.rules(conn), **self.configured}
             self._generation = generation
 
-    def get(self, conn: sqlite3.Connection, product_id: str) -> dict[str, Any] | None:
-        return self.configured.get(product_id) or self._stored.get(product_id)
+    @contextmanager
+    def held(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Around a transaction that holds the write lock: the rules are checked once, here."""
+        self._held = False
+        self.current(conn)
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+
+    def written(self) -> None:
+        """This process is writing the catalog: check the rules at every order again until the transaction ends."""
+        self._held = False
 
 
 def merge(stored: dict[str, Any] | None, given: dict[str, Any], replace_variants: bool) -> dict[str, Any]:

@@ -8,7 +8,7 @@ starts and stops nothing.
 """
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from adapters import Command, TranslationError
 from gateway.config import LifecycleConfig
@@ -70,10 +70,6 @@ class Lifecycle:
             return int(ordered_at[_SECOND_LENGTH + 1 : _SECOND_LENGTH + 4]) * 1000 < micros
         return to_micros(parse_instant(ordered_at)) < threshold
 
-    def rule(self, conn: sqlite3.Connection, product_id: str) -> dict[str, Any] | None:
-        """The product's replenishment rule: config's, else the catalog's."""
-        return self.rules.get(conn, product_id)
-
     def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
         """One query for what the order bears on (its reminder keys' automations and, for a purchase, the
         subscriber's open waits and checkouts), then only the writes its changes need."""
@@ -81,7 +77,7 @@ class Lifecycle:
             return
         subscriber_id, after = applied.subscriber_id, applied.after
         self.rules.current(conn)
-        keys = replenishment.keys(conn, after, self.rule)
+        keys = replenishment.keys(after, self.rules.by_product)
         purchase = applied.order.status == "placed" and replenishment.ended(after) is None
         if not keys and not purchase:
             return
@@ -133,6 +129,7 @@ class Lifecycle:
         self, conn: sqlite3.Connection, items: list[Product], source: str, now: int, replace_variants: bool = False
     ) -> int:
         """Store catalog updates; returns how many back-in-stock events their restocks will fire."""
+        self.rules.written()
         return catalog.upsert(conn, items, source, now, replace_variants)
 
 

@@ -7,7 +7,7 @@ every applied order, and as timer handlers and job kinds of their own.
 
 import sqlite3
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,11 @@ class Engine:
     def recording(self) -> AbstractContextManager[None]:
         """Around what the worker applies: every event recorded meanwhile reaches the segments counting it."""
         return events.observed(self.segments.on_event if self.segments else None)
+
+    def chunk(self, conn: sqlite3.Connection) -> AbstractContextManager[None]:
+        """Around one transaction of the worker's jobs, which holds the write lock from its start: what the hooks
+        may read once for its length (the lifecycle's replenishment rules)."""
+        return self.lifecycle.rules.held(conn) if self.lifecycle is not None else nullcontext()
 
     def apply(self, conn: sqlite3.Connection, event: OrderEvent, now: int) -> list[str]:
         """Apply one order event; returns the warnings it produced."""

@@ -9,7 +9,7 @@ of the key, if it is still standing, due when its own dates say.
 """
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -21,9 +21,6 @@ from store.automations import REPLENISHMENT, Automation
 from store.ledger import LedgerOrder
 
 DAY_US = 86_400 * 1_000_000
-
-# productId -> its rule (days, leadDays, matchBy) as a dict, or None
-RuleLookup = Callable[[sqlite3.Connection, str], dict[str, Any] | None]
 
 
 @dataclass(slots=True)
@@ -60,11 +57,12 @@ def ended(order: LedgerOrder) -> str | None:
     return None
 
 
-def keys(conn: sqlite3.Connection, order: LedgerOrder, rules: RuleLookup) -> dict[str, Key]:
-    """The order's reminder keys (product, or variant with `matchBy: variant`) with their rule and quantity."""
+def keys(order: LedgerOrder, rules: Mapping[str, dict[str, Any]]) -> dict[str, Key]:
+    """The order's reminder keys (product, or variant with `matchBy: variant`) with their rule (`rules`: by
+    productId) and quantity."""
     found: dict[str, Key] = {}
     for item in order.items:
-        rule = rules(conn, str(item["productId"]))
+        rule = rules.get(str(item["productId"]))
         if rule is None:
             continue
         by_variant = rule.get("matchBy") == "variant" and item.get("variantId")

@@ -61,24 +61,9 @@ class ChunkRunner:
         with `one_by_one`. (No savepoint around the chunk: SQLite would keep a copy of every page the chunk
         changes, for a rollback that is rare.)"""
         done: Done = []
-        index = start
-        turns = self.turns
         # Segments evaluate each subscriber the chunk touched once, after its last job (`Segments.gathering`).
-        with self.engine.segments.gathering() as gathered:
-            while True:
-                job = jobs[index]
-                if job.id in leased:  # else our lease expired and another worker took the job over
-                    now = now_us()
-                    try:
-                        warnings = apply_job(self.engine, self.adapters, conn, job, now)
-                    except Exception as exc:
-                        if store_trouble(exc, conn):
-                            raise  # the database, not the job: abandon the chunk; its jobs run again later
-                        raise JobFailed(index) from exc  # any other error, SQLite's included, is this job's
-                    done.append((job, now, once(warnings)))
-                index += 1
-                if index == len(jobs) or time.monotonic() >= deadline or (turns is not None and turns.ingest_waiting):
-                    break
+        with self.engine.chunk(conn), self.engine.segments.gathering() as gathered:
+            index = self._apply(conn, jobs, start, leased, deadline, done)
         try:
             self.engine.segments.settle(conn, gathered)
         except Exception as exc:
@@ -88,12 +73,33 @@ class ChunkRunner:
         self._complete(conn, done)
         return index
 
+    def _apply(
+        self, conn: sqlite3.Connection, jobs: list[queue.Job], index: int, leased: set[int], deadline: float, done: Done
+    ) -> int:
+        """`run`'s jobs applied, each added to `done`; returns where the next chunk starts."""
+        turns = self.turns
+        while True:
+            job = jobs[index]
+            if job.id in leased:  # else our lease expired and another worker took the job over
+                now = now_us()
+                try:
+                    warnings = apply_job(self.engine, self.adapters, conn, job, now)
+                except Exception as exc:
+                    if store_trouble(exc, conn):
+                        raise  # the database, not the job: abandon the chunk; its jobs run again later
+                    raise JobFailed(index) from exc  # any other error, SQLite's included, is this job's
+                done.append((job, now, once(warnings)))
+            index += 1
+            if index == len(jobs) or time.monotonic() >= deadline or (turns is not None and turns.ingest_waiting):
+                return index
+
     def one_by_one(self, conn: sqlite3.Connection, jobs: list[queue.Job], leased: set[int]) -> None:
         """Apply `jobs` in one savepoint each: a failure is recorded on its job, the others' effects stay."""
         done: Done = []
-        for job in jobs:
-            if job.id in leased:
-                self._process(conn, job, done)
+        with self.engine.chunk(conn):
+            for job in jobs:
+                if job.id in leased:
+                    self._process(conn, job, done)
         self._complete(conn, done)
 
     def _complete(self, conn: sqlite3.Connection, done: Done) -> None:

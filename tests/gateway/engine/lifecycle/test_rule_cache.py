@@ -15,10 +15,11 @@ from gateway.config import LifecycleConfig
 from gateway.engine import Engine
 from gateway.engine.lifecycle import Lifecycle
 from normalizer import PushOrder
+from normalizer.catalog import Product
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import to_micros
 from store import automations, catalog
-from store.db import connect, transaction
+from store.db import connect, savepoint, transaction
 from store.schema import migrate
 
 NOW = to_micros(datetime(2026, 6, 1, tzinfo=UTC))
@@ -107,6 +108,40 @@ def test_a_rule_of_a_rolled_back_transaction_never_applies(database: tuple[sqlit
         _rule(conn, 30)
         _place(conn, engine, "a")
     assert (_due_days(conn, "gone"), _due_days(conn, "b"), _due_days(conn, "a")) == (None, 7, 30)
+
+
+def _upsert(engine: Engine, conn: sqlite3.Connection, days: int | None) -> None:
+    """A catalog update of the worker's own (the API's or a native one): through the lifecycle."""
+    assert engine.lifecycle is not None
+    rule = None if days is None else {"days": days}
+    engine.lifecycle.upsert_products(
+        conn, [Product.model_validate({"productId": "P", "replenishment": rule})], "api", NOW
+    )
+
+
+def test_within_a_chunk_the_worker_s_own_catalog_update_applies_from_the_next_order(
+    database: tuple[sqlite3.Connection, Engine, Path],
+) -> None:
+    conn, engine, path = database
+    with transaction(conn), engine.chunk(conn):
+        _upsert(engine, conn, 30)
+        _place(conn, engine, "a")
+        _upsert(engine, conn, None)
+        _place(conn, engine, "b")
+        with pytest.raises(RuntimeError), savepoint(conn):  # a job of the chunk that fails after its update
+            _upsert(engine, conn, 5)
+            raise RuntimeError("the job failed")
+        _place(conn, engine, "c")
+        _upsert(engine, conn, 10)
+        _place(conn, engine, "d")
+    other = connect(path)  # between two chunks, the API's writer or another process
+    with transaction(other):
+        _rule(other, 20)
+    other.close()
+    with transaction(conn), engine.chunk(conn):
+        _place(conn, engine, "e")
+    days = [_due_days(conn, order_id) for order_id in "abcde"]
+    assert days == [30, None, None, 10, 20]
 
 
 def test_active_counts_are_kept_through_start_fire_stop_and_erasure(
