@@ -112,6 +112,14 @@ def start(
     return cursor.lastrowid
 
 
+def exists(conn: sqlite3.Connection, subscriber_id: int, flow: str, key: str) -> bool:
+    """Whether the subscriber has an automation of this flow and key, whatever its status (one index probe)."""
+    return conn.execute(_EXISTS, (subscriber_id, flow, key)).fetchone() is not None
+
+
+_EXISTS = "SELECT 1 FROM automations WHERE subscriber_id = ? AND flow = ? AND key = ? LIMIT 1"
+
+
 def get(conn: sqlite3.Connection, automation_id: int) -> Automation | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM automations WHERE id = ?", (automation_id,)).fetchone()
     return _row(row) if row else None
@@ -124,29 +132,6 @@ def of_key(conn: sqlite3.Connection, subscriber_id: int, flow: str, key: str) ->
         (subscriber_id, flow, key),
     ).fetchall()
     return [_row(row) for row in rows]
-
-
-def for_order(conn: sqlite3.Connection, subscriber_id: int, keys: list[str]) -> list[Automation]:
-    """What one order of a subscriber bears on, in one query, oldest first: every replenishment automation of
-    `keys` (whatever its status), and the subscriber's active back-in-stock waits and checkouts."""
-    sql = _FOR_ORDER.get(len(keys))
-    if sql is None:
-        sql = _FOR_ORDER[len(keys)] = (
-            f"SELECT {_COLUMNS} FROM automations WHERE subscriber_id = ?1 AND flow BETWEEN 'back_in_stock' AND"
-            f" 'checkout' AND status = 'active' UNION ALL SELECT {_COLUMNS} FROM automations"
-            f" WHERE subscriber_id = ?1 AND flow = 'replenishment' AND key IN ({', '.join('?' * len(keys))})"
-        )
-    found = [_row(row) for row in conn.execute(sql, (subscriber_id, *keys))]
-    if len(found) > 1:  # each part comes in its index's order
-        found.sort(key=_by_id)
-    return found
-
-
-_FOR_ORDER: dict[int, str] = {}  # for_order's statement by number of keys
-
-
-def _by_id(automation: Automation) -> int:
-    return automation.id
 
 
 def active(conn: sqlite3.Connection, subscriber_id: int, *flows: str) -> list[Automation]:

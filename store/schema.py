@@ -25,6 +25,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     schema_orders.job_lists_off_the_hot_path,
     schema_flows.lifecycle_counts,
     schema_flows.segment_due_dropped,
+    schema_flows.open_waits,
 ]
 
 

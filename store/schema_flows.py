@@ -187,3 +187,43 @@ def lifecycle_counts(db: sqlite_utils.Database) -> None:
 def segment_due_dropped(db: sqlite_utils.Database) -> None:
     """A subscriber's segment timer is read from `timers` alone: the copy of its due time in their row goes."""
     db.execute("ALTER TABLE subscribers DROP COLUMN segment_due")
+
+
+def open_waits(db: sqlite_utils.Database) -> None:
+    """Each subscriber's count of active back-in-stock waits and checkouts (`subscribers.open_waits`), kept by
+    the triggers that keep the active counts by flow and read with the subscriber an order loads, so that a
+    purchase by someone with none looks for none (`gateway.engine.lifecycle`). An automation moved to another
+    subscriber (email spellings merged) takes its count along."""
+    db.executescript(
+        """
+        ALTER TABLE subscribers ADD COLUMN open_waits INTEGER NOT NULL DEFAULT 0;
+        UPDATE subscribers SET open_waits = (SELECT count(*) FROM automations AS a
+            WHERE a.subscriber_id = subscribers.id AND a.flow != 'replenishment' AND a.status = 'active')
+            WHERE id IN (SELECT subscriber_id FROM automations WHERE flow != 'replenishment' AND status = 'active');
+        DROP TRIGGER automations_counted;
+        DROP TRIGGER automations_uncounted;
+        DROP TRIGGER automations_ended;
+        CREATE TRIGGER automations_counted AFTER INSERT ON automations WHEN new.status = 'active' BEGIN
+            UPDATE automation_counts SET active = active + 1 WHERE flow = new.flow;
+            UPDATE subscribers SET open_waits = open_waits + 1
+                WHERE new.flow != 'replenishment' AND id = new.subscriber_id;
+        END;
+        CREATE TRIGGER automations_uncounted AFTER DELETE ON automations WHEN old.status = 'active' BEGIN
+            UPDATE automation_counts SET active = active - 1 WHERE flow = old.flow;
+            UPDATE subscribers SET open_waits = open_waits - 1
+                WHERE old.flow != 'replenishment' AND id = old.subscriber_id;
+        END;
+        CREATE TRIGGER automations_ended AFTER UPDATE OF status ON automations
+            WHEN old.status = 'active' AND new.status != 'active' BEGIN
+            UPDATE automation_counts SET active = active - 1 WHERE flow = old.flow;
+            UPDATE subscribers SET open_waits = open_waits - 1
+                WHERE old.flow != 'replenishment' AND id = old.subscriber_id;
+        END;
+        CREATE TRIGGER automations_moved AFTER UPDATE OF subscriber_id ON automations
+            WHEN new.status = 'active' AND new.flow != 'replenishment' AND old.subscriber_id != new.subscriber_id
+        BEGIN
+            UPDATE subscribers SET open_waits = open_waits - 1 WHERE id = old.subscriber_id;
+            UPDATE subscribers SET open_waits = open_waits + 1 WHERE id = new.subscriber_id;
+        END;
+        """
+    )

@@ -24,21 +24,23 @@ class Stored:
     attributes: str | None  # JSON, as stored
     baseline: dict[str, int] | None
     spend: ledger.Spend
+    open_waits: int  # active back-in-stock waits and checkouts (0 for a subscriber not stored yet)
 
 
 _SUBSCRIBER_AND_SPEND = (
-    "SELECT s.id, s.attributes, s.baseline,"
+    "SELECT s.id, s.attributes, s.baseline, s.open_waits,"
     " spend.orders, spend.cents, spend.foreign_orders"
     f" FROM ({ledger.SPEND_SQL}) AS spend LEFT JOIN subscribers AS s ON s.email = ?1"
 )
 
 
 def load(conn: sqlite3.Connection, email: str, base_currency: str) -> Stored:
-    subscriber_id, attributes, baseline, orders, cents, foreign = conn.execute(
+    subscriber_id, attributes, baseline, open_waits, orders, cents, foreign = conn.execute(
         _SUBSCRIBER_AND_SPEND, (email, base_currency)
     ).fetchone()
     spend = ledger.spend_from(conn, email, base_currency, orders, cents, foreign)
-    return Stored(email, subscriber_id, attributes, json_columns.loads(baseline) if baseline else None, spend)
+    loaded_baseline = json_columns.loads(baseline) if baseline else None
+    return Stored(email, subscriber_id, attributes, loaded_baseline, spend, open_waits or 0)
 
 
 def save(

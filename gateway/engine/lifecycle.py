@@ -20,7 +20,7 @@ from normalizer.checkout import BackInStockRequest, Checkout, NativeCheckout
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import format_instant_us, parse_instant, to_micros
 from store import automations
-from store.automations import BACK_IN_STOCK, CHECKOUT, REPLENISHMENT, Automation
+from store.automations import BACK_IN_STOCK, CHECKOUT
 from store.ledger import LedgerOrder
 
 if TYPE_CHECKING:  # the order engine's registry names the commands below: no import cycle at run time
@@ -71,33 +71,28 @@ class Lifecycle:
         return to_micros(parse_instant(ordered_at)) < threshold
 
     def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
-        """One query for what the order bears on (its reminder keys' automations and, for a purchase, the
-        subscriber's open waits and checkouts), then only the writes its changes need."""
+        """The order's reminders brought up to date, and for a purchase, the waits and checkouts it ends: only
+        the writes its changes need, and reads only where the subscriber has automations of the kind."""
         if applied.historical or applied.subscriber_id is None:
             return
-        subscriber_id, after = applied.subscriber_id, applied.after
+        after = applied.after
         self.rules.current(conn)
         keys = replenishment.keys(after, self.rules.by_product)
-        purchase = applied.order.status == "placed" and replenishment.ended(after) is None
-        if not keys and not purchase:
-            return
-        rows = automations.for_order(conn, subscriber_id, list(keys))
         if keys:
-            reminders = [row for row in rows if row.flow == REPLENISHMENT]
-            replenishment.apply(conn, subscriber_id, after, keys, reminders, now)
-        if purchase:
-            waits = [row for row in rows if row.flow == BACK_IN_STOCK or row.flow == CHECKOUT]
-            self._close_waits(conn, applied, waits, now)
+            replenishment.apply(conn, applied.subscriber_id, after, keys, now)
+        if applied.order.status == "placed" and replenishment.ended(after) is None:
+            self._close_waits(conn, applied, applied.subscriber_id, now)
 
-    def _close_waits(self, conn: sqlite3.Connection, applied: "Applied", open_ones: list[Automation], now: int) -> None:
-        """A purchase ends the waits for what it contains and the checkouts it completed."""
+    def _close_waits(self, conn: sqlite3.Connection, applied: "Applied", subscriber_id: int, now: int) -> None:
+        """A purchase ends the waits for what it contains and the checkouts it completed. The subscriber's are
+        read only when they have some (`Applied.open_waits`, None when it was not read with the subscriber)."""
         after, order = applied.after, applied.order
         checkout_id = order.checkoutId if isinstance(order, CanonicalOrder) else None
-        if open_ones:
+        if applied.open_waits != 0:
             bought = {str(item["productId"]) for item in after.items} | {
                 str(item["variantId"]) for item in after.items if item.get("variantId")
             }
-            for open_one in open_ones:
+            for open_one in automations.active(conn, subscriber_id, BACK_IN_STOCK, CHECKOUT):
                 if open_one.flow == CHECKOUT:
                     # Without a checkout named, every open checkout of the subscriber closes.
                     if checkout_id is None or open_one.key == checkout_id:

@@ -39,6 +39,7 @@ class Applied:
     event_id: int | None
     warnings: list[str] = field(default_factory=list)
     historical: bool = False  # imported history: starts and stops no automation
+    open_waits: int | None = None  # the subscriber's active back-in-stock waits and checkouts; None: not read
 
     @property
     def order(self) -> PushOrder:
@@ -84,7 +85,7 @@ class Engine:
                 f"order {order.orderId} is in {after.currency}, which has no fx_rates entry for {self.currency}:"
                 " kept in the ledger, left out of revenue totals"
             )
-        subscriber_id = None
+        subscriber_id = open_waits = None
         totalled = None  # the email whose totals the subscriber write already included
         customer: Customer | None = order.customer  # None only from adapters (CanonicalOrder)
         if customer is not None:
@@ -95,7 +96,7 @@ class Engine:
             current = customer.email == after.email
             totals, baseline = self.totals(stored.spend, order if current else None, warnings, stored.baseline)
             subscriber_id = subscribers.save(conn, stored, customer, attributes, totals, baseline, now)
-            totalled = customer.email
+            totalled, open_waits = customer.email, stored.open_waits
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
         event_id = None
@@ -121,7 +122,7 @@ class Engine:
             for email in {e for e in (after.email, before.email if before else None) if e and e != totalled}:
                 self.recompute(conn, email, now, order if email == after.email else None, warnings)
         if self.hooks:
-            applied = Applied(event, before, after, subscriber_id, event_id, warnings, historical)
+            applied = Applied(event, before, after, subscriber_id, event_id, warnings, historical, open_waits)
             for hook in self.hooks:
                 hook(conn, applied, now)
         return warnings

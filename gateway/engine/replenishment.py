@@ -17,7 +17,7 @@ from typing import Any
 from gateway.engine import automations as effects
 from normalizer.timefmt import parse_instant, to_micros
 from store import automations
-from store.automations import REPLENISHMENT, Automation
+from store.automations import REPLENISHMENT
 from store.ledger import LedgerOrder
 
 DAY_US = 86_400 * 1_000_000
@@ -75,31 +75,14 @@ def keys(order: LedgerOrder, rules: Mapping[str, dict[str, Any]]) -> dict[str, K
     return found
 
 
-def apply(
-    conn: sqlite3.Connection,
-    subscriber_id: int,
-    order: LedgerOrder,
-    keys: dict[str, Key],
-    rows: list[Automation],
-    now: int,
-) -> None:
-    """Bring the subscriber's reminders up to date with one event of `order` (the ledger row after it): `keys`
-    are the order's, `rows` every replenishment automation of the subscriber for them (`automations.for_order`),
-    oldest first."""
+def apply(conn: sqlite3.Connection, subscriber_id: int, order: LedgerOrder, keys: dict[str, Key], now: int) -> None:
+    """Bring the subscriber's reminders up to date with one event of `order` (the ledger row after it), whose
+    keys are `keys`. A key the subscriber never had a reminder of, the common case, takes a probe of an index
+    and the insert; for the others, its reminders are read."""
     ordered_at = instant_us(order.ordered_at)
     reason = ended(order)
-    rank = (ordered_at, order.source, order.order_id)
+    identity = (order.source, order.order_id, ordered_at)
     for key, found in keys.items():
-        of_key = [row for row in rows if row.key == key] if rows else rows
-        if of_key:
-            mine = [row for row in of_key if row.source == order.source and row.order_id == order.order_id]
-            if mine:
-                if reason is not None and mine[-1].status == "active":
-                    effects.stop(conn, mine[-1], reason, order.order_id, now)
-                continue
-            newer = any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in of_key)
-        else:
-            newer = False
         item = found.item
         data = {
             "productId": str(item["productId"]),
@@ -111,15 +94,45 @@ def apply(
             "orderedAt": order.ordered_at,
         }
         due = due_at(ordered_at, found.rule, found.quantity)
-        identity = (order.source, order.order_id, ordered_at)
-        if newer:  # an order older than one already seen: kept, superseded from the start
-            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, "superseded")
-            continue
-        # The newest order of the key: it replaces the standing reminder, even if it is already over itself.
-        for row in of_key:
-            if row.status == "active":
-                effects.stop(conn, row, "superseded", order.order_id, now)
-        if reason is not None:
-            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, reason)
-        else:
+        if automations.exists(conn, subscriber_id, REPLENISHMENT, key):
+            _with_others(conn, subscriber_id, order, ordered_at, key, data, due, reason, now)
+        elif reason is None:
             effects.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity)
+        else:  # arrived already cancelled or refunded: kept, stopped from the start
+            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, reason)
+
+
+def _with_others(
+    conn: sqlite3.Connection,
+    subscriber_id: int,
+    order: LedgerOrder,
+    ordered_at: int,
+    key: str,
+    data: dict[str, Any],
+    due: int,
+    reason: str | None,
+    now: int,
+) -> None:
+    """`apply` for a key the subscriber has reminders of already (read here, oldest first): the order's own, if
+    it has one, is stopped when the order ended; else the order's reminder is the key's newest, or kept
+    superseded when a newer order (by orderedAt, then source and orderId) has one."""
+    identity = (order.source, order.order_id, ordered_at)
+    rank = (ordered_at, order.source, order.order_id)
+    rows = automations.of_key(conn, subscriber_id, REPLENISHMENT, key)
+    mine = [row for row in rows if row.source == order.source and row.order_id == order.order_id]
+    if mine:
+        if reason is not None and mine[-1].status == "active":
+            effects.stop(conn, mine[-1], reason, order.order_id, now)
+        return
+    if any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in rows):
+        # An order older than one already seen: kept, superseded from the start.
+        automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, "superseded")
+        return
+    # The newest order of the key: it replaces the standing reminder, even if it is already over itself.
+    for row in rows:
+        if row.status == "active":
+            effects.stop(conn, row, "superseded", order.order_id, now)
+    if reason is not None:
+        automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, reason)
+    else:
+        effects.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity)
