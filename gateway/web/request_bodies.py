@@ -56,10 +56,11 @@ class BodyReader:
         self.max_buffered_bytes = max_buffered_bytes
         self.buffered = 0  # bytes past FREE_BYTES held by bodies being read now, all requests together
         self.released = 0  # budget bytes given back since memory was last returned to the system
-        # The deadline (loop time) of each task reading a body now, and the tasks cut at theirs.
+        # The deadline (loop time) of each task reading a body now, the tasks cut at theirs, and the timer that
+        # looks at them on each event loop with a read on (one in `serve`; a test client may run several).
         self._reading: dict[asyncio.Task[Any], float] = {}
         self._cut: set[asyncio.Task[Any]] = set()
-        self._watch: asyncio.TimerHandle | None = None
+        self._watches: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
 
     async def read(self, receive: Receive, content_length: str | bytes | None, limit: int) -> bytes:
         """The whole body; 413 as soon as it is known to be over `limit` (declared or counted), 408 when it has not
@@ -71,8 +72,8 @@ class BodyReader:
         assert task is not None
         loop = task.get_loop()
         self._reading[task] = loop.time() + self.timeout_seconds
-        if self._watch is None:
-            self._watch = loop.call_later(self._tick(), self._cut_late, loop)
+        if loop not in self._watches:
+            self._watches[loop] = loop.call_later(self._tick(), self._cut_late, loop)
         try:
             return await self._read(receive, limit)
         except asyncio.CancelledError:
@@ -96,11 +97,18 @@ class BodyReader:
         One timer for every body being read, not one per request: `asyncio.timeout` costs ~6 µs of the event
         loop's CPU a request, a few per cent of a Push Order's (docs/PERFORMANCE.md)."""
         now = loop.time()
+        reading = False
         for task, deadline in self._reading.items():
+            if task.get_loop() is not loop:
+                continue
+            reading = True
             if deadline <= now and task not in self._cut:
                 self._cut.add(task)
                 task.cancel()
-        self._watch = loop.call_later(self._tick(), self._cut_late, loop) if self._reading else None
+        if reading:
+            self._watches[loop] = loop.call_later(self._tick(), self._cut_late, loop)
+        else:
+            del self._watches[loop]
 
     async def _read(self, receive: Receive, limit: int) -> bytes:
         chunks = []
