@@ -98,7 +98,7 @@ class BodyReader:
         loop's CPU a request, a few per cent of a Push Order's (docs/PERFORMANCE.md)."""
         now = loop.time()
         reading = False
-        for task, deadline in self._reading.items():
+        for task, deadline in list(self._reading.items()):  # a copy: another loop's thread may add to it
             if task.get_loop() is not loop:
                 continue
             reading = True
