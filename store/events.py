@@ -3,7 +3,7 @@ and segments read this table in id order."""
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +27,12 @@ def observed(observer: Observer | None) -> Iterator[None]:
         _observing.observer = previous
 
 
+_INSERT = (
+    "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"
+)
+
+
 def record(
     conn: sqlite3.Connection,
     subscriber_id: int,
@@ -39,22 +45,59 @@ def record(
     job_id: str | None = None,
 ) -> int | None:
     """Store an event unless its dedup key is already stored, with its deliveries to the destinations that want it
-    (`store.outbox`); returns the new event id, or None if a repeat. Every event is recorded here."""
+    (`store.outbox`); returns the new event id, or None if a repeat. Every event is recorded here (or, several
+    at once, by `record_many`, which does the same for each)."""
     cursor = conn.execute(
-        "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING",
+        _INSERT,
         (subscriber_id, name, json_columns.dumps(properties), occurred_at, dedup_key, source, order_id, job_id),
     )
     if cursor.rowcount != 1:
         return None
     event_id = cursor.lastrowid
     assert event_id is not None  # set by every INSERT that wrote its row
-    # The outbox: the event's deliveries commit with it, or neither does.
+    _recorded(conn, event_id, subscriber_id, name, properties, occurred_at)
+    return event_id
+
+
+# An event of `record_many`: (subscriber id, name, properties, occurred at, dedup key).
+NewEvent = tuple[int, str, dict[str, Any], int, str]
+
+
+def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
+    """`record` of several events in one statement (a segment evaluation's): each stored unless its dedup key is,
+    in order, with its deliveries; returns how many were stored. The statement runs in the caller's write
+    transaction, so the rows it adds take the ids after the largest before them, one by one: the stored events
+    are the last `rowcount` ids (matched by dedup key when some were repeats)."""
+    if not new:
+        return 0
+    rows = [(e[0], e[1], json_columns.dumps(e[2]), e[3], e[4], None, None, None) for e in new]
+    stored = conn.executemany(_INSERT, rows).rowcount
+    if not stored:
+        return 0
+    last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+    if stored == len(new):
+        for event_id, event in enumerate(new, start=last - stored + 1):
+            _recorded(conn, event_id, event[0], event[1], event[2], event[3])
+        return stored
+    ids = dict(
+        conn.execute("SELECT dedup_key, id FROM events WHERE id > ? AND id <= ?", (last - stored, last)).fetchall()
+    )
+    for event in new:
+        event_id = ids.pop(event[4], None)  # a dedup key given twice: its first event only
+        if event_id is not None:
+            _recorded(conn, event_id, event[0], event[1], event[2], event[3])
+    return stored
+
+
+def _recorded(
+    conn: sqlite3.Connection, event_id: int, subscriber_id: int, name: str, properties: dict[str, Any], at: int
+) -> None:
+    """What follows storing a new event: the outbox (its deliveries commit with it, or neither does), and the
+    observer this thread set (`observed`)."""
     outbox.offer(conn, event_id, name, properties)
     observer = getattr(_observing, "observer", None)
     if observer is not None:
-        observer(conn, subscriber_id, name, occurred_at)
-    return event_id
+        observer(conn, subscriber_id, name, at)
 
 
 # What one page of events may hold, counted in stored properties: a page of 1,000 events of a large payload each

@@ -9,8 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from store import events, timers
 from store import json_columns as json
-from store import timers
 
 SEGMENT_TIMER = "segment"
 # Of the subscriber's orders, those segments count: neither cancelled nor fully refunded.
@@ -84,15 +84,16 @@ def drop(conn: sqlite3.Connection, name: str, batch: int = 5000) -> int:
 
 class Moves:
     """Membership changes of one or more subscribers, gathered and then written at once (`write`): members in and
-    out, the segments' member counts and each moved subscriber's transition counts."""
+    out, the segments' member counts, each moved subscriber's transition counts and their events."""
 
-    __slots__ = ("_built", "counts", "entered", "left", "states")
+    __slots__ = ("_built", "counts", "entered", "events", "left", "states")
 
     def __init__(self) -> None:
         self.entered: list[tuple[str, int]] = []
         self.left: list[tuple[str, int]] = []
         self.counts: dict[str, int] = {}
         self.states: list[tuple[str | None, int]] = []
+        self.events: list[events.NewEvent] = []  # their segment events, recorded with them
         self._built: dict[str, int] | None = None
 
     def built(self, conn: sqlite3.Connection) -> dict[str, int]:
@@ -122,6 +123,7 @@ class Moves:
             conn.executemany("UPDATE segments SET members = members + ? WHERE name = ?", counts)
         if self.states:
             save_states(conn, self.states)
+        events.record_many(conn, self.events)
 
 
 def move_many(conn: sqlite3.Connection, entered: Iterable[tuple[str, int]], left: Iterable[tuple[str, int]]) -> None:

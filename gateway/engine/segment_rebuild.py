@@ -8,9 +8,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from gateway.engine.segment_facts import Segment
-from gateway.engine.segments import Plan, Segments, emit_event
+from gateway.engine.segments import Plan, Segments, segment_event
+from store import events, timers
 from store import segments as store
-from store import timers
 from store.db import transaction
 from store.segments import SEGMENT_TIMER
 
@@ -116,6 +116,7 @@ def _range(
     saved: list[tuple[str | None, int]] = []
     dues: list[tuple[str, int]] = []
     cleared: list[str] = []
+    emitted: list[events.NewEvent] = []
     for profile in profiles:
         subscriber_id = profile[0]
         facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), named.get(subscriber_id, ()))
@@ -125,7 +126,7 @@ def _range(
             count = changes[segment.name] = changes.get(segment.name, 0) + 1
             (entered if member else left).append((segment.name, subscriber_id))
             if emit:
-                emit_event(conn, subscriber_id, segment.name, member, count, built[segment.name], now)
+                emitted.append(segment_event(subscriber_id, segment.name, member, count, built[segment.name], now))
             moved = True
         due = segments.due(plan, facts)
         if due != profile[9]:
@@ -136,6 +137,7 @@ def _range(
         if moved:
             saved.append((store.format_changes(changes), subscriber_id))
     store.move_many(conn, entered, left)
+    events.record_many(conn, emitted)
     store.save_states(conn, saved)
     timers.cancel_many(conn, SEGMENT_TIMER, cleared)
     timers.schedule_many(conn, SEGMENT_TIMER, dues)

@@ -23,9 +23,10 @@ from gateway.engine.segment_facts import (
     attribute_key,
     event_key,
 )
-from store import events, subscribers, timers
 from store import json_columns as json
 from store import segments as store
+from store import subscribers, timers
+from store.events import NewEvent
 from store.segments import SEGMENT_TIMER, Profile
 
 if TYPE_CHECKING:  # the engine holds its segments: no import cycle at run time
@@ -207,7 +208,9 @@ class Segments:
         for name, member in moved:
             count = changes[name] = changes.get(name, 0) + 1
             writing.move(subscriber_id, name, member)
-            emit_event(conn, subscriber_id, name, member, count, built.get(name, 0), now, historical)
+            writing.events.append(
+                segment_event(subscriber_id, name, member, count, built.get(name, 0), now, historical)
+            )
         writing.save(subscriber_id, changes)
         if moves is None:
             writing.write(conn)
@@ -261,30 +264,17 @@ class Segments:
         return min(moments) if moments else None
 
 
-def emit_event(
-    conn: sqlite3.Connection,
-    subscriber_id: int,
-    name: str,
-    member: bool,
-    changes: int,
-    built: int,
-    now: int,
-    historical: bool = False,
-) -> None:
-    """`segment.entered` / `segment.exited`. Transitions are numbered per subscriber and segment, and the number
-    (with when the definition was built, since a dropped segment's numbers start over) is in the dedup key: one
-    transition is recorded once, whatever replays it."""
+def segment_event(
+    subscriber_id: int, name: str, member: bool, changes: int, built: int, now: int, historical: bool = False
+) -> NewEvent:
+    """`segment.entered` / `segment.exited`, for `events.record_many`. Transitions are numbered per subscriber
+    and segment, and the number (with when the definition was built, since a dropped segment's numbers start
+    over) is in the dedup key: one transition is recorded once, whatever replays it."""
     properties: dict[str, Any] = {"segment": name}
     if historical:
         properties["historical"] = True
-    events.record(
-        conn,
-        subscriber_id,
-        "segment.entered" if member else "segment.exited",
-        properties,
-        now,
-        f"segment\x1f{name}\x1f{built}\x1f{subscriber_id}\x1f{changes}",
-    )
+    key = f"segment\x1f{name}\x1f{built}\x1f{subscriber_id}\x1f{changes}"
+    return (subscriber_id, "segment.entered" if member else "segment.exited", properties, now, key)
 
 
 _OWN_PREFIXES = ("ecommerce.order_", "segment.")
