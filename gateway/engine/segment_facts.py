@@ -3,7 +3,7 @@ that say which segments a change re-evaluates."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 DAY_US = 86_400_000_000
 PROFILE_ATTRIBUTES = frozenset({"externalId", "firstName", "lastName"})
@@ -22,9 +22,9 @@ def event_key(name: str) -> str:
     return f"event:{name}"
 
 
-@dataclass(slots=True, frozen=True)
-class OrderFact:
-    """One counted order (neither cancelled nor fully refunded) of a subscriber, as conditions read it."""
+class OrderFact(NamedTuple):
+    """One counted order (neither cancelled nor fully refunded) of a subscriber, as conditions read it. (A named
+    tuple: built for every order at every evaluation, three times cheaper than a frozen dataclass.)"""
 
     source: str
     ordered_at: int  # µs

@@ -115,15 +115,17 @@ class Segments:
         """The engine's hook: an order event was applied. Its subscriber is re-evaluated for what the event gave
         and did; the customer the order belonged to before (if another) for their orders alone."""
         customer = applied.order.customer
+        own = customer.email if customer is not None else None
         if applied.subscriber_id is not None:
             given = customer is not None and bool(customer.externalId or customer.firstName or customer.lastName)
             event = f"ecommerce.order_{applied.order.status}" if applied.event_id is not None else None
             attributes = customer.attributes if customer is not None else ()
             keys = order_keys(attributes, given, event)
             self.touch(conn, applied.subscriber_id, keys, now, applied.historical)
-        owners = {applied.after.email, applied.before.email if applied.before is not None else None}
-        owners -= {None, customer.email if customer is not None else None}
-        for email in sorted(e for e in owners if e is not None):
+        before = applied.before.email if applied.before is not None else None
+        if applied.after.email == own and (before is None or before == own):
+            return  # the order stayed with its customer
+        for email in sorted({e for e in (applied.after.email, before) if e is not None and e != own}):
             subscriber_id = subscribers.find_id(conn, email)
             if subscriber_id is not None:
                 self.touch(conn, subscriber_id, _ORDERS_ONLY, now, applied.historical)
