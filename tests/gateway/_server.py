@@ -147,13 +147,9 @@ class Server(Process):
         )
 
 
-def database_path(config: Path) -> Path:
-    return Path(yaml.safe_load(config.read_text())["database"])
-
-
 def database(config: Path) -> sqlite3.Connection:
     """A read-only connection to the config's database, for looking at jobs, events and the ledger."""
-    path = database_path(config)
+    path = yaml.safe_load(config.read_text())["database"]
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
     conn.execute("PRAGMA busy_timeout=30000")
     return conn

@@ -2,41 +2,22 @@
 after a restart every accepted order is processed exactly once (docs/operations.md)."""
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 from tests.conftest import write_config
 from tests.gateway import _workload
-from tests.gateway._server import Server, database, database_path, job_counts, wait_all_done
+from tests.gateway._server import Server, database, job_counts, wait_all_done
 
 POSTS = 3000
 CUSTOMERS = 300
 PREFILLED = 2400  # accepted by an accept-only server first, so the worker has a backlog when it is killed
-FIRST_ANSWERED = 50  # of the rest, answered before the worker is known to be going
+FIRST_ANSWERED = 8  # of the rest, answered (one per lane) while the worker starts on the backlog
 STARTED_JOBS = 100  # of the backlog, done before the rest is posted
-IN_FLIGHT = 16  # answers after posting resumes, then the kill
-
-
-async def _hold_write_lock(path: str) -> sqlite3.Connection:
-    """SQLite's write lock, taken from the server between two of its transactions: from then on it commits
-    nothing (its worker and its request batches wait for the lock), so what the kill interrupts is fixed.
-    While requests arrive, the worker pauses between its chunks, so a free moment comes soon."""
-    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
-    while True:
-        try:
-            writer.execute("BEGIN IMMEDIATE")
-            return writer
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            await asyncio.sleep(0.001)
 
 
 def test_sigkill_mid_processing_loses_nothing_and_doubles_nothing(tmp_path: Path) -> None:
     workload = _workload.build(POSTS, CUSTOMERS, seed=20260601)
-    # The busy timeout at its longest: requests waiting on the test's write lock (step 2) must never be answered
-    # 503 before the kill, however slow the machine is.
-    config = write_config(tmp_path, busy_timeout_seconds=60, worker={"lease_seconds": 1, "batch_size": 100})
+    config = write_config(tmp_path, worker={"lease_seconds": 1, "batch_size": 100})
 
     # 1. An accept-only server takes most of the orders, then is killed: every 202 it gave is a committed row.
     with Server(config, "--no-worker", name="ingest") as server:
@@ -47,10 +28,11 @@ def test_sigkill_mid_processing_loses_nothing_and_doubles_nothing(tmp_path: Path
     assert job_counts(conn) == {"queued": len(first.accepted)}
 
     # 2. A full server works through the backlog while the rest arrives; it is killed mid-way through both.
-    # Counters, not the machine's speed, decide when: FIRST_ANSWERED posts are answered, the rest wait until the
-    # worker has done STARTED_JOBS of the backlog, and IN_FLIGHT answers after they resume, the test takes the
-    # database's write lock: the worker can do no more of the backlog and the posts still coming wait on the
-    # wire. Then the kill.
+    # Counters, not the machine's speed, decide when: FIRST_ANSWERED posts are answered while the worker starts on
+    # the backlog; once it has done STARTED_JOBS, the rest of the posts set off and the kill follows within one
+    # turn of the client's event loop. Nothing waits for the server's answers in between (waiting for more of them
+    # gave a loaded machine's worker the time to finish the backlog first): at the kill most of the backlog is
+    # still queued (about a fifth done, at a load average of 5-9) and the rest of the posts are unanswered.
     second = _workload.Posted()
     rest = workload.posts[PREFILLED:]
     with Server(config, name="crashing") as server:
@@ -61,14 +43,9 @@ def test_sigkill_mid_processing_loses_nothing_and_doubles_nothing(tmp_path: Path
                 while job_counts(conn).get("done", 0) < STARTED_JOBS:
                     await asyncio.sleep(0.002)
                 posting = asyncio.create_task(_workload.post_all(client, rest[FIRST_ANSWERED:], second))
-                while len(second.accepted) < FIRST_ANSWERED + IN_FLIGHT:
-                    assert not posting.done(), "all orders were posted before the worker got going"
-                    await asyncio.sleep(0.002)
-                writer = await _hold_write_lock(str(database_path(config)))
+                await asyncio.sleep(0.002)  # the lanes send their first posts (the kill may come before: still fine)
                 assert not posting.done(), "all orders were posted before the kill"
                 server.kill()
-                writer.rollback()
-                writer.close()
                 await posting
 
         asyncio.run(post_then_kill())
