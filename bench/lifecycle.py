@@ -13,8 +13,13 @@
   maps, which the OS shares and reclaims) after it starts on a database with `--active` active automations (and
   as many timers), fires what is due and drains a batch of orders, against the same with `--small-active`.
 
+- `instructions`: the `throughput` drain counted by callgrind instead of timed (`bench/instructions.py
+  --lifecycle`: a drain of N orders minus a drain of one, lifecycle off and on): instructions per order and
+  their ratio off/on, the throughput ratio without the machine's noise. Needs valgrind; not part of `all`.
+
     python bench/lifecycle.py                 # all four, default sizes (a few minutes on a loaded 2-core machine)
     python bench/lifecycle.py throughput --orders 20000 --repeat 3
+    python bench/lifecycle.py instructions --orders 1000      # ~4 minutes under valgrind
     python bench/lifecycle.py fire --due 100000
     python bench/lifecycle.py memory --active 1000000 --small-active 10000
 """
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 from bench.process import SEED, _stored_body, build_ledger, check, timed
 from gateway import runtime
@@ -348,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         print(_build_memory(args.active, args.keep))
     elif args.what == "_memory_run":
         print(_rss_run(args.database, 1000))
+    elif args.what == "instructions":
+        import instructions  # bench/instructions.py, beside this script
+
+        return instructions.main(["--lifecycle", "--orders", str(args.orders)])
     else:
         with tempfile.TemporaryDirectory(prefix="bench-lifecycle-") as tmp:
             folder = args.keep or Path(tmp)
