@@ -29,7 +29,14 @@ class OrderEvent:
     @property
     def dedup_key(self) -> str:
         """What makes the recorded event unique: a retry or duplicate records nothing twice, while a second
-        partial refund (a new refunded amount) is a new event."""
+        partial refund (a new refunded amount) is a new event. Every key of an order's events begins with
+        `order_keys(source, orderId)[0]`."""
         order = self.order
         key = f"{self.source}\x1f{order.orderId}\x1f{order.status}"
         return f"{key}\x1f{order.refunded_cents}" if order.status == "refunded" else key
+
+
+def order_keys(source: str, order_id: str) -> tuple[str, str]:
+    """The range of dedup keys (from, before) that holds every event of one order: its events are read from the
+    dedup keys' index."""
+    return f"{source}\x1f{order_id}\x1f", f"{source}\x1f{order_id}\x20"

@@ -5,6 +5,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from normalizer.order_event import order_keys
 from store import json_columns
 
 STATUSES = ("queued", "processing", "done", "failed", "dead")
@@ -22,11 +23,24 @@ def _orders_in_body(kind: str, source: str, body: bytes) -> list[dict[str, str]]
     return [{"source": source, "orderId": order_id}] if isinstance(order_id, str) else []
 
 
-def _produced(conn: sqlite3.Connection, job_id: str, orders: list[dict[str, str]]) -> dict[str, Any]:
+# The events a job recorded carry its jobId. A Push Order job's are among its order's events, read from the dedup
+# keys' index; a delivery's from `events_job`, which indexes only events of configured sources (never `api`): the
+# worker's Push Orders write no index entry for their trace (docs/PERFORMANCE.md).
+_OF_ORDER = (
+    "SELECT name, source, order_id FROM events WHERE dedup_key >= ? AND dedup_key < ? AND job_id = ? ORDER BY id"
+)
+_OF_DELIVERY = "SELECT name, source, order_id FROM events WHERE job_id = ? AND source != 'api' ORDER BY id"
+
+
+def _produced(conn: sqlite3.Connection, job_id: str, kind: str, orders: list[dict[str, str]]) -> dict[str, Any]:
+    if kind == "order":
+        if not orders:  # no orderId: it recorded nothing
+            return {"orders": orders, "events": []}
+        rows = conn.execute(_OF_ORDER, (*order_keys(orders[0]["source"], orders[0]["orderId"]), job_id))
+    else:
+        rows = conn.execute(_OF_DELIVERY, (job_id,))
     names = []
-    for name, source, order_id in conn.execute(
-        "SELECT name, source, order_id FROM events WHERE job_id = ? ORDER BY id", (job_id,)
-    ):
+    for name, source, order_id in rows:
         names.append(name)
         key = {"source": source, "orderId": order_id}
         if order_id is not None and key not in orders:
@@ -48,7 +62,7 @@ def _view(conn: sqlite3.Connection, row: Sequence[Any]) -> dict[str, Any]:
         "receivedAt": received,
         "finishedAt": finished if status in ("done", "dead") else None,
         "nextAttemptAt": run_at if status in ("queued", "failed") else None,
-        "produced": _produced(conn, job_id, _orders_in_body(kind, source, body)),
+        "produced": _produced(conn, job_id, kind, _orders_in_body(kind, source, body)),
     }
 
 

@@ -26,6 +26,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     schema_flows.lifecycle_counts,
     schema_flows.segment_due_dropped,
     schema_flows.open_waits,
+    schema_orders.events_job_of_deliveries,
 ]
 
 

@@ -41,5 +41,11 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE {job_reads._UNFINISHED}", ("dead",)).fetchall()
     assert any("jobs_unfinished" in row[-1] for row in plan)
     assert job_reads.page(conn, "done", "api", 10, None)[0][0]["jobId"] == "commerce-order-old"
+    # A job's trace: a Push Order's events from its order's dedup keys, a delivery's from `events_job`, which
+    # leaves the Push Orders' events out.
+    plan = conn.execute("EXPLAIN QUERY PLAN " + job_reads._OF_ORDER, ("a", "b", "j")).fetchall()
+    assert any("events_dedup" in row[-1] for row in plan)
+    plan = conn.execute("EXPLAIN QUERY PLAN " + job_reads._OF_DELIVERY, ("j",)).fetchall()
+    assert any("events_job" in row[-1] for row in plan)
     assert schema.migrate(conn) == newest  # a second start changes nothing
     conn.close()
