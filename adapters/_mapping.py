@@ -1,72 +1,24 @@
 """Declarative payload mapping of `type: custom` sources: the `mapping:` block (every JMESPath expression compiled
-and checked at start) and its evaluation into canonical orders, with errors that name the canonical field and
-the expression that produced it."""
+and checked at start, `adapters._expressions`) and its evaluation into canonical orders, with errors that name the
+canonical field and the expression that produced it."""
 
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-import jmespath
 from jmespath.exceptions import JMESPathError, JMESPathTypeError
-from jmespath.functions import Functions
 from jmespath.parser import ParsedResult
-from pydantic import AfterValidator, Field, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, ValidationError, field_validator
 
 from adapters._config_block import Block
+from adapters._expressions import Expression, compile_expression
 from adapters.base import TranslationError
 from normalizer import CanonicalOrder
 from normalizer.model import Status
 from normalizer.money import MoneyError, normalise_currency, to_minor
 from normalizer.problems import InputProblem, describe, problems
-
-_FUNCTIONS: dict[str, Any] = Functions.FUNCTION_TABLE
-
-
-def _check_functions(node: Any, text: str) -> None:
-    """jmespath.compile accepts unknown functions and wrong arities; they would only fail on the first delivery."""
-    if not isinstance(node, dict):
-        return
-    if node.get("type") == "function_expression":
-        name = node["value"]
-        spec = _FUNCTIONS.get(name)
-        if spec is None:
-            raise PydanticCustomError(
-                "jmespath", "JMESPath expression '{text}': unknown function {name}()", {"text": text, "name": name}
-            )
-        signature = spec["signature"]
-        given = len(node["children"])
-        variadic = bool(signature) and signature[-1].get("variadic", False)
-        if given < len(signature) or (given > len(signature) and not variadic):
-            raise PydanticCustomError(
-                "jmespath",
-                "JMESPath expression '{text}': {name}() takes {count} argument(s), not {given}",
-                {"text": text, "name": name, "count": len(signature), "given": given},
-            )
-    for child in node.get("children", ()):
-        _check_functions(child, text)
-
-
-def compile_expression(text: str) -> ParsedResult:
-    try:
-        parsed = jmespath.compile(text)
-    except JMESPathError as exc:
-        reason = str(exc).splitlines()[0].removesuffix(":").removesuffix(", for expression")
-        raise PydanticCustomError(
-            "jmespath", "JMESPath expression '{text}' does not compile: {reason}", {"text": text, "reason": reason}
-        ) from None
-    _check_functions(parsed.parsed, text)
-    return parsed
-
-
-def _compiles(text: str) -> str:
-    compile_expression(text)
-    return text
-
-
-Expression = Annotated[str, AfterValidator(_compiles)]
 
 
 def value_key(value: Any) -> str:

@@ -20,7 +20,8 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from adapters._config_block import Block
-from adapters._mapping import Expression, Mapping, MappingOptions, compile_expression, value_key
+from adapters._expressions import Expression, compile_expression
+from adapters._mapping import Mapping, MappingOptions, value_key
 from adapters._signatures import Scheme, StandardWebhooksScheme, UnsignedScheme, Verifier, check_secrets
 from adapters.base import (
     Delivery,
