@@ -1,30 +1,34 @@
 """An order event: one canonical order as one source stated it, with the version that orders its facts. It is
 what the worker hands the engine and the engine hands the ledger."""
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from normalizer.model import CanonicalOrder, PushOrder
 
 
-@dataclass(slots=True)
 class OrderEvent:
-    source: str  # `api` for canonical posts, else the configured source name
-    provider: str  # api, shopify, woocommerce, custom
-    order: PushOrder
-    version: int  # µs; orders the facts: the platform's update time, or the arrival of a canonical post
-    job_id: str | None = None
-    # The order's items dumped once (the ledger row and the event store the same list); None when it gives none.
-    items: list[dict[str, Any]] | None = field(init=False)
-    # Refunds by their platform id (adapters only; a canonical post states the refunded amount).
-    refunds: dict[str, int] = field(init=False)
+    """Built once per order event on the worker's path: a plain class with slots, its derived fields set in
+    `__init__` (a dataclass's `__post_init__` is one more call per order)."""
 
-    def __post_init__(self) -> None:
-        order = self.order
-        self.items = [item.model_dump(exclude_none=True) for item in order.items] if order.items else None
-        if self.items is None and "items" in order.model_fields_set:
-            self.items = []
-        self.refunds = order.refunds if type(order) is CanonicalOrder else {}
+    __slots__ = ("items", "job_id", "order", "provider", "refunds", "source", "version")
+
+    def __init__(self, source: str, provider: str, order: PushOrder, version: int, job_id: str | None = None) -> None:
+        self.source = source  # `api` for canonical posts, else the configured source name
+        self.provider = provider  # api, shopify, woocommerce, custom
+        self.order = order
+        self.version = version  # µs; orders the facts: the platform's update time, or a canonical post's arrival
+        self.job_id = job_id
+        # The order's items dumped once (the ledger row and the event store the same list); None when it gives
+        # none.
+        self.items: list[dict[str, Any]] | None = (
+            [item.model_dump(exclude_none=True) for item in order.items]
+            if order.items
+            else []
+            if "items" in order.model_fields_set
+            else None
+        )
+        # Refunds by their platform id (adapters only; a canonical post states the refunded amount).
+        self.refunds: dict[str, int] = order.refunds if type(order) is CanonicalOrder else {}
 
     @property
     def dedup_key(self) -> str:
