@@ -141,8 +141,9 @@ def _breakdown(before: dict[str, float], after: dict[str, float]) -> str:
     return text
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
+    """Until the server on `port` answers /healthz 200, at most `seconds`; its log's end if it exits first."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"server exited at start:\n{log.read_text()[-2000:]}")
@@ -154,7 +155,7 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
         except OSError:
             pass
         time.sleep(0.1)
-    raise SystemExit("server did not become ready in 30 s")
+    raise SystemExit(f"server did not become ready in {seconds:g} s")
 
 
 def _memory_mb(pid: int) -> tuple[float, float]:

@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -78,22 +77,6 @@ def _post_rounds(port: int, rounds: int, first: int, template: str) -> None:
             sock.close()
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited at start:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"server did not become ready in {_STARTUP_SECONDS} s")
-
-
 def counted(target: str, requests: int, folder: Path) -> int:
     """Instructions of one server run under callgrind: start, warm-up, `requests` requests, stop."""
     port = ingest._free_port()
@@ -112,7 +95,7 @@ def counted(target: str, requests: int, folder: Path) -> int:
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(port, process, log)
+        ingest._wait_ready(port, process, log, _STARTUP_SECONDS)
         template = ingest._order_template()
         _post_rounds(port, WARM_UP_ROUNDS, 0, template)
         _post_rounds(port, requests // CONNECTIONS, WARM_UP_ROUNDS, template)
