@@ -89,10 +89,8 @@ def routes_of(conn: sqlite3.Connection) -> Routes:
 
 def offer(conn: sqlite3.Connection, event_id: int, name: str, properties: dict[str, Any]) -> int:
     """Write the deliveries of a newly recorded event (`properties`: its own, `historical` among them); returns
-    how many. With no destination configured, the connection's compiled routing answers at once."""
-    routes: Routes | None = getattr(conn, "routes", None)
-    if routes is None or routes.generation != _generation:
-        routes = routes_of(conn)
+    how many. With no destination configured, the connection's compiled routing answers without a lookup."""
+    routes = routes_of(conn)
     if not routes.destinations:
         return 0
     destinations = routes.match(name, properties.get("historical") is True)

@@ -112,12 +112,7 @@ class Moves:
 
     def write(self, conn: sqlite3.Connection) -> None:
         """(`executemany` of plain statements: three times cheaper than one statement over `json_each`.)"""
-        if self.entered:
-            conn.executemany(
-                "INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)", self.entered
-            )
-        if self.left:
-            conn.executemany("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", self.left)
+        move_many(conn, self.entered, self.left)
         counts = [(delta, name) for name, delta in self.counts.items() if delta]
         if counts:
             conn.executemany("UPDATE segments SET members = members + ? WHERE name = ?", counts)
@@ -126,10 +121,12 @@ class Moves:
         events.record_many(conn, self.events)
 
 
-def move_many(conn: sqlite3.Connection, entered: Iterable[tuple[str, int]], left: Iterable[tuple[str, int]]) -> None:
-    """Many (segment, subscriber id) in and out at once (a rebuild's); counts are the caller's (`define`)."""
-    conn.executemany("INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)", entered)
-    conn.executemany("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", left)
+def move_many(conn: sqlite3.Connection, entered: Sequence[tuple[str, int]], left: Sequence[tuple[str, int]]) -> None:
+    """Many (segment, subscriber id) in and out at once (`Moves`, a rebuild's); counts are the caller's (`define`)."""
+    if entered:
+        conn.executemany("INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES (?, ?)", entered)
+    if left:
+        conn.executemany("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", left)
 
 
 def save_states(conn: sqlite3.Connection, states: Iterable[tuple[str | None, int]]) -> None:
