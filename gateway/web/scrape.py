@@ -108,6 +108,10 @@ class DatabaseGauges(Collector):
         for (source, outcome), count in sorted(self.deliveries.by_outcome.items()):
             intake.add_metric([source, outcome], count)
         yield intake
+        yield from self._gauges()
+
+    def _gauges(self) -> Iterator[Metric]:
+        """What `read` took from the database."""
         # Done jobs are not counted (millions, a range count each scrape): jobs_processed_total tells their rate.
         jobs = GaugeMetricFamily(f"{PREFIX}_jobs", "Jobs waiting or stopped, by status.", labels=["status"])
         for state in ("queued", "processing", "failed", "dead"):
