@@ -96,10 +96,8 @@ def apply(conn: sqlite3.Connection, subscriber_id: int, order: LedgerOrder, keys
         due = due_at(ordered_at, found.rule, found.quantity)
         if automations.exists(conn, subscriber_id, REPLENISHMENT, key):
             _with_others(conn, subscriber_id, order, ordered_at, key, data, due, reason, now)
-        elif reason is None:
-            effects.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity)
-        else:  # arrived already cancelled or refunded: kept, stopped from the start
-            automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, reason)
+        else:  # the key's first order: active, or kept stopped when it arrived cancelled or refunded
+            _start(conn, subscriber_id, key, data, due, identity, reason, now)
 
 
 def _with_others(
@@ -125,14 +123,28 @@ def _with_others(
             effects.stop(conn, mine[-1], reason, order.order_id, now)
         return
     if any((row.ordered_at or 0, row.source or "", row.order_id or "") > rank for row in rows):
-        # An order older than one already seen: kept, superseded from the start.
-        automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, "superseded")
+        _start(conn, subscriber_id, key, data, due, identity, "superseded", now)  # older than one already seen
         return
     # The newest order of the key: it replaces the standing reminder, even if it is already over itself.
     for row in rows:
         if row.status == "active":
             effects.stop(conn, row, "superseded", order.order_id, now)
-    if reason is not None:
-        automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, reason)
-    else:
+    _start(conn, subscriber_id, key, data, due, identity, reason, now)
+
+
+def _start(
+    conn: sqlite3.Connection,
+    subscriber_id: int,
+    key: str,
+    data: dict[str, Any],
+    due: int,
+    identity: tuple[str, str, int],
+    reason: str | None,
+    now: int,
+) -> None:
+    """The order's reminder: active with its timer, or, with a `reason` (the order already ended, or is older
+    than one already seen: `superseded`), kept stopped from the start so that the order's history is whole."""
+    if reason is None:
         effects.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity)
+    else:
+        automations.start(conn, subscriber_id, REPLENISHMENT, key, now, data, due, *identity, reason)
