@@ -10,8 +10,8 @@
 - `latency`: an idle `serve` worker thread (`Worker.run`); an order whose reminder comes due 1.5 s after it is
   processed; how late each reminder fires, `--reminders` times.
 - `memory`: the memory of a worker process (RssAnon: what the process itself holds, not the database pages it
-  maps, which the OS shares and reclaims) after it starts on a database with `--active` active automations (and
-  as many timers), fires what is due and drains a batch of orders, against the same with `--small-active`.
+  maps, which the OS shares and reclaims) after it starts on a database with `--active` active automations (each
+  its own timer), fires what is due and drains a batch of orders, against the same with `--small-active`.
 
 - `instructions`: the `throughput` drain counted by callgrind instead of timed (`bench/instructions.py
   --lifecycle`: a drain of N orders minus a drain of one, lifecycle off and on): instructions per order and
@@ -186,7 +186,7 @@ def throughput(args: argparse.Namespace, folder: Path) -> None:
 
 
 def _due_reminders(conn: sqlite3.Connection, count: int, due_at: int, subscribers: int) -> None:
-    """`count` active replenishment reminders with their timers, over `subscribers` subscribers."""
+    """`count` active replenishment reminders set to fire at their due time, over `subscribers` subscribers."""
     now = now_us()
     data = json.dumps({"productId": "P0", "variantId": None, "title": "Product 0", "quantity": 1, "orderId": "o"})
     with transaction(conn):
@@ -197,12 +197,8 @@ def _due_reminders(conn: sqlite3.Connection, count: int, due_at: int, subscriber
         )
         conn.executemany(
             "INSERT INTO automations (id, subscriber_id, flow, key, status, source, order_id, ordered_at, started_at,"
-            " due_at, data) VALUES (?, ?, 'replenishment', ?, 'active', 'api', ?, ?, ?, ?, ?)",
-            ((n + 1, n % subscribers + 1, f"P{n % 5000}", f"o{n}", now, now, due_at + n, data) for n in range(count)),
-        )
-        conn.executemany(
-            "INSERT INTO timers (kind, key, due_at) VALUES ('automation', ?, ?)",
-            ((str(n + 1), due_at + n) for n in range(count)),
+            " due_at, fire_at, data) VALUES (?1, ?2, 'replenishment', ?3, 'active', 'api', ?4, ?5, ?5, ?6, ?6, ?7)",
+            ((n + 1, n % subscribers + 1, f"P{n % 5000}", f"o{n}", now, due_at + n, data) for n in range(count)),
         )
 
 
@@ -314,7 +310,7 @@ def _build_memory(active: int, folder: Path) -> Path:
     build_catalog(conn, 10_000, now_us())
     _due_reminders(conn, active, now_us() + 30 * DAY_US, max(1, active // 3))
     # 1,000 of them due now, and 2,000 orders of the same subscribers' products to process.
-    conn.execute("UPDATE timers SET due_at = 0 WHERE rowid <= 1000")
+    conn.execute("UPDATE automations SET due_at = 0, fire_at = 0 WHERE id <= 1000")
     queue_catalog_orders(conn, 2_000, 10_000, rng)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -1,15 +1,22 @@
 """Lifecycle automations: one subscriber in one flow (replenishment, back_in_stock, checkout) for one key (a
-product, a variant, a checkout), `active` until `fired` or `stopped` with a reason. Due times live in
-`store.timers`; this table keeps what the read API shows and what the fired event says (`data`)."""
+product, a variant, a checkout), `active` until `fired` or `stopped` with a reason; it keeps what the read API
+shows and what the fired event says (`data`).
+
+An active automation with a due time is its own durable timer: `fire_at`, read in due order through an index of
+the rows set to fire, is set with the row and cleared in the transaction that fires or stops it. One whose
+firing failed is handed to `store.timers` for its retries.
+"""
 
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from normalizer.timefmt import format_instant_us
+from store import automation_counts
 from store import json_columns as json
 
 REPLENISHMENT, BACK_IN_STOCK, CHECKOUT = "replenishment", "back_in_stock", "checkout"
+TIMED = (REPLENISHMENT, CHECKOUT)  # the flows whose automations come due
 
 
 @dataclass(slots=True)
@@ -30,6 +37,8 @@ class Automation:
     stopped_at: int | None
     reason: str | None
     data: dict[str, Any]
+    # The due time while it is still to fire here; None once taken (fired, stopped, or handed to store.timers).
+    fire_at: int | None = None
 
     def as_api(self) -> dict[str, Any]:
         return {
@@ -51,7 +60,7 @@ def _iso(micros: int | None) -> str | None:
 
 _COLUMNS = (
     "id, subscriber_id, flow, key, status, source, order_id, ordered_at, started_at, due_at, fired_at, stopped_at,"
-    " reason, data"
+    " reason, data, fire_at"
 )
 
 
@@ -71,6 +80,7 @@ def _row(row: tuple[Any, ...]) -> Automation:
         stopped_at=row[11],
         reason=row[12],
         data=json.loads(row[13]),
+        fire_at=row[14],
     )
 
 
@@ -87,12 +97,13 @@ def start(
     ordered_at: int | None = None,
     stopped: str | None = None,
 ) -> int:
-    """A new automation, `active` (or already `stopped` with reason `stopped`: an order that arrived after a
-    newer one of its key, kept so the order's history is whole); returns its id."""
+    """A new automation, `active` and set to fire at `due_at` if given (or already `stopped` with reason
+    `stopped`: an order that arrived after a newer one of its key, kept so the order's history is whole);
+    returns its id."""
     status = "active" if stopped is None else "stopped"
     cursor = conn.execute(
         "INSERT INTO automations (subscriber_id, flow, key, status, source, order_id, ordered_at, started_at,"
-        " due_at, stopped_at, reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " due_at, stopped_at, reason, data, fire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             subscriber_id,
             flow,
@@ -106,6 +117,7 @@ def start(
             None if stopped is None else now,
             stopped,
             json.dumps(data),
+            due_at if stopped is None else None,
         ),
     )
     assert cursor.lastrowid is not None
@@ -113,7 +125,9 @@ def start(
 
 
 def exists(conn: sqlite3.Connection, subscriber_id: int, flow: str, key: str) -> bool:
-    """Whether the subscriber has an automation of this flow and key, whatever its status (one index probe)."""
+    """Whether the subscriber has an automation of this flow and key, whatever its status (one index probe).
+    (A probe and an insert cost less than one INSERT ... SELECT WHERE NOT EXISTS, which SQLite runs through a
+    temporary table because it reads the table it writes.)"""
     return conn.execute(_EXISTS, (subscriber_id, flow, key)).fetchone() is not None
 
 
@@ -178,7 +192,7 @@ def fire(conn: sqlite3.Connection, automation_id: int, now: int) -> bool:
     """Active -> fired; False when it was no longer active."""
     return (
         conn.execute(
-            "UPDATE automations SET status = 'fired', fired_at = ? WHERE id = ? AND status = 'active'",
+            "UPDATE automations SET status = 'fired', fired_at = ?, fire_at = NULL WHERE id = ? AND status = 'active'",
             (now, automation_id),
         ).rowcount
         == 1
@@ -189,7 +203,8 @@ def stop(conn: sqlite3.Connection, automation_id: int, now: int, reason: str) ->
     """Active -> stopped with `reason`; False when it was no longer active."""
     return (
         conn.execute(
-            "UPDATE automations SET status = 'stopped', stopped_at = ?, reason = ? WHERE id = ? AND status = 'active'",
+            "UPDATE automations SET status = 'stopped', stopped_at = ?, reason = ?, fire_at = NULL"
+            " WHERE id = ? AND status = 'active'",
             (now, reason, automation_id),
         ).rowcount
         == 1
@@ -199,11 +214,41 @@ def stop(conn: sqlite3.Connection, automation_id: int, now: int, reason: str) ->
 def update(
     conn: sqlite3.Connection, automation_id: int, due_at: int | None, data: dict[str, Any], version: int | None
 ) -> None:
-    """New due time and data; `version` (the platform's update time) replaces the stored one when given."""
+    """New due time (to fire at) and data; `version` (the platform's update time) replaces the stored one when
+    given."""
     conn.execute(
-        "UPDATE automations SET due_at = ?, data = ?, ordered_at = coalesce(?, ordered_at) WHERE id = ?",
+        "UPDATE automations SET due_at = ?1, fire_at = ?1, data = ?2, ordered_at = coalesce(?3, ordered_at)"
+        " WHERE id = ?4",
         (due_at, json.dumps(data), version, automation_id),
     )
+
+
+def due(conn: sqlite3.Connection, flow: str, now: int, limit: int) -> list[tuple[int, int]]:
+    """Up to `limit` active automations of `flow` due at `now`, earliest first, as (id, fire_at)."""
+    return conn.execute(_DUE, (flow, now, limit)).fetchall()
+
+
+_DUE = (
+    "SELECT id, fire_at FROM automations INDEXED BY automations_due WHERE flow = ? AND fire_at <= ?"
+    " ORDER BY fire_at LIMIT ?"
+)
+
+
+def take(conn: sqlite3.Connection, automation_id: int, now: int) -> bool:
+    """Clear a due automation's `fire_at` in the transaction that fires it; False when it is no longer due."""
+    return conn.execute(_TAKE, (automation_id, now)).rowcount == 1
+
+
+_TAKE = "UPDATE automations SET fire_at = NULL WHERE id = ? AND fire_at <= ?"
+
+
+def next_due(conn: sqlite3.Connection, flow: str) -> int | None:
+    """The earliest `fire_at` of `flow`'s active automations, or None; one probe of the index."""
+    row = conn.execute(_NEXT_DUE, (flow,)).fetchone()
+    return row[0] if row else None
+
+
+_NEXT_DUE = "SELECT min(fire_at) FROM automations INDEXED BY automations_due WHERE flow = ? AND fire_at IS NOT NULL"
 
 
 def for_subscriber(conn: sqlite3.Connection, subscriber_id: int, limit: int = 1000) -> list[Automation]:
@@ -215,17 +260,14 @@ def for_subscriber(conn: sqlite3.Connection, subscriber_id: int, limit: int = 10
     return [_row(row) for row in rows]
 
 
-def active_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Active automations by flow (for metrics): kept by the table's triggers, so no scan."""
-    rows = conn.execute("SELECT flow, active FROM automation_counts WHERE active > 0").fetchall()
-    return {flow: count for flow, count in rows}
-
-
 def forget_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> int:
-    """Delete a subscriber's automations and their timers (the subscriber is being erased); returns how many."""
+    """Delete a subscriber's automations and their timers retrying in `store.timers` (the subscriber is being
+    erased); returns how many."""
     conn.execute(
         "DELETE FROM timers WHERE kind = 'automation' AND key IN"
         " (SELECT CAST(id AS TEXT) FROM automations WHERE subscriber_id = ?)",
         (subscriber_id,),
     )
-    return conn.execute("DELETE FROM automations WHERE subscriber_id = ?", (subscriber_id,)).rowcount
+    deleted = conn.execute("DELETE FROM automations WHERE subscriber_id = ?", (subscriber_id,)).rowcount
+    automation_counts.after_delete(conn)
+    return deleted

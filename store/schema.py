@@ -27,6 +27,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     schema_flows.segment_due_dropped,
     schema_flows.open_waits,
     schema_orders.events_job_of_deliveries,
+    schema_flows.automations_fire_at,
 ]
 
 

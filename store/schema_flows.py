@@ -227,3 +227,47 @@ def open_waits(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+def automations_fire_at(db: sqlite_utils.Database) -> None:
+    """An active automation with a due time is its own timer (`automations.fire_at`, in a partial index of the
+    rows set to fire) rather than a `timers` row beside it: one index entry where a timer took a row and two
+    (a reminder whose firing failed stays in `timers` with its attempts, as before).
+
+    The active counts by flow no longer take a trigger per automation started: `automation_counts` counts the
+    rows up to `automations_counted.up_to`, and a reader adds the active rows after it, which the worker folds
+    in after each chunk of jobs (`store.automation_counts.fold`). The triggers still take a row's end off the
+    count when it was counted, and keep `subscribers.open_waits` (for the flows it counts)."""
+    db.executescript(
+        """
+        ALTER TABLE automations ADD COLUMN fire_at INTEGER;
+        UPDATE automations SET fire_at = (SELECT t.due_at FROM timers AS t
+            WHERE t.kind = 'automation' AND t.key = CAST(automations.id AS TEXT))
+            WHERE status = 'active' AND CAST(id AS TEXT) IN
+                (SELECT key FROM timers WHERE kind = 'automation' AND attempts = 0);
+        DELETE FROM timers WHERE kind = 'automation' AND attempts = 0;
+        CREATE INDEX automations_due ON automations(flow, fire_at) WHERE fire_at IS NOT NULL;
+        CREATE TABLE automations_counted (id INTEGER PRIMARY KEY CHECK (id = 1), up_to INTEGER NOT NULL);
+        INSERT INTO automations_counted (id, up_to) VALUES (1, (SELECT coalesce(max(id), 0) FROM automations));
+        DROP TRIGGER automations_counted;
+        DROP TRIGGER automations_uncounted;
+        DROP TRIGGER automations_ended;
+        CREATE TRIGGER automations_counted AFTER INSERT ON automations
+            WHEN new.status = 'active' AND new.flow != 'replenishment' BEGIN
+            UPDATE subscribers SET open_waits = open_waits + 1 WHERE id = new.subscriber_id;
+        END;
+        CREATE TRIGGER automations_uncounted AFTER DELETE ON automations WHEN old.status = 'active' BEGIN
+            UPDATE automation_counts SET active = active - 1
+                WHERE flow = old.flow AND old.id <= (SELECT up_to FROM automations_counted);
+            UPDATE subscribers SET open_waits = open_waits - 1
+                WHERE old.flow != 'replenishment' AND id = old.subscriber_id;
+        END;
+        CREATE TRIGGER automations_ended AFTER UPDATE OF status ON automations
+            WHEN old.status = 'active' AND new.status != 'active' BEGIN
+            UPDATE automation_counts SET active = active - 1
+                WHERE flow = old.flow AND old.id <= (SELECT up_to FROM automations_counted);
+            UPDATE subscribers SET open_waits = open_waits - 1
+                WHERE old.flow != 'replenishment' AND id = old.subscriber_id;
+        END;
+        """
+    )

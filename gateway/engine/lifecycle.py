@@ -8,6 +8,8 @@ starts and stops nothing.
 """
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from adapters import Command, TranslationError
@@ -19,7 +21,7 @@ from normalizer.catalog import Product
 from normalizer.checkout import BackInStockRequest, Checkout, NativeCheckout
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import format_instant_us, parse_instant, to_micros
-from store import automations
+from store import automation_counts, automations
 from store.automations import BACK_IN_STOCK, CHECKOUT
 from store.ledger import LedgerOrder
 
@@ -48,10 +50,19 @@ class Lifecycle:
         engine.lifecycle = lifecycle
         engine.hooks.append(lifecycle.on_order)
         engine.timers.register(effects.TIMER_KIND, effects.on_timer)
+        engine.timers.register_rows(effects.TIMER_KIND, effects.DUE_ROWS)
         engine.timers.register(catalog.TIMER_KIND, catalog.on_restock)
         engine.jobs["back_in_stock"] = lifecycle.back_in_stock_job
         engine.jobs["checkout"] = lifecycle.checkout_job
         return lifecycle
+
+    @contextmanager
+    def chunk(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """Around one transaction of the worker's jobs: the rules checked once (`Rules.held`), and the
+        automations it started folded into the active counts at its end (`store.automation_counts.fold`)."""
+        with self.rules.held(conn):
+            yield
+        automation_counts.fold(conn)
 
     def is_historical(self, event: OrderEvent, after: LedgerOrder, now: int) -> bool:
         if event.job_id is not None and event.job_id.startswith(BACKFILL_JOB_PREFIX):

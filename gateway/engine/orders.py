@@ -72,8 +72,8 @@ class Engine:
 
     def chunk(self, conn: sqlite3.Connection) -> AbstractContextManager[None]:
         """Around one transaction of the worker's jobs, which holds the write lock from its start: what the hooks
-        may read once for its length (the lifecycle's replenishment rules)."""
-        return self.lifecycle.rules.held(conn) if self.lifecycle is not None else nullcontext()
+        may read once for its length (the lifecycle's replenishment rules) and do once at its end."""
+        return self.lifecycle.chunk(conn) if self.lifecycle is not None else nullcontext()
 
     def apply(self, conn: sqlite3.Connection, event: OrderEvent, now: int) -> list[str]:
         """Apply one order event; returns the warnings it produced."""

@@ -17,7 +17,7 @@ from gateway.metrics import JobMetrics
 from gateway.pipeline.chunks import ChunkRunner, JobFailed
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import now_us
-from store import queue, timers
+from store import queue
 from store.db import Checkpointer, StoreUnavailable, connect, transaction
 from store.file_watch import FileWatch
 
@@ -116,10 +116,11 @@ class Worker:
         self.close()
 
     def fire_timers(self, now: int | None = None) -> int:
-        """Fire due timers (`store.timers`) in one transaction of at most `timer_seconds`, each in the
-        transaction that applies its effects; returns how many fired. Nothing due costs one read, no lock."""
+        """Fire due timers (`gateway.engine.timers`) in one transaction of at most `timer_seconds`, each in the
+        transaction that applies its effects; returns how many fired. Nothing due costs a probe of each timer
+        index, no lock."""
         now = now_us() if now is None else now
-        self._next_due = timers.next_due(self.conn)
+        self._next_due = self.engine.timers.next_due(self.conn)
         if self._next_due is None or self._next_due > now:
             return 0
         with self._turn(), transaction(self.conn) as conn, self.engine.recording():

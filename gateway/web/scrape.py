@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.metrics import PREFIX
 from gateway.web.delivery_counts import DeliveryCounts
 from normalizer.timefmt import now_us
-from store import automations, job_reads, operator_reads, segments, timers
+from store import automation_counts, job_reads, operator_reads, segments, timers
 
 UNMATCHED = "unmatched"  # the route label of requests no route matched (bounded: never the raw path)
 
@@ -86,7 +86,7 @@ class DatabaseGauges(Collector):
         self._disk_free = shutil.disk_usage(self.database.parent).free
         files = (self.database, self.database.with_name(self.database.name + "-wal"))
         self._database_bytes = sum(file.stat().st_size for file in files if file.exists())
-        self._automations = automations.active_counts(conn)
+        self._automations = automation_counts.active(conn)
         self._segments = {name: defined.members for name, defined in segments.defined(conn).items()}
         self._destinations = operator_reads.destinations(conn) or []
 

@@ -71,13 +71,18 @@ def test_a_database_from_before_counts_its_open_waits_when_migrated(tmp_path: Pa
     for step in schema.MIGRATIONS[:before]:
         step(db)
     conn.execute(f"PRAGMA user_version={before}")
-    with transaction(conn):
+    with transaction(conn):  # rows as the store wrote them then
         one, two, three = _subscribers(conn, 3)
-        automations.start(conn, one, BACK_IN_STOCK, "V1", NOW, {})
-        automations.start(conn, one, CHECKOUT, "C1", NOW, {}, NOW + 1)
-        automations.start(conn, two, REPLENISHMENT, "P1", NOW, {}, NOW + 1)
-        done = automations.start(conn, three, CHECKOUT, "C2", NOW, {}, NOW + 1)
-        automations.fire(conn, done, NOW)
+        conn.executemany(
+            "INSERT INTO automations (subscriber_id, flow, key, status, started_at, due_at, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, '{}')",
+            [
+                (one, BACK_IN_STOCK, "V1", "active", NOW, None),
+                (one, CHECKOUT, "C1", "active", NOW, NOW + 1),
+                (two, REPLENISHMENT, "P1", "active", NOW, NOW + 1),
+                (three, CHECKOUT, "C2", "fired", NOW, NOW + 1),
+            ],
+        )
     schema.migrate(conn)
     assert _kept(conn) == _scanned(conn) == {one: 2, two: 0, three: 0}
     with transaction(conn):

@@ -15,12 +15,14 @@ from gateway.engine.lifecycle import Lifecycle
 from normalizer import PushOrder
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import to_micros
-from store import automations, catalog
+from store import automation_counts, automations, catalog, subscribers, timers
+from store.automations import REPLENISHMENT, TIMED
 from store.db import connect, transaction
 from store.schema import migrate
 
 EMAIL = "prop@example.com"
 NOW = to_micros(datetime(2026, 6, 1, tzinfo=UTC))
+FOREVER = 2**62  # µs: a time by which every timer is due
 # P's rule is the catalog's (read through the worker's in-memory rules), Q's the config's.
 CATALOG_RULE = {"days": 30, "leadDays": 5}
 RULES = {"Q": {"days": 7, "matchBy": "variant"}}
@@ -70,15 +72,18 @@ def run(events: list[dict[str, Any]]) -> set[tuple[str, str, int | None]]:
             with transaction(conn):
                 order = PushOrder.model_validate(event)
                 engine.apply(conn, OrderEvent("api", "api", order, arrival), NOW + arrival)
-        active = conn.execute("SELECT key, order_id, due_at FROM automations WHERE status = 'active'").fetchall()
-        timers = conn.execute("SELECT key, due_at FROM timers").fetchall()
-        kept = automations.active_counts(conn)
+        subscriber_id = subscribers.find_id(conn, EMAIL)
+        active = [] if subscriber_id is None else automations.active(conn, subscriber_id, REPLENISHMENT)
+        # What the worker will fire, whenever it runs: the reminders set to fire, and any other timer.
+        to_fire = [due for flow in TIMED for due in automations.due(conn, flow, FOREVER, 1000)]
+        other_timers = timers.due(conn, FOREVER, 1000)
+        kept = automation_counts.active(conn)
         conn.close()
     assert kept == ({"replenishment": len(active)} if active else {})  # the metrics gauge's count
-    # Every active reminder has its timer, at its due time, and no other timer is left.
-    ids = {(str(row[0]), row[1]) for row in timers}
-    assert len(ids) == len(active)
-    return {(key, order_id, due_at) for key, order_id, due_at in active}
+    # Every active reminder is set to fire once, at its due time, and nothing else is left to fire.
+    assert sorted(to_fire) == sorted((row.id, row.due_at) for row in active)
+    assert other_timers == []
+    return {(row.key, row.order_id, row.due_at) for row in active}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

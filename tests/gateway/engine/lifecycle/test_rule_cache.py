@@ -18,7 +18,7 @@ from normalizer import PushOrder
 from normalizer.catalog import Product
 from normalizer.order_event import OrderEvent
 from normalizer.timefmt import to_micros
-from store import automations, catalog
+from store import automation_counts, automations, catalog
 from store.db import connect, savepoint, transaction
 from store.schema import migrate
 
@@ -157,7 +157,7 @@ def test_active_counts_are_kept_through_start_fire_stop_and_erasure(
         _rule(conn, 30)
         for number in range(4):
             _place(conn, engine, f"o{number}")
-    assert automations.active_counts(conn) == scanned() == {"replenishment": 4}
+    assert automation_counts.active(conn) == scanned() == {"replenishment": 4}
     ids = [row[0] for row in conn.execute("SELECT id, subscriber_id FROM automations ORDER BY id")]
     subscriber = conn.execute("SELECT subscriber_id FROM automations WHERE id = ?", (ids[3],)).fetchone()[0]
     with transaction(conn):
@@ -165,4 +165,38 @@ def test_active_counts_are_kept_through_start_fire_stop_and_erasure(
         assert automations.stop(conn, ids[1], NOW, "order_cancelled")
         assert not automations.stop(conn, ids[1], NOW, "order_cancelled")  # no longer active: counted once
         assert automations.forget_subscriber(conn, subscriber) == 1
-    assert automations.active_counts(conn) == scanned() == {"replenishment": 1}
+    assert automation_counts.active(conn) == scanned() == {"replenishment": 1}
+
+
+def test_active_counts_folded_after_each_chunk_stay_exact_through_ends_and_a_reused_id(
+    database: tuple[sqlite3.Connection, Engine, Path],
+) -> None:
+    """The worker folds a chunk's new automations into the kept counts at its end; the ends of counted ones are
+    taken off, and an erased newest automation's id, which SQLite gives the next one, is counted once."""
+    conn, engine, _ = database
+
+    def scanned() -> dict[str, int]:
+        rows = conn.execute("SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow")
+        return dict(rows.fetchall())
+
+    with transaction(conn):
+        _rule(conn, 30)
+    with transaction(conn), engine.chunk(conn):
+        for number in range(4):
+            _place(conn, engine, f"o{number}")
+    assert automation_counts.active(conn) == scanned() == {"replenishment": 4}
+    ids = [row[0] for row in conn.execute("SELECT id FROM automations ORDER BY id")]
+    newest = conn.execute("SELECT subscriber_id FROM automations WHERE id = ?", (ids[3],)).fetchone()[0]
+    with transaction(conn):
+        assert automations.fire(conn, ids[0], NOW)
+        assert automations.stop(conn, ids[1], NOW, "order_cancelled")
+        assert automations.forget_subscriber(conn, newest) == 1
+    assert automation_counts.active(conn) == scanned() == {"replenishment": 1}
+    with transaction(conn), engine.chunk(conn):
+        _place(conn, engine, "o4")
+    assert conn.execute("SELECT max(id) FROM automations").fetchone()[0] == ids[3]  # the erased one's id again
+    assert automation_counts.active(conn) == scanned() == {"replenishment": 2}
+    with transaction(conn):
+        assert automations.stop(conn, ids[3], NOW, "order_cancelled")
+        assert automations.stop(conn, ids[2], NOW, "order_cancelled")
+    assert automation_counts.active(conn) == scanned() == {}
