@@ -136,6 +136,9 @@ def queue_orders(conn: sqlite3.Connection, orders: int, rng: random.Random) -> N
     )
     placed: list[tuple[str, str]] = []
     received = now_us()
+    # Placed now, not on the seed's date: an order older than `lifecycle.historical_after` would take the
+    # historical path (starts and stops no automation), and the bench measures the live one.
+    ordered_at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(received // 1_000_000))
     for start in range(0, orders, _BATCH):
         with transaction(conn):
             for i in range(start, min(start + _BATCH, orders)):
@@ -147,6 +150,7 @@ def queue_orders(conn: sqlite3.Connection, orders: int, rng: random.Random) -> N
                     placed.append((order_id, email))
                     body = dict(template)
                 body["orderId"] = order_id
+                body["orderedAt"] = ordered_at
                 body["customer"] = {**body["customer"], "email": email}
                 raw = json.dumps(body, separators=(",", ":")).encode()
                 queue.insert(conn, queue.NewJob(f"commerce-order-bench{i:010d}", "order", "api", raw, received + i))
