@@ -48,7 +48,7 @@ class Lifecycle:
     def register(cls, engine: "Engine", settings: LifecycleConfig) -> "Lifecycle":
         lifecycle = cls(engine, settings)
         engine.lifecycle = lifecycle
-        engine.hooks.append(lifecycle.on_order)
+        engine.add_hook(lifecycle.on_order, lifecycle.wants)
         engine.timers.register(effects.TIMER_KIND, effects.on_timer)
         engine.timers.register_rows(effects.TIMER_KIND, effects.DUE_ROWS)
         engine.timers.register(catalog.TIMER_KIND, catalog.on_restock)
@@ -80,6 +80,27 @@ class Lifecycle:
                 return head < cut
             return int(ordered_at[_SECOND_LENGTH + 1 : _SECOND_LENGTH + 4]) * 1000 < micros
         return to_micros(parse_instant(ordered_at)) < threshold
+
+    def wants(
+        self,
+        conn: sqlite3.Connection,
+        event: OrderEvent,
+        subscriber_id: int | None,
+        historical: bool,
+        waits: int | None,
+    ) -> bool:
+        """Whether `on_order` may have work on a live order of a subscriber: some replenishment rule exists, or it
+        is a purchase that may end waits or checkouts (the subscriber has some open, or they were not read, or
+        it names the checkout it completed). Most orders have none, and build no `Applied` for it."""
+        if historical or subscriber_id is None:
+            return False
+        self.rules.current(conn)
+        if self.rules.by_product:
+            return True
+        order = event.order
+        return order.status == "placed" and (
+            waits != 0 or (isinstance(order, CanonicalOrder) and order.checkoutId is not None)
+        )
 
     def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
         """The order's reminders brought up to date, and for a purchase, the waits and checkouts it ends: only

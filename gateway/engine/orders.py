@@ -47,6 +47,9 @@ class Applied:
 
 
 Hook = Callable[[sqlite3.Connection, Applied, int], None]
+# Whether a hook has anything to do with an order event, asked before `Applied` is built (an order no hook wants
+# builds none): (conn, event, subscriber id, historical, the subscriber's open waits as read with it).
+Wants = Callable[[sqlite3.Connection, OrderEvent, int | None, bool, int | None], bool]
 # A job kind other than orders and webhooks (a back-in-stock request, a checkout): (conn, body, job id, now)
 # -> warnings.
 JobHandler = Callable[[sqlite3.Connection, bytes, str, int], list[str]]
@@ -57,14 +60,18 @@ class Engine:
         """`segments`: definitions from config (a bad one raises `DefinitionError`)."""
         self.currency = currency
         self.fx_rates = fx_rates
-        self.hooks: list[Hook] = []
+        self.hooks: list[tuple[Hook, Wants | None]] = []  # `add_hook`
         self.timers = Timers()  # handlers of the durable timers the worker fires, by kind
         self.jobs: dict[str, JobHandler] = {}
         self.lifecycle: Lifecycle | None = None  # set by `Lifecycle.register`
         self.segments = Segments(segments or {}, self.revenue_attributes)
         if self.segments:
-            self.hooks.append(self.segments.on_order)
+            self.add_hook(self.segments.on_order)
             self.timers.register(SEGMENT_TIMER, self.segments.on_timer)
+
+    def add_hook(self, hook: Hook, wants: Wants | None = None) -> None:
+        """Call `hook` with every applied order event, or only with those `wants` says it has work on."""
+        self.hooks.append((hook, wants))
 
     def recording(self) -> AbstractContextManager[None]:
         """Around what the worker applies: every event recorded meanwhile reaches the segments counting it."""
@@ -121,9 +128,11 @@ class Engine:
         if before is not None or after.email != totalled:  # another customer's totals may have changed too
             for email in {e for e in (after.email, before.email if before else None) if e and e != totalled}:
                 self.recompute(conn, email, now, order if email == after.email else None, warnings)
-        if self.hooks:
-            applied = Applied(event, before, after, subscriber_id, event_id, warnings, historical, open_waits)
-            for hook in self.hooks:
+        applied = None
+        for hook, wants in self.hooks:
+            if wants is None or wants(conn, event, subscriber_id, historical, open_waits):
+                if applied is None:
+                    applied = Applied(event, before, after, subscriber_id, event_id, warnings, historical, open_waits)
                 hook(conn, applied, now)
         return warnings
 

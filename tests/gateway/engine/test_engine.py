@@ -255,7 +255,7 @@ def test_hooks_see_every_applied_order_in_the_same_transaction(harness: Harness)
         assert conn.in_transaction
         seen.append((applied.order.orderId, applied.after.status, applied.before is None, applied.event_id))
 
-    harness.worker.engine.hooks.append(hook)
+    harness.worker.engine.add_hook(hook)
     push(harness, "A", totalCents=1000)
     push(harness, "A", totalCents=1000)
     push(harness, "A", totalCents=1000, status="cancelled")

@@ -113,7 +113,7 @@ def test_a_failing_job_amid_a_chunk_undoes_only_its_own_effects(platform: Harnes
         if applied.order.orderId == "c-2":  # fails after c-2's ledger row, subscriber and event are written
             raise RuntimeError("automation failed")
 
-    platform.worker.engine.hooks.append(hook)
+    platform.worker.engine.add_hook(hook)
     first = deliver(platform, canonical("c-1")).json()["jobId"]
     failing = deliver(platform, canonical("c-2", totalCents=7000)).json()["jobId"]
     broken = deliver(platform, canonical("c-3", mode="broken")).json()["jobId"]
