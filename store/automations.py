@@ -235,7 +235,8 @@ _DUE = (
 
 
 def take(conn: sqlite3.Connection, automation_id: int, now: int) -> bool:
-    """Clear a due automation's `fire_at` in the transaction that fires it; False when it is no longer due."""
+    """Clear a due automation's `fire_at` (its firing failed: it is retried from `store.timers`); False when it
+    is no longer due. Firing or stopping it clears `fire_at` too."""
     return conn.execute(_TAKE, (automation_id, now)).rowcount == 1
 
 

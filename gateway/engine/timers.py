@@ -28,7 +28,8 @@ Backoff = Callable[[int, int], int | None]
 
 
 class DueRows(Protocol):
-    """Timers kept in another table's rows, keyed by text, with an index on their due time."""
+    """Timers kept in another table's rows, keyed by text, with an index on their due time. The kind's handler
+    clears a row's due time when it fires it (in the same statement as its other changes to the row)."""
 
     def next_due(self, conn: sqlite3.Connection) -> int | None: ...
 
@@ -37,7 +38,8 @@ class DueRows(Protocol):
         ...
 
     def take(self, conn: sqlite3.Connection, key: str, now: int) -> bool:
-        """Clear the row's due time in the transaction that fires it; False when it is no longer due."""
+        """Clear the row's due time (its firing failed, and it is set again in `store.timers`); False when it is
+        no longer due."""
         ...
 
 
@@ -65,6 +67,7 @@ class Timers:
         (time.monotonic) has passed; a failed one is set again at `backoff`'s time, or dead. Returns (timers
         fired or failed, whether more may be due)."""
         fired, found = 0, True
+        handled: set[tuple[str, str]] = set()  # the rows' timers fired by this call
         while found:  # again after the last: a handler may set one due now
             found = False
             for rowid, kind, key, due_at, attempts in timers.due(conn, now, BATCH):
@@ -79,14 +82,26 @@ class Timers:
                     if time.monotonic() >= deadline and fired:
                         return fired, True
                     found = True
-                    if rows.take(conn, key, now):
-                        self._fire(conn, kind, key, due_at, 0, now, backoff)
-                        fired += 1
+                    if (kind, key) in handled:  # its handler left it due: taken, never fired twice in a row
+                        rows.take(conn, key, now)
+                        continue
+                    handled.add((kind, key))
+                    self._fire(conn, kind, key, due_at, 0, now, backoff, rows)
+                    fired += 1
         return fired, False
 
     def _fire(
-        self, conn: sqlite3.Connection, kind: str, key: str, due_at: int, attempts: int, now: int, backoff: Backoff
+        self,
+        conn: sqlite3.Connection,
+        kind: str,
+        key: str,
+        due_at: int,
+        attempts: int,
+        now: int,
+        backoff: Backoff,
+        rows: DueRows | None = None,
     ) -> None:
+        """Fire one timer, taken from `store.timers` or still due in `rows`, whose handler clears it."""
         handler = self.handlers.get(kind)
         if handler is None:
             log.warning("timer of an unknown kind: kept for later", extra={"kind": kind})
@@ -98,6 +113,8 @@ class Timers:
         except Exception as exc:
             if store_trouble(exc, conn):
                 raise  # the database, not the timer: the whole batch is taken again later, no attempt counted
+            if rows is not None:
+                rows.take(conn, key, now)  # out of its rows: retried from store.timers
             _failed(conn, kind, key, due_at, attempts + 1, exc, now, backoff)
 
     def next_due(self, conn: sqlite3.Connection) -> int | None:

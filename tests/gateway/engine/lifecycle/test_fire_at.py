@@ -126,3 +126,30 @@ def test_a_reminder_stopped_while_its_firing_waits_for_a_retry_is_not_retried(tm
     assert _fire(conn, engine, DUE + 10) == 0
     assert conn.execute(FIRED).fetchone() == (0, 0)
     conn.close()
+
+
+class _Rows:
+    """Rows due at DUE, whose handler (below) leaves them due: a broken kind."""
+
+    def __init__(self) -> None:
+        self.due_at = {"a": DUE, "b": DUE}
+
+    def next_due(self, conn: sqlite3.Connection) -> int | None:
+        return min(self.due_at.values(), default=None)
+
+    def due(self, conn: sqlite3.Connection, now: int, limit: int) -> list[tuple[str, int]]:
+        return sorted((key, due_at) for key, due_at in self.due_at.items() if due_at <= now)[:limit]
+
+    def take(self, conn: sqlite3.Connection, key: str, now: int) -> bool:
+        return self.due_at.pop(key, None) is not None
+
+
+def test_a_row_its_handler_leaves_due_is_fired_once_and_taken(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "gateway.db")
+    schema.migrate(conn)
+    engine, rows, calls = Engine("USD", {}), _Rows(), []
+    engine.timers.register("broken", lambda conn, key, due_at, now: calls.append(key))
+    engine.timers.register_rows("broken", rows)
+    assert _fire(conn, engine, DUE) == 2
+    assert calls == ["a", "b"] and rows.due_at == {}
+    conn.close()
