@@ -68,6 +68,7 @@ class Committer:
         self._turns = turns
         self._queue: stdqueue.SimpleQueue[list[_Pending] | None] = stdqueue.SimpleQueue()
         self._gathering: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+        self._stopping = False  # the stop request was taken from the queue: commit what came before, then end
         self._thread = threading.Thread(target=self._run, name="ingest-committer", daemon=True)
         self._conn: sqlite3.Connection | None = None
         # Set when this process has no worker: the committer is then its only writer (see `Checkpointer`).
@@ -76,6 +77,11 @@ class Committer:
         # `full`: the WAL is synced after the commit, by `WalSync`, not inside it (see there).
         observe = metrics.synced if metrics is not None else None
         self._wal_sync = WalSync(database, observe) if durability == "full" else None
+
+    @property
+    def wal_sync(self) -> WalSync | None:
+        """With `full`, the syncs of the WAL that requests wait for (the worker's transactions may share them)."""
+        return self._wal_sync
 
     def start(self) -> None:
         synchronous: Durability = "normal" if self._wal_sync is not None else self._durability
@@ -110,22 +116,25 @@ class Committer:
         self._queue.put(self._gathering.pop(loop))
 
     def _run(self) -> None:
-        running = True
-        while running:
+        while not self._stopping:
             first = self._queue.get()
             if first is None:
                 break
             batch = list(first)
-            while len(batch) < _MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except stdqueue.Empty:
-                    break
-                if item is None:
-                    running = False
-                    break
-                batch += item
+            self._gather(batch)
             self._commit(batch)
+
+    def _gather(self, batch: list[_Pending]) -> None:
+        """Add to `batch` every request handed over meanwhile (up to _MAX_BATCH); notes a stop request."""
+        while len(batch) < _MAX_BATCH and not self._stopping:
+            try:
+                item = self._queue.get_nowait()
+            except stdqueue.Empty:
+                return
+            if item is None:
+                self._stopping = True
+            else:
+                batch += item
 
     def _commit(self, batch: list[_Pending]) -> None:
         assert self._conn is not None
@@ -136,6 +145,12 @@ class Committer:
         deadline = batch[0].arrived + self._busy_timeout
         try:
             with self._turn(len(batch), deadline), transaction(self._lock_waiting_until(deadline)) as conn:
+                # Requests handed over while this batch waited for the lock (the worker ending its chunk, another
+                # process's writer) go in this commit, not the next: else each would wait for two.
+                waited = len(batch)
+                self._gather(batch)
+                if self._turns is not None and len(batch) > waited:
+                    self._turns.joined(len(batch) - waited)
                 # Checked with the lock held, just before the rows go in: a commit into a file deleted or
                 # replaced meanwhile would be gone at the next start.
                 if self.watch is not None and (lost := self.watch.lost(fresh=True)) is not None:

@@ -63,6 +63,10 @@ class WriteTurns:
             self._recent_at = now
             return self._recent
 
+    def joined(self, requests: int) -> None:
+        """`requests` more accepted requests joined a committer transaction after it took its turn."""
+        self._rate(requests)
+
     @contextmanager
     def ingest(self, requests: int = 1, timeout: float | None = None) -> Iterator[None]:
         """Hold the write lock for one committer transaction (of `requests` accepted requests), ahead of the
