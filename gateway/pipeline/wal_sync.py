@@ -8,6 +8,8 @@ the batch's requests answered. One sync covers every batch committed before it b
 goes on committing the next batches while the disk works. A 202 still goes out only once its row is on disk:
 a power cut loses at most frames no one was answered for, and SQLite's recovery stops at the first frame that
 was not synced (each frame is checksummed, the chain ends there), so the database stays consistent.
+The worker does the same with its own transactions (`WalFile`, `gateway.pipeline.worker`): a batch of requests
+that waits for the worker's chunk to end then waits for its COMMIT only, not for the disk as well.
 
 The file is opened read-only and kept open for the process's life: SQLite keeps no locks on the WAL file
 itself (they live in the -shm file), so this descriptor cannot disturb them.
@@ -29,18 +31,47 @@ Done = Callable[[Exception | None], None]
 _THREADS = 2
 
 
+class WalFile:
+    """The WAL of `database`, synced on demand. Opened at the first sync (a commit came first, so it exists),
+    read-only, and kept open."""
+
+    def __init__(self, database: Path) -> None:
+        self._path = Path(f"{database}-wal")
+        self._fd: int | None = None
+        self._opening = threading.Lock()
+
+    def sync(self) -> None:
+        """Everything written to the WAL so far is on disk when this returns; StoreUnavailable if it failed."""
+        try:
+            with self._opening:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDONLY)
+                fd = self._fd
+            os.fdatasync(fd)
+        except OSError as exc:
+            raise StoreUnavailable(f"syncing the WAL to disk failed: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        with self._opening:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
 class WalSync:
     def __init__(self, database: Path, observe: Callable[[float], None] | None = None) -> None:
         """`observe`: called with each sync's duration in seconds (the metrics)."""
-        self._wal = Path(f"{database}-wal")
+        self._wal = WalFile(database)
         self._observe = observe
-        self._fd: int | None = None
         self._waiting: list[Done] = []
         self._changed = threading.Condition()
         self._stopping = False
+        self._started = False
         self._threads = [threading.Thread(target=self._run, name=f"wal-sync-{n}", daemon=True) for n in range(_THREADS)]
 
     def start(self) -> None:
+        with self._changed:
+            self._started = True
         for thread in self._threads:
             thread.start()
 
@@ -52,15 +83,35 @@ class WalSync:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._wal.close()
 
     def after_commit(self, done: Done) -> None:
         """Call `done(None)` once what was committed so far is on disk, or `done(error)` if syncing failed."""
         with self._changed:
             self._waiting.append(done)
             self._changed.notify()
+
+    def wait(self) -> None:
+        """Return once what was committed so far is on disk, in a sync shared with the batches of requests;
+        StoreUnavailable if syncing failed. For a writer that is not answering requests (the worker)."""
+        synced = threading.Event()
+        errors: list[Exception | None] = []
+
+        def done(error: Exception | None) -> None:
+            errors.append(error)
+            synced.set()
+
+        with self._changed:
+            inline = self._stopping or not self._started  # no thread to sync: sync here
+            if not inline:
+                self._waiting.append(done)
+                self._changed.notify()
+        if inline:
+            self._wal.sync()
+            return
+        synced.wait()
+        if errors[0] is not None:
+            raise errors[0]
 
     def _run(self) -> None:
         while True:
@@ -77,15 +128,11 @@ class WalSync:
                     log.exception("answering a synced batch failed")
 
     def _sync(self) -> Exception | None:
+        started = time.perf_counter()
         try:
-            with self._changed:
-                if self._fd is None:  # a commit came first, so the WAL exists
-                    self._fd = os.open(self._wal, os.O_RDONLY)
-                fd = self._fd
-            started = time.perf_counter()
-            os.fdatasync(fd)
-        except OSError as exc:
-            return StoreUnavailable(f"syncing the WAL to disk failed: {exc.strerror or exc}")
+            self._wal.sync()
+        except StoreUnavailable as exc:
+            return exc
         if self._observe is not None:
             self._observe(time.perf_counter() - started)
         return None

@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.engine import Engine
 from gateway.metrics import JobMetrics
 from gateway.pipeline.chunks import ChunkRunner, JobFailed
+from gateway.pipeline.wal_sync import WalFile, WalSync
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import now_us
 from store import queue
@@ -23,6 +24,10 @@ from store.file_watch import FileWatch
 
 log = logging.getLogger("gateway.worker")
 _BUSY_BATCH = 16
+# While requests arrive, a chunk of `serve`'s worker ends after this much work (at least one job): the worker
+# holds the GIL, and the write lock, in short slices, and a request that arrives meanwhile waits at most about
+# that long for either (docs/PERFORMANCE.md).
+_BUSY_CHUNK_SECONDS = 0.001
 _PRUNE_SECONDS = 60.0
 _PRUNE_BATCH, _PRUNE_BATCHES = 500, 20  # at most 10,000 done jobs a minute, 500 per transaction
 # A chunk is one transaction: commit at least this often. A standalone worker commits often, since writers in
@@ -53,7 +58,7 @@ class Worker:
         self.chunks = ChunkRunner(config.worker, adapters, engine, self.owner, turns, metrics)
         self.wake = threading.Event()
         self.after_commit: Callable[[], None] | None = None
-        self.behind = False  # the last batch was full: more jobs are waiting (the sender yields to it meanwhile)
+        self.behind = False  # more jobs are waiting after the last batch (the sender yields to it meanwhile)
         self._conn: sqlite3.Connection | None = None
         self.checkpointer = Checkpointer(config.database)
         self._prune_at = 0.0
@@ -61,14 +66,16 @@ class Worker:
         self._said_lost = False
         self.timer_seconds = _TIMER_SECONDS  # a firing transaction ends past this, once one timer has fired
         self.watch: FileWatch | None = None  # set with the connection, unless given (serve shares its own)
+        # `full`: each transaction commits at synchronous=NORMAL and the WAL is synced after it, once the write
+        # lock is released (`_durable`): requests waiting for the lock do not wait for the disk too.
+        self._wal = WalFile(config.database) if config.durability == "full" else None
+        self.wal_sync: WalSync | None = None  # `serve`: the committer's, whose syncs the worker then shares
 
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
             settings = self.config
-            self._conn = connect(
-                settings.database, settings.durability, settings.busy_timeout_seconds, autocheckpoint=False
-            )
+            self._conn = connect(settings.database, "normal", settings.busy_timeout_seconds, autocheckpoint=False)
             if self.watch is None:
                 self.watch = FileWatch(settings.database)
         return self._conn
@@ -77,6 +84,16 @@ class Worker:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._wal is not None:
+            self._wal.close()
+
+    def _durable(self) -> None:
+        """With `full`, what this worker committed is on disk when this returns (the WAL synced, with the write
+        lock free): called after each of its transactions, before it goes on (and before the sender hears)."""
+        if self.wal_sync is not None:
+            self.wal_sync.wait()  # one sync for the worker's commit and the requests' batches before it
+        elif self._wal is not None:
+            self._wal.sync()
 
     def run(self, stop: threading.Event) -> None:
         troubled = 0  # batches in a row that the database's trouble broke off
@@ -126,6 +143,7 @@ class Worker:
         with self._turn(), transaction(self.conn) as conn, self.engine.recording():
             deadline = time.monotonic() + self.timer_seconds
             fired, _more = self.engine.timers.fire_due(conn, now, deadline, self.config.worker.retry_at)
+        self._durable()
         self._next_due = 0  # read again before sleeping
         return fired
 
@@ -163,15 +181,20 @@ class Worker:
         """`serve`'s worker: one transaction takes runnable jobs, applies them and completes them. The write lock
         is held from the first statement to the commit, so no other worker can see the jobs meanwhile and no
         lease is written (a leased batch writes every job row twice); a crash leaves them queued as they were.
-        While requests are arriving, the batch is small: a request batch waits for the lock."""
-        limit = _BUSY_BATCH if turns.busy else self.config.worker.batch_size
+        While requests are arriving, the batch is small and the chunk ends after _BUSY_CHUNK_SECONDS of work: the
+        worker shares the GIL with the event loop, and a request batch waits for the lock."""
+        busy = turns.busy
+        limit = _BUSY_BATCH if busy else self.config.worker.batch_size
+        more = False  # jobs are left: the take was full, or the chunk ended before its last job
         with turns.background():
             try:
                 with transaction(self.conn) as conn:
                     began = time.monotonic()
                     jobs = queue.take(conn, now_us(), limit)
-                    deadline = began + _CHUNK_SECONDS_IN_SERVE
+                    more = len(jobs) >= limit
+                    deadline = began + (_BUSY_CHUNK_SECONDS if busy else _CHUNK_SECONDS_IN_SERVE)
                     taken = self.chunks.run(conn, jobs, 0, {job.id for job in jobs}, deadline) if jobs else 0
+                    more = more or taken < len(jobs)
             except JobFailed as failed:  # rolled back: run the chunk again up to the failed job, one by one
                 self._observed(committed=False)
                 with transaction(self.conn) as conn:
@@ -180,10 +203,13 @@ class Worker:
                     jobs = queue.take(conn, now_us(), limit)[: failed.index + 1]
                     self.chunks.one_by_one(conn, jobs, {job.id for job in jobs})
                 taken = len(jobs)
+            worked = time.monotonic() - began  # with the write lock and (most of) the GIL
             self._observed(committed=True)
             self.checkpointer.rewind_if_due(self.conn)
-        self.behind = taken >= limit
-        turns.pace(time.monotonic() - began)
+        if taken:
+            self._durable()
+        self.behind = more
+        turns.pace(worked)
         return taken
 
     def _run_leased(self) -> int:
@@ -209,6 +235,7 @@ class Worker:
                 start = failed.index + 1
             self._observed(committed=True)
             self.checkpointer.rewind_if_due(self.conn)
+            self._durable()
         return len(jobs)
 
     def prune_done_jobs(self, force: bool = False) -> int:
@@ -223,6 +250,7 @@ class Worker:
         for _ in range(_PRUNE_BATCHES):
             with self._turn(), transaction(self.conn) as conn:
                 batch = queue.prune_done(conn, cutoff, _PRUNE_BATCH)
+            self._durable()
             removed += batch
             if batch < _PRUNE_BATCH:
                 break

@@ -64,6 +64,8 @@ class Gateway:
             busy_timeout=config.busy_timeout_seconds,
             metrics=ingest_metrics,
         )
+        if self.worker is not None:
+            self.worker.wal_sync = self.committer.wal_sync
         self._stop = threading.Event()
         self._worker_thread: threading.Thread | None = None
         self._resources = ExitStack()

@@ -60,3 +60,24 @@ def test_an_answer_that_raises_does_not_stop_the_others(tmp_path: Path) -> None:
         assert len(_wait(sync, 2)) == 2
     finally:
         sync.stop()
+
+
+def test_a_writer_waits_for_a_sync_even_after_stop(tmp_path: Path) -> None:
+    database = tmp_path / "g.db"
+    conn = sqlite3.connect(database, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    sync = WalSync(database)
+    sync.start()
+    try:
+        sync.wait()
+    finally:
+        sync.stop()
+    sync.wait()  # the sync threads are gone (the worker ends after the committer): synced by the caller
+    conn.close()
+    try:
+        WalSync(tmp_path / "missing.db").wait()  # never started: synced by the caller, and its failure said
+    except StoreUnavailable:
+        pass
+    else:
+        raise AssertionError("a failed sync must raise")
