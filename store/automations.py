@@ -121,6 +121,9 @@ def start(
         ),
     )
     assert cursor.lastrowid is not None
+    if stopped is None and flow != REPLENISHMENT:
+        # Counted here rather than by a trigger, which would run its program for every row, replenishment's too.
+        conn.execute("UPDATE subscribers SET open_waits = open_waits + 1 WHERE id = ?", (subscriber_id,))
     return cursor.lastrowid
 
 

@@ -271,3 +271,10 @@ def automations_fire_at(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+def open_waits_counted_on_start(db: sqlite_utils.Database) -> None:
+    """A back-in-stock wait or checkout started is counted in `subscribers.open_waits` by `store.automations.start`
+    itself: the trigger that did it ran its program for every automation inserted, the many replenishment ones
+    too (~4,900 instructions a row for nothing). Its end, move and erasure are still counted by triggers."""
+    db.execute("DROP TRIGGER automations_counted")
