@@ -24,7 +24,7 @@ class OrderEvent:
             [item.model_dump(exclude_none=True) for item in order.items]
             if order.items
             else []
-            if "items" in order.model_fields_set
+            if "items" in order.__pydantic_fields_set__
             else None
         )
         # Refunds by their platform id (adapters only; a canonical post states the refunded amount).

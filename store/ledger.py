@@ -144,8 +144,14 @@ def foreign_spend(conn: sqlite3.Connection, email: str, base: str) -> list[tuple
 
 
 def _named(customer: Customer) -> dict[str, str]:
-    named = (("externalId", customer.externalId), ("firstName", customer.firstName), ("lastName", customer.lastName))
-    return {key: value for key, value in named if value}
+    named = {}  # key by key: a comprehension is one more call per order
+    if customer.externalId:
+        named["externalId"] = customer.externalId
+    if customer.firstName:
+        named["firstName"] = customer.firstName
+    if customer.lastName:
+        named["lastName"] = customer.lastName
+    return named
 
 
 def merge(conn: sqlite3.Connection, event: OrderEvent, now: int) -> tuple[LedgerOrder | None, LedgerOrder]:
@@ -209,7 +215,7 @@ def _merged(row: LedgerOrder | None, event: OrderEvent) -> LedgerOrder:
     if event.version >= version:
         version = event.version
         total, currency = order.totalCents, order.currency
-        if "orderNumber" in order.model_fields_set:
+        if "orderNumber" in order.__pydantic_fields_set__:
             order_number = order.orderNumber
         if event.items is not None:
             items = event.items

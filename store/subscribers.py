@@ -57,7 +57,7 @@ def save(
     baseline. Returns the subscriber id."""
     kept_baseline = None if baseline is None else json_columns.dumps(baseline)
     if stored.id is None:
-        kept = {k: v for k, v in attributes.items() if v is not None}
+        kept = {k: v for k, v in attributes.items() if v is not None} if None in attributes.values() else attributes
         inserted = conn.execute(
             "INSERT INTO subscribers (email, external_id, first_name, last_name, attributes, orders_count,"
             " total_spent_cents, baseline, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -168,7 +168,7 @@ class Engine:
             "provider": event.provider,
             "source": event.source,
             "orderId": order.orderId,
-            "orderNumber": order.orderNumber if "orderNumber" in order.model_fields_set else after.order_number,
+            "orderNumber": order.orderNumber if "orderNumber" in order.__pydantic_fields_set__ else after.order_number,
             "status": order.status,
             "totalCents": order.totalCents,
             "currency": order.currency,
