@@ -104,7 +104,7 @@ class Spend:
 # The cents are a total(), not a sum(): SQLite's sum() of integers stops the whole statement with "integer
 # overflow" past 2**63 - 1, while total() adds in floating point and never fails. Every contribution is a
 # whole number >= 0, so each partial sum is exact while the total stays below 2**53; at or above it,
-# `spend_from` adds the customer's orders again in Python integers, exactly, however many there are.
+# `exact_spend` adds the customer's orders again in Python integers, exactly, however many there are.
 SPEND_SQL = (
     "SELECT count(*) FILTER (WHERE currency = ?2) AS orders,"
     " total(total_cents - min(refunded_cents, total_cents)) FILTER (WHERE currency = ?2) AS cents,"
@@ -119,9 +119,17 @@ def spend(conn: sqlite3.Connection, email: str, base: str) -> Spend:
 
 
 def spend_from(conn: sqlite3.Connection, email: str, base: str, orders: int, cents: float, foreign: int) -> Spend:
-    """The `Spend` of a row of SPEND_SQL's columns; the foreign-currency orders are read only when there are some."""
+    """The `Spend` of a row of SPEND_SQL's columns."""
+    return Spend(orders, *exact_spend(conn, email, base, cents, foreign))
+
+
+def exact_spend(
+    conn: sqlite3.Connection, email: str, base: str, cents: float, foreign: int
+) -> tuple[int, list[tuple[int, str]]]:
+    """The cents and foreign orders of a row of SPEND_SQL's columns: the cents exact, the foreign-currency orders
+    read only when there are some."""
     exact = int(cents) if cents < _EXACT_BELOW else exact_cents(conn, email, base)
-    return Spend(orders, exact, foreign_spend(conn, email, base) if foreign else [])
+    return exact, foreign_spend(conn, email, base) if foreign else []
 
 
 def exact_cents(conn: sqlite3.Connection, email: str, base: str) -> int:

@@ -7,23 +7,21 @@ from typing import Any
 from normalizer import Customer
 from store import json_columns, ledger
 
-
-@dataclass(slots=True)
-class Totals:
-    orders_count: int
-    total_spent_cents: int
+# What the engine computes for a subscriber (`Engine.totals`) and `save` or `set_totals` writes: (orders count,
+# total spent in base minor units, the platform baseline to keep or None). A tuple: one is built on every order.
+Totals = tuple[int, int, dict[str, int] | None]
 
 
 @dataclass(slots=True)
-class Stored:
-    """What an order's subscriber write starts from: the stored subscriber (id None when there is none yet) and
-    the customer's ledger spend, read in one statement."""
+class Stored(ledger.Spend):
+    """What an order's subscriber write starts from, read in one statement: the customer's ledger spend (this is
+    their `ledger.Spend`) and the stored subscriber (id None when there is none yet). One object, not two: both
+    were built on every order (docs/PERFORMANCE.md)."""
 
     email: str
     id: int | None
     attributes: str | None  # JSON, as stored
     baseline: dict[str, int] | None
-    spend: ledger.Spend
     open_waits: int  # active back-in-stock waits and checkouts (0 for a subscriber not stored yet)
 
 
@@ -38,9 +36,9 @@ def load(conn: sqlite3.Connection, email: str, base_currency: str) -> Stored:
     subscriber_id, attributes, baseline, open_waits, orders, cents, foreign = conn.execute(
         _SUBSCRIBER_AND_SPEND, (email, base_currency)
     ).fetchone()
-    spend = ledger.spend_from(conn, email, base_currency, orders, cents, foreign)
+    exact, foreign_orders = ledger.exact_spend(conn, email, base_currency, cents, foreign)
     loaded_baseline = json_columns.loads(baseline) if baseline else None
-    return Stored(email, subscriber_id, attributes, loaded_baseline, spend, open_waits or 0)
+    return Stored(orders, exact, foreign_orders, email, subscriber_id, attributes, loaded_baseline, open_waits or 0)
 
 
 def save(
@@ -49,12 +47,12 @@ def save(
     customer: Customer,
     attributes: dict[str, Any],
     totals: Totals,
-    baseline: dict[str, int] | None,
     now: int,
 ) -> int:
     """Create or update the subscriber `stored` was read for, in one write: names and externalId when given
     non-empty, `attributes` merged shallowly (a key whose value is JSON null is removed), the totals and the
     baseline. Returns the subscriber id."""
+    orders_count, total_spent_cents, baseline = totals
     kept_baseline = None if baseline is None else json_columns.dumps(baseline)
     if stored.id is None:
         kept = {k: v for k, v in attributes.items() if v is not None} if None in attributes.values() else attributes
@@ -67,8 +65,8 @@ def save(
                 customer.firstName,
                 customer.lastName,
                 json_columns.dumps(kept),
-                totals.orders_count,
-                totals.total_spent_cents,
+                orders_count,
+                total_spent_cents,
                 kept_baseline,
                 now,
                 now,
@@ -91,8 +89,8 @@ def save(
             customer.firstName,
             customer.lastName,
             json_columns.dumps(merged),
-            totals.orders_count,
-            totals.total_spent_cents,
+            orders_count,
+            total_spent_cents,
             kept_baseline,
             now,
             stored.id,
@@ -106,14 +104,13 @@ def find_id(conn: sqlite3.Connection, email: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def set_totals(
-    conn: sqlite3.Connection, subscriber_id: int, totals: Totals, baseline: dict[str, int] | None, now: int
-) -> None:
+def set_totals(conn: sqlite3.Connection, subscriber_id: int, totals: Totals, now: int) -> None:
+    orders_count, total_spent_cents, baseline = totals
     conn.execute(
         "UPDATE subscribers SET orders_count = ?, total_spent_cents = ?, baseline = ?, updated_at = ? WHERE id = ?",
         (
-            totals.orders_count,
-            totals.total_spent_cents,
+            orders_count,
+            total_spent_cents,
             None if baseline is None else json_columns.dumps(baseline),
             now,
             subscriber_id,

@@ -101,8 +101,8 @@ class Engine:
             # An older event than the ledger's may name another customer than the order's: that subscriber is
             # upserted with its own ledger totals, and this order's customerTotals do not apply to it.
             current = customer.email == after.email
-            totals, baseline = self.totals(stored.spend, order if current else None, warnings, stored.baseline)
-            subscriber_id = subscribers.save(conn, stored, customer, attributes, totals, baseline, now)
+            totals = self.totals(stored, order if current else None, warnings, stored.baseline)
+            subscriber_id = subscribers.save(conn, stored, customer, attributes, totals, now)
             totalled, open_waits = customer.email, stored.open_waits
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
@@ -147,8 +147,8 @@ class Engine:
         with their totals from the ledger; returns the subscriber id."""
         attributes = self._custom_attributes(customer, warnings)
         stored = subscribers.load(conn, customer.email, self.currency)
-        totals, baseline = self.totals(stored.spend, None, warnings, stored.baseline)
-        return subscribers.save(conn, stored, customer, attributes, totals, baseline, now)
+        totals = self.totals(stored, None, warnings, stored.baseline)
+        return subscribers.save(conn, stored, customer, attributes, totals, now)
 
     def _custom_attributes(self, customer: Customer, warnings: list[str]) -> dict[str, Any]:
         reserved = RESERVED_ATTRIBUTES.intersection(customer.attributes)
@@ -179,17 +179,6 @@ class Engine:
             reserved["refundAmountCents"] = order.refunded_cents
         return {**order.properties, **reserved}
 
-    def _counted(self, spend: ledger.Spend) -> tuple[int, int]:
-        """(orders counted, spend in base minor units): each foreign order converted on its own, those without a
-        rate left out."""
-        count, cents = spend.orders, spend.cents
-        for contribution, currency in spend.foreign:
-            converted = convert(contribution, currency, self.currency, self.fx_rates)
-            if converted is not None:
-                count += 1
-                cents += converted
-        return count, cents
-
     def recompute(
         self, conn: sqlite3.Connection, email: str, now: int, order: PushOrder | None, warnings: list[str]
     ) -> None:
@@ -198,8 +187,7 @@ class Engine:
         stored = subscribers.load(conn, email, self.currency)
         if stored.id is None:
             return
-        totals, baseline = self.totals(stored.spend, order, warnings, stored.baseline)
-        subscribers.set_totals(conn, stored.id, totals, baseline, now)
+        subscribers.set_totals(conn, stored.id, self.totals(stored, order, warnings, stored.baseline), now)
 
     def totals(
         self,
@@ -207,12 +195,18 @@ class Engine:
         order: PushOrder | None,
         warnings: list[str],
         base: dict[str, int] | None,
-    ) -> tuple[subscribers.Totals, dict[str, int] | None]:
+    ) -> subscribers.Totals:
         """The customer's totals, the one place they are computed: their ledger `spend` counted in the base
-        currency, on top of the platform's baseline when there is one (totals = baseline + (ledger now - ledger
-        at baseline)). Returns the totals and the baseline to keep: `base`, unless `order` brings
-        customerTotals, which become the new one."""
-        count, cents = self._counted(spend)
+        currency (each foreign order converted on its own, those without a rate left out), on top of the
+        platform's baseline when there is one (totals = baseline + (ledger now - ledger at baseline)). Returns
+        the totals with the baseline to keep: `base`, unless `order` brings customerTotals, which become the new
+        one."""
+        count, cents = spend.orders, spend.cents
+        for contribution, currency in spend.foreign:
+            converted = convert(contribution, currency, self.currency, self.fx_rates)
+            if converted is not None:
+                count += 1
+                cents += converted
         platform = order.customerTotals if order is not None else None
         if platform is not None and order is not None:
             spent = convert(platform.totalSpentCents, order.currency, self.currency, self.fx_rates)
@@ -228,7 +222,7 @@ class Engine:
         if base is not None:
             count = max(0, base["ordersCount"] + count - base["ledgerOrders"])
             cents = max(0, base["totalSpentCents"] + cents - base["ledgerCents"])
-        return subscribers.Totals(count, cents), base
+        return count, cents, base
 
     def revenue_attributes(self, orders_count: int, total_spent_cents: int) -> dict[str, Any]:
         total = to_major(total_spent_cents, self.currency)
