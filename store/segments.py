@@ -160,7 +160,7 @@ def forget_subscriber(conn: sqlite3.Connection, subscriber_id: int) -> None:
 
 # Facts: what conditions read. A profile is (id, email, externalId, firstName, lastName, attributes JSON,
 # ordersCount, totalSpentCents, segment changes, segment timer due); orders are (source, orderedAt µs, items JSON);
-# events (name, occurredAt µs).
+# events are read as measures (`_NEWEST`).
 
 Profile = tuple[int, str, str | None, str | None, str | None, str, int, int, str | None, int | None]
 # The due time read is the segment timer's own: a timer that fired, failed and was set again later, or died, is
@@ -173,9 +173,47 @@ _COLUMNS = (
 _PROFILE = f"SELECT {_COLUMNS} FROM subscribers AS s"
 
 
-def profiles_after(conn: sqlite3.Connection, after: int, limit: int) -> list[Profile]:
-    rows: list[Profile] = conn.execute(f"{_PROFILE} WHERE s.id > ? ORDER BY s.id LIMIT ?", (after, limit)).fetchall()
-    return rows
+def profiles_after(
+    conn: sqlite3.Connection, after: int, limit: int, newest: Sequence[tuple[str, int]]
+) -> list[tuple[Profile, tuple[int | None, ...]]]:
+    """Profiles of the subscribers with ids above `after`, in id order, each with its event measures (`newest`)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS}{_newest_columns(len(newest))} FROM subscribers AS s WHERE s.id > ? ORDER BY s.id LIMIT ?",
+        (*_newest_params(newest), after, limit),
+    ).fetchall()
+    return [(row[:10], row[10:]) for row in rows]
+
+
+# An event measure: the occurredAt of the subscriber's count-th newest event of a name, None when there are fewer
+# (`gateway.engine.segment_facts.newest_key`). Segment events are never counted: the term that says so lets the
+# `events_counted` index (`index_counted_events`) answer it from the index alone.
+_NEWEST = (
+    "(SELECT e.occurred_at FROM events AS e WHERE e.subscriber_id = s.id AND e.name = ?"
+    " AND e.name NOT LIKE 'segment.%' ORDER BY e.occurred_at DESC LIMIT 1 OFFSET ?)"
+)
+
+
+def _newest_columns(count: int) -> str:
+    return "".join(f", {_NEWEST}" for _ in range(count))
+
+
+def _newest_params(newest: Sequence[tuple[str, int]]) -> list[str | int]:
+    return [value for name, count in newest for value in (name, count - 1)]
+
+
+def index_counted_events(conn: sqlite3.Connection, wanted: bool) -> bool:
+    """The index by which event measures are read (subscriber, name, time; segment events left out), kept while
+    some segment counts events and dropped otherwise, so that no other gateway pays for its writes; returns
+    whether it was created now."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'events_counted'").fetchone()
+    if wanted and exists is None:
+        conn.execute(
+            "CREATE INDEX events_counted ON events(subscriber_id, name, occurred_at) WHERE name NOT LIKE 'segment.%'"
+        )
+        return True
+    if not wanted and exists is not None:
+        conn.execute("DROP INDEX events_counted")
+    return False
 
 
 # Of a stored `orderedAt` (always `YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC), µs since the epoch, computed by SQLite.
@@ -207,48 +245,26 @@ def counted_orders_between(
 
 
 @lru_cache(maxsize=64)
-def _facts_sql(orders: bool, items: bool, names: int) -> str:
+def _facts_sql(orders: bool, items: bool, newest: int) -> str:
     counted = "NULL"
     if orders:
         counted = (
             f"(SELECT json_group_array(json_array(o.source, {_ORDERED_US}, {'o.items' if items else 'NULL'}))"
             f" FROM orders AS o WHERE o.email = s.email AND {_COUNTED})"
         )
-    named = "NULL"
-    if names:
-        named = (
-            "(SELECT json_group_array(json_array(e.name, e.occurred_at)) FROM events AS e"
-            f" WHERE e.subscriber_id = s.id AND e.name IN ({', '.join('?' * names)}))"
-        )
-    return f"SELECT {_COLUMNS}, {counted}, {named} FROM subscribers AS s WHERE s.id = ?"
+    return f"SELECT {_COLUMNS}, {counted}{_newest_columns(newest)} FROM subscribers AS s WHERE s.id = ?"
 
 
-Facts = tuple[Profile, list[tuple[str, int, str | None]], list[tuple[str, int]]]
+Facts = tuple[Profile, list[tuple[str, int, str | None]], tuple[int | None, ...]]
 
 
 def facts(
-    conn: sqlite3.Connection, subscriber_id: int, orders: bool, items: bool, names: Sequence[str]
+    conn: sqlite3.Connection, subscriber_id: int, orders: bool, items: bool, newest: Sequence[tuple[str, int]]
 ) -> Facts | None:
-    """One subscriber's profile, counted orders (when `orders`; items JSON when `items`) and events of `names`,
-    in one statement: what `profile`, `counted_orders` and `events_named` read apart."""
-    row = conn.execute(_facts_sql(orders, items, len(names)), (*names, subscriber_id)).fetchone()
+    """One subscriber's profile, counted orders (when `orders`; items JSON when `items`) and event measures
+    (`newest`, in order), in one statement."""
+    row = conn.execute(_facts_sql(orders, items, len(newest)), (*_newest_params(newest), subscriber_id)).fetchone()
     if row is None:
         return None
     counted = json.loads(row[10]) if row[10] is not None else []
-    named = json.loads(row[11]) if row[11] is not None else []
-    return row[:10], counted, named
-
-
-def _among(names: Sequence[str]) -> str:
-    return ", ".join("?" * len(names))
-
-
-def events_named_between(
-    conn: sqlite3.Connection, first: int, last: int, names: Sequence[str]
-) -> list[tuple[int, str, int]]:
-    rows: list[tuple[int, str, int]] = conn.execute(
-        "SELECT subscriber_id, name, occurred_at FROM events WHERE subscriber_id BETWEEN ? AND ?"
-        f" AND name IN ({_among(names)})",
-        (first, last, *names),
-    ).fetchall()
-    return rows
+    return row[:10], counted, row[11:]

@@ -18,6 +18,7 @@ from gateway.engine.segment_facts import (
     Timer,
     attribute_key,
     event_key,
+    newest_key,
 )
 from gateway.engine.segment_operators import MISSING, OPERATORS, fail, value_test
 
@@ -31,6 +32,7 @@ class _Compiling:
     refs: dict[str, str] = field(default_factory=dict)  # name -> key path of the first reference
     timers: list[Timer] = field(default_factory=list)
     items: bool = False
+    newest: set[tuple[str, int]] = field(default_factory=set)
 
 
 def _attribute(path: str, node: Mapping[str, Any], into: _Compiling) -> Check:
@@ -167,12 +169,24 @@ def _event(path: str, value: Any, into: _Compiling) -> Check:
     if name.startswith("segment."):
         raise fail(f"{where}.name", "segment events cannot be conditions (use `segment: <name>`)")
     into.reads.add(event_key(name))
-    empty: list[int] = []
+    count, span = _at_least(where, options), _window(where, options)
+    into.newest.add((name, count))
+    measure = newest_key(name, count)
+    if span is None:
+        return lambda facts: facts.newest[measure] is not None
+    window = span
 
-    def times(facts: Facts) -> list[int]:
-        return facts.events.get(name, empty)
+    def check(facts: Facts) -> bool:
+        at = facts.newest[measure]
+        return at is not None and at >= facts.now - window
 
-    return _counting(event_key(name), _at_least(where, options), _window(where, options), times, into)
+    def clock(facts: Facts) -> int | None:
+        """True until the `count`-th newest event leaves the window (as `_counting`'s clock)."""
+        at = facts.newest[measure]
+        return at + window + 1 if at is not None and at >= facts.now - window else None
+
+    into.timers.append((event_key(name), clock))
+    return check
 
 
 def _group(path: str, kind: str, value: Any, into: _Compiling) -> Check:
@@ -244,7 +258,14 @@ def compile_segments(definitions: Mapping[str, Any]) -> dict[str, Segment]:
         into = _Compiling()
         check = _compile(f"segments.{name}", definition, into)
         segment = Segment(
-            name, definition, check, frozenset(into.reads), frozenset(into.refs), tuple(into.timers), into.items
+            name,
+            definition,
+            check,
+            frozenset(into.reads),
+            frozenset(into.refs),
+            tuple(into.timers),
+            into.items,
+            frozenset(into.newest),
         )
         compiled[name] = (segment, into.refs)
     for _, refs in compiled.values():

@@ -38,9 +38,15 @@ class Facts:
     now: int
     attributes: dict[str, Any] = field(default_factory=dict)
     orders: list[OrderFact] = field(default_factory=list)
-    events: dict[str, list[int]] = field(default_factory=dict)  # name -> occurredAt (µs) of each
+    newest: dict[str, int | None] = field(default_factory=dict)  # `newest_key` -> that event's occurredAt (µs)
     member: dict[str, bool] = field(default_factory=dict)  # segment -> member, for `segment:` conditions
     order_times: list[int] | None = None  # orderedAt of each of `orders`, taken once for every orders condition
+
+
+def newest_key(name: str, count: int) -> str:
+    """An event measure, as SQL computes it: the occurredAt of the `count`-th newest event of `name` (None when
+    there are fewer). At least `count` events ever, or within a window, is a test of that one moment."""
+    return f"{count} {name}"
 
 
 Check = Callable[[Facts], bool]
@@ -57,6 +63,7 @@ class Segment:
     refs: frozenset[str]  # segments it names directly
     timers: tuple[Timer, ...]  # of its own withinDays conditions
     items: bool = False  # a purchased condition: reads the orders' items
+    newest: frozenset[tuple[str, int]] = frozenset()  # event measures of its own conditions: (name, count)
     depends: frozenset[str] = frozenset()  # change keys of its conditions and of every segment it names
     timed: bool = False  # a withinDays condition in it or in a segment it names
     fingerprint: str = ""  # its definition and those of the segments it names

@@ -55,7 +55,10 @@ def rebuild_all(segments: Segments, conn: sqlite3.Connection, emit: bool, now: i
 
 
 def _drop_undefined(segments: Segments, conn: sqlite3.Connection) -> tuple[dict[str, store.Defined], list[str]]:
+    """Segments no longer defined dropped; the index event measures read kept or dropped with them."""
     with transaction(conn):
+        if store.index_counted_events(conn, any(s.newest for s in segments.segments.values())):
+            log.info("events indexed for the segments counting them")
         stored = store.defined(conn)
         dropped = sorted(name for name in stored if name not in segments.segments)
         for name in dropped:
@@ -79,12 +82,12 @@ def rebuild(
     after = 0
     while True:
         with transaction(conn):
-            profiles = store.profiles_after(conn, after, size)
+            profiles = store.profiles_after(conn, after, size, plan.newest)
             if not profiles:
                 break
             _range(segments, conn, plan, profiles, built, emit, now, result)
         result.subscribers += len(profiles)
-        after = profiles[-1][0]
+        after = profiles[-1][0][0]
     with transaction(conn):
         for segment in plan.segments:
             store.define(conn, segment.name, segment.fingerprint, built[segment.name])
@@ -95,31 +98,27 @@ def _range(
     segments: Segments,
     conn: sqlite3.Connection,
     plan: Plan,
-    profiles: list[store.Profile],
+    profiles: list[tuple[store.Profile, tuple[int | None, ...]]],
     built: dict[str, int],
     emit: bool,
     now: int,
     result: Rebuilt,
 ) -> None:
     """One range of subscribers: their facts read at once, each evaluated, the changes written at once."""
-    first, last = profiles[0][0], profiles[-1][0]
+    first, last = profiles[0][0][0], profiles[-1][0][0]
     orders: dict[int, list[tuple[str, int, str | None]]] = {}
     if plan.orders:
         for subscriber_id, source, at, items in store.counted_orders_between(conn, first, last, plan.items):
             orders.setdefault(subscriber_id, []).append((source, at, items))
-    named: dict[int, list[tuple[str, int]]] = {}
-    if plan.events:
-        for subscriber_id, event, occurred in store.events_named_between(conn, first, last, plan.events):
-            named.setdefault(subscriber_id, []).append((event, occurred))
     entered: list[tuple[str, int]] = []
     left: list[tuple[str, int]] = []
     saved: list[tuple[str | None, int]] = []
     dues: list[tuple[str, int]] = []
     cleared: list[str] = []
     emitted: list[events.NewEvent] = []
-    for profile in profiles:
+    for profile, newest in profiles:
         subscriber_id = profile[0]
-        facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), named.get(subscriber_id, ()))
+        facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), newest)
         changes = store.parse_changes(profile[8])
         moved = False
         for segment, member in segments.changes(plan, facts, changes):

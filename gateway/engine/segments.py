@@ -5,7 +5,7 @@ subscriber (kind `segment`) fires when a withinDays window next moves their memb
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +22,7 @@ from gateway.engine.segment_facts import (
     Timer,
     attribute_key,
     event_key,
+    newest_key,
 )
 from store import json_columns as json
 from store import segments as store
@@ -49,6 +50,8 @@ class Plan:
     orders: bool
     items: bool  # the orders' items (purchased conditions)
     events: tuple[str, ...]
+    newest: tuple[tuple[str, int], ...]  # the event measures read, (name, count), as SQL returns them
+    newest_keys: tuple[str, ...]  # and their `newest_key`s, in the same order
 
 
 class Gathered:
@@ -75,6 +78,7 @@ class Segments:
         self.segments = compile_segments(definitions)
         self.revenue = lru_cache(maxsize=4096)(revenue)  # many subscribers share their totals
         self._timers: tuple[Timer, ...] = tuple(t for s in self.segments.values() for t in s.timers)
+        self._timer_newest = frozenset().union(*(s.newest for s in self.segments.values() if s.timers))
         self._timer_keys = frozenset(key for key, _ in self._timers)
         self._plans: dict[frozenset[str], Plan] = {}
         self._local = threading.local()  # what this thread is gathering (`gathering`)
@@ -98,6 +102,7 @@ class Segments:
         kept = self._timers if timers else ()
         reads = set().union(*(s.reads for s in chosen), (key for key, _ in kept))
         attributes = {key.removeprefix("attribute:") for key in reads if key.startswith("attribute:")}
+        newest = tuple(sorted(set().union(*(s.newest for s in chosen), self._timer_newest if timers else ())))
         return Plan(
             segments=chosen,
             timers=kept,
@@ -107,6 +112,8 @@ class Segments:
             orders=ORDERS in reads,
             items=any(s.items for s in chosen),
             events=tuple(sorted(key.removeprefix("event:") for key in reads if key.startswith("event:"))),
+            newest=newest,
+            newest_keys=tuple(newest_key(name, count) for name, count in newest),
         )
 
     # One subscriber, in the caller's transaction.
@@ -191,11 +198,11 @@ class Segments:
         with others later), or now. Their segment timer (none while it fires: the worker took it) is only ever
         set earlier here: a timer that fires before the next flip re-evaluates, finds nothing changed and is set
         again, which costs less than a write on every order that moves the flip later."""
-        read = store.facts(conn, subscriber_id, plan.orders, plan.items, plan.events)
+        read = store.facts(conn, subscriber_id, plan.orders, plan.items, plan.newest)
         if read is None:
             return
-        profile, orders, named = read
-        facts = self.facts(now, profile, plan, orders, named)
+        profile, orders, newest = read
+        facts = self.facts(now, profile, plan, orders, newest)
         changes = store.parse_changes(profile[8])
         moved = [(segment.name, member) for segment, member in self.changes(plan, facts, changes)]
         if plan.timers:
@@ -230,7 +237,7 @@ class Segments:
         profile: Profile,
         plan: Plan,
         orders: Iterable[tuple[str, int, str | None]],
-        named: Iterable[tuple[str, int]],
+        newest: Sequence[int | None],
     ) -> Facts:
         facts = Facts(now)
         if plan.attributes:
@@ -243,8 +250,8 @@ class Segments:
                 attributes.update(self.revenue(orders_count, spent))
             facts.attributes = attributes
         facts.orders = [OrderFact(source, at, store.items_of(items)) for source, at, items in orders]
-        for name, at in named:
-            facts.events.setdefault(name, []).append(at)
+        if newest:
+            facts.newest = dict(zip(plan.newest_keys, newest, strict=True))
         return facts
 
     @staticmethod

@@ -84,9 +84,23 @@ def test_purchased_counts_orders_that_contain_the_product_variant_or_both() -> N
     assert holds({"purchased": {"productId": "p", "source": "api", "atLeast": 2}}, facts)
 
 
+class Newest(dict[str, int | None]):
+    """Event measures as the store computes them (`newest_key`: the count-th newest occurredAt of a name, None
+    when there are fewer), here from the events' times themselves."""
+
+    def __init__(self, happened: dict[str, list[int]]) -> None:
+        super().__init__()
+        self.happened = happened
+
+    def __missing__(self, key: str) -> int | None:
+        count, name = key.split(" ", 1)
+        times = sorted(self.happened.get(name, []), reverse=True)
+        return times[int(count) - 1] if len(times) >= int(count) else None
+
+
 def test_orders_and_events_within_days_and_when_time_changes_them() -> None:
     facts = orders((10, []), (40, []), (100, []))
-    facts.events = {"ecommerce.checkout_abandoned": [NOW - 2 * DAY_US]}
+    facts.newest = Newest({"ecommerce.checkout_abandoned": [NOW - 2 * DAY_US]})
     assert holds({"orders": {"withinDays": 30}}, facts)
     assert not holds({"orders": {"withinDays": 30, "atLeast": 2}}, facts)
     assert holds({"orders": {"withinDays": 45, "atLeast": 2}}, facts)
