@@ -71,6 +71,10 @@ class Gathered:
         self.touched[subscriber_id] = (keys, now, historical)
 
 
+class _Gathering(threading.local):
+    gathered: Gathered | None = None  # a class default: read without an error by a thread that never set it
+
+
 class Segments:
     """The configured segments, compiled once; one per engine."""
 
@@ -81,7 +85,7 @@ class Segments:
         self._timer_newest = frozenset().union(*(s.newest for s in self.segments.values() if s.timers))
         self._timer_keys = frozenset(key for key, _ in self._timers)
         self._plans: dict[frozenset[str], Plan] = {}
-        self._local = threading.local()  # what this thread is gathering (`gathering`)
+        self._local = _Gathering()  # what this thread is gathering (`gathering`)
         self.timed = self.plan_for_segments([s.name for s in self.segments.values() if s.timed], timers=True)
         self.everything = self.plan_for_segments(list(self.segments), timers=True)
 
@@ -154,7 +158,7 @@ class Segments:
     ) -> None:
         """`keys` of this subscriber changed (see `segment_conditions`): re-evaluate what reads them, now or, while
         `gathering`, once for the whole chunk."""
-        gathered: Gathered | None = getattr(self._local, "gathered", None)
+        gathered = self._local.gathered
         if gathered is not None:
             gathered.add(subscriber_id, keys, now, historical)
             return
@@ -167,7 +171,7 @@ class Segments:
         """Meanwhile (in this thread), touches are gathered per subscriber instead of evaluated; `settle` then
         evaluates each subscriber once, in the same transaction, for everything that touched them."""
         gathered = Gathered()
-        previous = getattr(self._local, "gathered", None)
+        previous = self._local.gathered
         self._local.gathered = gathered if self.segments and previous is None else previous
         try:
             yield gathered
