@@ -1,7 +1,7 @@
 """What segment conditions read of one subscriber (`Facts`), what a compiled segment is, and the change keys
 that say which segments a change re-evaluates."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -20,6 +20,36 @@ def attribute_key(name: str) -> str:
 
 def event_key(name: str) -> str:
     return f"event:{name}"
+
+
+_SHAPES = 512  # order shapes remembered with their keys (`order_keys`)
+OWN_PREFIXES = ("ecommerce.order_", "segment.")  # events left to `on_order`, or never counted
+ORDERS_ONLY = frozenset({ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)})
+
+
+def order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
+    """What one applied order event can change of its subscriber: the attributes it gives, the revenue
+    attributes, the ledger's orders, and the event it recorded. (One of a few shapes: remembered.)"""
+    shape = (tuple(attributes), names_given, event)
+    keys = _ORDER_KEYS.get(shape)
+    if keys is None:
+        if len(_ORDER_KEYS) >= _SHAPES:
+            _ORDER_KEYS.clear()
+        keys = _ORDER_KEYS[shape] = _order_keys(*shape)
+    return keys
+
+
+_ORDER_KEYS: dict[tuple[tuple[str, ...], bool, str | None], frozenset[str]] = {}
+
+
+def _order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
+    keys = {ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)}
+    keys.update(attribute_key(name) for name in attributes)
+    if names_given:
+        keys.update(attribute_key(name) for name in PROFILE_ATTRIBUTES)
+    if event is not None:
+        keys.add(event_key(event))
+    return frozenset(keys)
 
 
 class OrderFact(NamedTuple):

@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Any
 from gateway.engine.segment_conditions import compile_segments
 from gateway.engine.segment_facts import (
     ORDERS,
+    ORDERS_ONLY,
+    OWN_PREFIXES,
     PROFILE_ATTRIBUTES,
     REVENUE_ATTRIBUTES,
     Facts,
     OrderFact,
     Segment,
     Timer,
-    attribute_key,
     event_key,
     newest_key,
+    order_keys,
 )
 from store import json_columns as json
 from store import segments as store
@@ -139,13 +141,13 @@ class Segments:
         for email in sorted({e for e in (applied.after.email, before) if e is not None and e != own}):
             subscriber_id = subscribers.find_id(conn, email)
             if subscriber_id is not None:
-                self.touch(conn, subscriber_id, _ORDERS_ONLY, now, applied.historical)
+                self.touch(conn, subscriber_id, ORDERS_ONLY, now, applied.historical)
 
     def on_event(self, conn: sqlite3.Connection, subscriber_id: int, name: str, occurred_at: int) -> None:
         """Any event recorded (`store.events.observed`): the segments counting that name. An order's own event
         is left to `on_order`, which re-evaluates it with the rest of what the order changed; segment events
         are never counted."""
-        if name.startswith(_OWN_PREFIXES):
+        if name.startswith(OWN_PREFIXES):
             return
         self.touch(conn, subscriber_id, frozenset({event_key(name)}), occurred_at)
 
@@ -288,32 +290,3 @@ def segment_event(
         properties["historical"] = True
     key = f"segment\x1f{name}\x1f{built}\x1f{subscriber_id}\x1f{changes}"
     return (subscriber_id, "segment.entered" if member else "segment.exited", properties, now, key)
-
-
-_OWN_PREFIXES = ("ecommerce.order_", "segment.")
-_ORDERS_ONLY = frozenset({ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)})
-
-
-def order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
-    """What one applied order event can change of its subscriber: the attributes it gives, the revenue
-    attributes, the ledger's orders, and the event it recorded. (One of a few shapes: remembered.)"""
-    shape = (tuple(attributes), names_given, event)
-    keys = _ORDER_KEYS.get(shape)
-    if keys is None:
-        if len(_ORDER_KEYS) >= _PLANS:
-            _ORDER_KEYS.clear()
-        keys = _ORDER_KEYS[shape] = _order_keys(*shape)
-    return keys
-
-
-_ORDER_KEYS: dict[tuple[tuple[str, ...], bool, str | None], frozenset[str]] = {}
-
-
-def _order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
-    keys = {ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)}
-    keys.update(attribute_key(name) for name in attributes)
-    if names_given:
-        keys.update(attribute_key(name) for name in PROFILE_ATTRIBUTES)
-    if event is not None:
-        keys.add(event_key(event))
-    return frozenset(keys)

@@ -7,9 +7,8 @@ import pytest
 
 from gateway.engine import Engine
 from gateway.engine.segment_conditions import compile_segments
-from gateway.engine.segment_facts import DAY_US, Facts, OrderFact
+from gateway.engine.segment_facts import DAY_US, Facts, OrderFact, order_keys
 from gateway.engine.segment_operators import DefinitionError
-from gateway.engine.segments import order_keys
 
 NOW = 1_000 * DAY_US
 
