@@ -104,11 +104,11 @@ class Lifecycle:
 
     def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
         """The order's reminders brought up to date, and for a purchase, the waits and checkouts it ends: only
-        the writes its changes need, and reads only where the subscriber has automations of the kind."""
+        the writes its changes need, and reads only where the subscriber has automations of the kind. Called
+        only for orders `wants`, which brought the rules up to date in this transaction."""
         if applied.historical or applied.subscriber_id is None:
             return
         after = applied.after
-        self.rules.current(conn)
         keys = replenishment.keys(after, self.rules.by_product)
         if keys:
             replenishment.apply(conn, applied.subscriber_id, after, keys, now)
