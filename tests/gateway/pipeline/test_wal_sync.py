@@ -24,12 +24,17 @@ def _wait(sync: WalSync, count: int) -> list[Exception | None]:
     return answers
 
 
-def test_batches_are_answered_after_a_sync(tmp_path: Path) -> None:
+def _database_with_wal(tmp_path: Path) -> tuple[sqlite3.Connection, WalSync]:
+    """A database in WAL mode with one table written (so its WAL exists), and a WalSync of it."""
     database = tmp_path / "g.db"
     conn = sqlite3.connect(database, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (x)")
-    sync = WalSync(database)
+    return conn, WalSync(database)
+
+
+def test_batches_are_answered_after_a_sync(tmp_path: Path) -> None:
+    conn, sync = _database_with_wal(tmp_path)
     sync.start()
     try:
         assert _wait(sync, 5) == [None] * 5
@@ -63,11 +68,7 @@ def test_an_answer_that_raises_does_not_stop_the_others(tmp_path: Path) -> None:
 
 
 def test_a_writer_waits_for_a_sync_even_after_stop(tmp_path: Path) -> None:
-    database = tmp_path / "g.db"
-    conn = sqlite3.connect(database, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE t (x)")
-    sync = WalSync(database)
+    conn, sync = _database_with_wal(tmp_path)
     sync.start()
     try:
         sync.wait()

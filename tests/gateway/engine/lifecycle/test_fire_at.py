@@ -90,14 +90,20 @@ def _failing_once() -> Any:
     return mock.patch("gateway.engine.automations.events.record", failing)
 
 
-def test_a_reminder_whose_firing_fails_is_retried_from_the_timers_and_fires_once(tmp_path: Path) -> None:
+def _failed_once(tmp_path: Path) -> tuple[sqlite3.Connection, Engine, int]:
+    """A reminder due at DUE whose first firing failed: taken, rolled back alone, set again with its attempt."""
     conn = connect(tmp_path / "gateway.db")
     schema.migrate(conn)
     engine = _engine()
     with transaction(conn):
         reminder = effects.start(conn, _subscriber(conn), REPLENISHMENT, "P1", NOW, {"productId": "P1"}, DUE)
     with _failing_once():
-        assert _fire(conn, engine, DUE) == 1  # taken and failed: rolled back alone, set again with its attempt
+        assert _fire(conn, engine, DUE) == 1
+    return conn, engine, reminder
+
+
+def test_a_reminder_whose_firing_fails_is_retried_from_the_timers_and_fires_once(tmp_path: Path) -> None:
+    conn, engine, reminder = _failed_once(tmp_path)
     stored = automations.get(conn, reminder)
     assert stored is not None and (stored.status, stored.fire_at) == ("active", None)
     assert [row[1:5] for row in timers.due(conn, DUE + 10, 10)] == [("automation", str(reminder), DUE + 10, 1)]
@@ -111,13 +117,7 @@ def test_a_reminder_whose_firing_fails_is_retried_from_the_timers_and_fires_once
 
 
 def test_a_reminder_stopped_while_its_firing_waits_for_a_retry_is_not_retried(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "gateway.db")
-    schema.migrate(conn)
-    engine = _engine()
-    with transaction(conn):
-        reminder = effects.start(conn, _subscriber(conn), REPLENISHMENT, "P1", NOW, {"productId": "P1"}, DUE)
-    with _failing_once():
-        assert _fire(conn, engine, DUE) == 1
+    conn, engine, reminder = _failed_once(tmp_path)
     stored = automations.get(conn, reminder)
     assert stored is not None
     with transaction(conn):
