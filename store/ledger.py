@@ -190,23 +190,14 @@ def _merged(row: LedgerOrder | None, event: OrderEvent) -> LedgerOrder:
         order_number, email, customer, total, currency, items, ordered_at = None, None, {}, 0, order.currency, [], ""
         source, order_id, provider = event.source, order.orderId, event.provider
     else:
+        # fmt: off
         statuses, cancelled, fulfilled, refunded_cents, refunds, version = (
-            row.statuses,
-            row.cancelled,
-            row.fulfilled,
-            row.refunded_cents,
-            row.refunds,
-            row.version,
+            row.statuses, row.cancelled, row.fulfilled, row.refunded_cents, row.refunds, row.version,
         )
         order_number, email, customer, total, currency, items, ordered_at = (
-            row.order_number,
-            row.email,
-            row.customer,
-            row.total_cents,
-            row.currency,
-            row.items,
-            row.ordered_at,
+            row.order_number, row.email, row.customer, row.total_cents, row.currency, row.items, row.ordered_at,
         )
+        # fmt: on
         source, order_id, provider = row.source, row.order_id, row.provider
     if not statuses:
         statuses = [status]
