@@ -1,26 +1,17 @@
 """The segment condition language: definitions from config checked (an error names the segment and the key),
-then compiled once into closures over one subscriber's `Facts`, each knowing what it reads and when time alone
-can change its answer."""
+then compiled once into expressions (`segment_code`), each segment knowing what it reads and when time alone can
+change its answer."""
 
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.engine.segment_facts import (
-    DAY_US,
-    ORDERS,
-    Check,
-    Facts,
-    Segment,
-    Timer,
-    attribute_key,
-    event_key,
-    newest_key,
-)
-from gateway.engine.segment_operators import MISSING, OPERATORS, fail, value_test
+from gateway.engine.segment_code import Symbols, event_expr, facts_function, integer, orders_expr
+from gateway.engine.segment_facts import DAY_US, ORDERS, Segment, attribute_key, event_key
+from gateway.engine.segment_operators import OPERATORS, fail, value_expr
 
 KINDS = ("attribute", "purchased", "orders", "event", "segment", "all", "any", "not")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -28,14 +19,16 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 @dataclass(slots=True)
 class _Compiling:
+    symbols: Symbols
     reads: set[str] = field(default_factory=set)
     refs: dict[str, str] = field(default_factory=dict)  # name -> key path of the first reference
-    timers: list[Timer] = field(default_factory=list)
+    timers: list[tuple[str, str, tuple[str, int] | None]] = field(default_factory=list)  # key, clock, its measure
     items: bool = False
     newest: set[tuple[str, int]] = field(default_factory=set)
+    depth: int = 0  # the most counted orders a condition counts: how many of the newest it reads
 
 
-def _attribute(path: str, node: Mapping[str, Any], into: _Compiling) -> Check:
+def _attribute(path: str, node: Mapping[str, Any], into: _Compiling) -> str:
     name = node["attribute"]
     if not isinstance(name, str) or not name:
         raise fail(f"{path}.attribute", "must be an attribute name")
@@ -43,16 +36,13 @@ def _attribute(path: str, node: Mapping[str, Any], into: _Compiling) -> Check:
     if not ops:
         raise fail(path, f"attribute {name!r} needs an operator: one of {', '.join(OPERATORS)}")
     tests = []
+    value = into.symbols.attribute(name)
     for op in ops:
         if op not in OPERATORS:
             raise fail(f"{path}.{op}", f"unknown operator (use one of {', '.join(OPERATORS)})")
-        tests.append(value_test(f"{path}.{op}", op, node[op]))
+        tests.append(value_expr(f"{path}.{op}", op, node[op], value, into.symbols.constant))
     into.reads.add(attribute_key(name))
-    if len(tests) == 1:
-        test = tests[0]
-        return lambda facts: test(facts.attributes.get(name, MISSING))
-    every = tuple(tests)
-    return lambda facts: all(test(facts.attributes.get(name, MISSING)) for test in every)
+    return tests[0] if len(tests) == 1 else f"({' and '.join(tests)})"
 
 
 def _options(path: str, value: Any, allowed: dict[str, type | tuple[type, ...]]) -> dict[str, Any]:
@@ -86,7 +76,7 @@ def _identifier(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _purchased(path: str, value: Any, into: _Compiling) -> Check:
+def _purchased(path: str, value: Any, into: _Compiling) -> str:
     where = f"{path}.purchased"
     options = _options(where, value, {"productId": (str, int), "variantId": (str, int), "source": str, "atLeast": int})
     product, variant = _identifier(options.get("productId")), _identifier(options.get("variantId"))
@@ -95,72 +85,25 @@ def _purchased(path: str, value: Any, into: _Compiling) -> Check:
     source, count = options.get("source"), _at_least(where, options)
     into.reads.add(ORDERS)
     into.items = True
-
-    def check(facts: Facts) -> bool:
-        found = 0
-        for order in facts.orders:
-            if source is not None and order.source != source:
-                continue
-            for p, v in order.items:  # any item of the order that matches (a loop: cheaper than any() here)
-                if (product is None or p == product) and (variant is None or v == variant):
-                    found += 1
-                    if found >= count:
-                        return True
-                    break
-        return False
-
-    return check
+    given = ", ".join(into.symbols.constant(v) for v in (product, variant, source))
+    return f"bought(B, {given}) >= {integer(count)}"
 
 
-def _counting(
-    key: str, count: int, window: int | None, times: Callable[[Facts], Sequence[int]], into: _Compiling
-) -> Check:
-    """At least `count` of `times` within the last `window` µs (ever, without a window). Within the window means
-    at or after now - window; the answer can flip with time alone only from true to false, when the
-    `count`-th newest time leaves it."""
-    if window is None:
-        return lambda facts: len(times(facts)) >= count
-    span = window
-
-    def check(facts: Facts) -> bool:
-        cutoff = facts.now - span
-        found = 0
-        for at in times(facts):
-            if at >= cutoff:
-                found += 1
-        return found >= count
-
-    def clock(facts: Facts) -> int | None:
-        cutoff = facts.now - span
-        if count == 1:
-            taken = times(facts)
-            newest = max(taken) if taken else None
-            return newest + span + 1 if newest is not None and newest >= cutoff else None
-        recent = [at for at in times(facts) if at >= cutoff]
-        if len(recent) < count:
-            return None
-        recent.sort(reverse=True)
-        return recent[count - 1] + span + 1
-
-    into.timers.append((key, clock))
-    return check
-
-
-def _orders(path: str, value: Any, into: _Compiling) -> Check:
+def _orders(path: str, value: Any, into: _Compiling) -> str:
+    """At least `atLeast` counted orders within the last `withinDays` (ever, without), read from the newest
+    `atLeast` order times."""
     where = f"{path}.orders"
     options = _options(where, value, {"withinDays": (int, float), "atLeast": int})
     into.reads.add(ORDERS)
-
-    def times(facts: Facts) -> list[int]:
-        taken = facts.order_times
-        if taken is None:
-            taken = facts.order_times = [order.ordered_at for order in facts.orders]
-        return taken
-
-    return _counting(ORDERS, _at_least(where, options), _window(where, options), times, into)
+    count = _at_least(where, options)
+    into.depth = max(into.depth, count)
+    check, clock = orders_expr(count, _window(where, options))
+    if clock is not None:
+        into.timers.append((ORDERS, clock, None))
+    return check
 
 
-def _event(path: str, value: Any, into: _Compiling) -> Check:
+def _event(path: str, value: Any, into: _Compiling) -> str:
     where = f"{path}.event"
     options = _options(where, value, {"name": str, "withinDays": (int, float), "atLeast": int})
     name = options.get("name")
@@ -169,54 +112,24 @@ def _event(path: str, value: Any, into: _Compiling) -> Check:
     if name.startswith("segment."):
         raise fail(f"{where}.name", "segment events cannot be conditions (use `segment: <name>`)")
     into.reads.add(event_key(name))
-    count, span = _at_least(where, options), _window(where, options)
+    count = _at_least(where, options)
     into.newest.add((name, count))
-    measure = newest_key(name, count)
-    if span is None:
-        return lambda facts: facts.newest[measure] is not None
-    window = span
-
-    def check(facts: Facts) -> bool:
-        at = facts.newest[measure]
-        return at is not None and at >= facts.now - window
-
-    def clock(facts: Facts) -> int | None:
-        """True until the `count`-th newest event leaves the window (as `_counting`'s clock)."""
-        at = facts.newest[measure]
-        return at + window + 1 if at is not None and at >= facts.now - window else None
-
-    into.timers.append((event_key(name), clock))
+    check, clock = event_expr(into.symbols.measure(name, count), _window(where, options))
+    if clock is not None:
+        into.timers.append((event_key(name), clock, (name, count)))
     return check
 
 
-def _group(path: str, kind: str, value: Any, into: _Compiling) -> Check:
+def _group(path: str, kind: str, value: Any, into: _Compiling) -> str:
     where = f"{path}.{kind}"
     if not isinstance(value, list) or not value:
         raise fail(where, "must be a non-empty list of conditions")
-    checks = tuple(_compile(f"{where}[{i}]", child, into) for i, child in enumerate(value))
-    if len(checks) == 1:
-        return checks[0]
-    # Loops, not all()/any() over a generator: the generator's frame costs more than the checks themselves.
-    if kind == "all":
-
-        def every(facts: Facts) -> bool:
-            for check in checks:  # noqa: SIM110
-                if not check(facts):
-                    return False
-            return True
-
-        return every
-
-    def some(facts: Facts) -> bool:
-        for check in checks:  # noqa: SIM110
-            if check(facts):
-                return True
-        return False
-
-    return some
+    checks = [_compile(f"{where}[{i}]", child, into) for i, child in enumerate(value)]
+    return checks[0] if len(checks) == 1 else f"({(' and ' if kind == 'all' else ' or ').join(checks)})"
 
 
-def _compile(path: str, node: Any, into: _Compiling) -> Check:
+def _compile(path: str, node: Any, into: _Compiling) -> str:
+    """The condition at `path` checked, as an expression (`segment_code`)."""
     if not isinstance(node, dict) or not node:
         raise fail(path, f"must be a condition: a mapping with one of {', '.join(KINDS)}")
     kinds = [key for key in node if key in KINDS]
@@ -242,32 +155,47 @@ def _compile(path: str, node: Any, into: _Compiling) -> Check:
         if not isinstance(value, str):
             raise fail(f"{path}.segment", "must be a segment name")
         into.refs.setdefault(value, f"{path}.segment")
-        return lambda facts: facts.member.get(value, False)
+        return into.symbols.member(value)
     if kind == "not":
-        inner = _compile(f"{path}.not", value, into)
-        return lambda facts: not inner(facts)
+        return f"(not {_compile(f'{path}.not', value, into)})"
     return _group(path, kind, value, into)
+
+
+def _segment(name: str, definition: Any, symbols: Symbols) -> tuple[Segment, dict[str, str]]:
+    into = _Compiling(symbols)
+    expression = _compile(f"segments.{name}", definition, into)
+    attributes = sorted(key.removeprefix("attribute:") for key in into.reads if key.startswith("attribute:"))
+    measures, refs = sorted(into.newest), sorted(into.refs)
+    check = facts_function(symbols, expression, "segment", attributes, measures, refs, into.depth > 0, into.items)
+    timers = tuple(
+        (key, facts_function(symbols, clock, "clock", measures=[measure] if measure else [], orders=measure is None))
+        for key, clock, measure in into.timers
+    )
+    segment = Segment(
+        name,
+        definition,
+        check,
+        frozenset(into.reads),
+        frozenset(into.refs),
+        timers,
+        into.items,
+        frozenset(into.newest),
+        expression=expression,
+        clocks=tuple(clock for _, clock, _ in into.timers),
+        depth=into.depth,
+        symbols=symbols,
+    )
+    return segment, into.refs
 
 
 def compile_segments(definitions: Mapping[str, Any]) -> dict[str, Segment]:
     """Every definition checked and compiled, in an order where a segment comes after those it names."""
     compiled: dict[str, tuple[Segment, dict[str, str]]] = {}
+    symbols = Symbols()
     for name, definition in definitions.items():
         if not isinstance(name, str) or not _NAME.match(name):
             raise fail(f"segments.{name}", "a segment name is letters, digits, '-', '_' or '.' (at most 64)")
-        into = _Compiling()
-        check = _compile(f"segments.{name}", definition, into)
-        segment = Segment(
-            name,
-            definition,
-            check,
-            frozenset(into.reads),
-            frozenset(into.refs),
-            tuple(into.timers),
-            into.items,
-            frozenset(into.newest),
-        )
-        compiled[name] = (segment, into.refs)
+        compiled[name] = _segment(name, definition, symbols)
     for _, refs in compiled.values():
         for ref, where in refs.items():
             if ref not in compiled:

@@ -3,7 +3,10 @@ that say which segments a change re-evaluates."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from gateway.engine.segment_code import Symbols
 
 DAY_US = 86_400_000_000
 PROFILE_ATTRIBUTES = frozenset({"externalId", "firstName", "lastName"})
@@ -97,3 +100,7 @@ class Segment:
     depends: frozenset[str] = frozenset()  # change keys of its conditions and of every segment it names
     timed: bool = False  # a withinDays condition in it or in a segment it names
     fingerprint: str = ""  # its definition and those of the segments it names
+    expression: str = "False"  # `check` as generated code (`segment_code`), for a plan's function
+    clocks: tuple[str, ...] = ()  # `timers`' clocks as generated code
+    depth: int = 0  # how many of the newest counted orders its conditions read
+    symbols: "Symbols | None" = None  # the names its code reads, shared by the segments compiled with it

@@ -71,3 +71,26 @@ def _ordering(path: str, op: str, wanted: Any) -> Callable[[Any], bool]:
     if op == "lt":
         return lambda value: kind(value) and value < wanted
     return lambda value: kind(value) and value <= wanted
+
+
+def value_expr(path: str, op: str, wanted: Any, value: str, constant: Callable[[Any], str]) -> str:
+    """The same test as `value_test`, as a Python expression over the variable named `value` (generated code:
+    `segment_code`). `constant` binds a value from the definition to a name the code can read, so no text of the
+    definition is ever part of the code."""
+    test = value_test(path, op, wanted)  # checks the definition, with the same errors
+    if op in ("in", "contains"):
+        return f"{constant(test)}({value})"
+    if op == "exists":
+        return f"{value} is not MISSING" if wanted else f"{value} is MISSING"
+    if op in ("eq", "ne"):
+        if isinstance(wanted, bool):
+            same = f"{value} is {constant(wanted)}"
+        elif _is_number(wanted):  # a number equals a number of the same value, never a boolean
+            same = f"({value} == {constant(wanted)} and type({value}) is not bool)"
+        else:
+            same = f"{value} == {constant(wanted)}"  # MISSING and booleans equal no string, list or mapping
+        return same if op == "eq" else f"not ({same})"
+    sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    number = _is_number(wanted)
+    kind = f"(type({value}) is int or type({value}) is float)" if number else f"isinstance({value}, str)"
+    return f"({kind} and {value} {sign} {constant(wanted)})"

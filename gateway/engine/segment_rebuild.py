@@ -118,16 +118,13 @@ def _range(
     emitted: list[events.NewEvent] = []
     for profile, newest in profiles:
         subscriber_id = profile[0]
-        facts = segments.facts(now, profile, plan, orders.get(subscriber_id, ()), newest)
         changes = store.parse_changes(profile[8])
-        moved = False
-        for segment, member in segments.changes(plan, facts, changes):
-            count = changes[segment.name] = changes.get(segment.name, 0) + 1
-            (entered if member else left).append((segment.name, subscriber_id))
+        moved, due = segments.run(plan, profile, orders.get(subscriber_id, ()), newest, now, changes)
+        for name, member in moved:
+            count = changes[name] = changes.get(name, 0) + 1
+            (entered if member else left).append((name, subscriber_id))
             if emit:
-                emitted.append(segment_event(subscriber_id, segment.name, member, count, built[segment.name], now))
-            moved = True
-        due = segments.due(plan, facts)
+                emitted.append(segment_event(subscriber_id, name, member, count, built[name], now))
         if due != profile[9]:
             if due is None:
                 cleared.append(str(subscriber_id))

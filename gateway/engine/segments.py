@@ -5,12 +5,13 @@ subscriber (kind `segment`) fires when a withinDays window next moves their memb
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from gateway.engine.segment_code import Symbols, evaluator
 from gateway.engine.segment_conditions import compile_segments
 from gateway.engine.segment_facts import (
     ORDERS,
@@ -18,19 +19,15 @@ from gateway.engine.segment_facts import (
     OWN_PREFIXES,
     PROFILE_ATTRIBUTES,
     REVENUE_ATTRIBUTES,
-    Facts,
-    OrderFact,
     Segment,
     Timer,
     event_key,
-    newest_key,
     order_keys,
 )
-from store import json_columns as json
 from store import segments as store
 from store import subscribers, timers
 from store.events import NewEvent
-from store.segments import SEGMENT_TIMER, Profile
+from store.segments import SEGMENT_TIMER
 
 if TYPE_CHECKING:  # the engine holds its segments: no import cycle at run time
     from gateway.engine.orders import Applied
@@ -53,7 +50,9 @@ class Plan:
     items: bool  # the orders' items (purchased conditions)
     events: tuple[str, ...]
     newest: tuple[tuple[str, int], ...]  # the event measures read, (name, count), as SQL returns them
-    newest_keys: tuple[str, ...]  # and their `newest_key`s, in the same order
+    depth: int  # how many of the newest counted orders its conditions and clocks read (0: none)
+    chosen: tuple[bool, ...]  # per configured segment, in dependency order: evaluated (`segment_code.evaluator`)
+    slots: tuple[int, ...]  # per event measure of `Symbols.measures`: its index in `newest`, -1 when not read
 
 
 class Gathered:
@@ -82,11 +81,13 @@ class Segments:
 
     def __init__(self, definitions: Mapping[str, Any], revenue: Revenue) -> None:
         self.segments = compile_segments(definitions)
+        self.symbols = next((s.symbols for s in self.segments.values() if s.symbols is not None), Symbols())
         self.revenue = lru_cache(maxsize=4096)(revenue)  # many subscribers share their totals
         self._timers: tuple[Timer, ...] = tuple(t for s in self.segments.values() for t in s.timers)
         self._timer_newest = frozenset().union(*(s.newest for s in self.segments.values() if s.timers))
         self._timer_keys = frozenset(key for key, _ in self._timers)
         self._plans: dict[frozenset[str], Plan] = {}
+        self._evaluator = evaluator(self.symbols, tuple(self.segments.values()))
         self._local = _Gathering()  # what this thread is gathering (`gathering`)
         self.timed = self.plan_for_segments([s.name for s in self.segments.values() if s.timed], timers=True)
         self.everything = self.plan_for_segments(list(self.segments), timers=True)
@@ -109,17 +110,21 @@ class Segments:
         reads = set().union(*(s.reads for s in chosen), (key for key, _ in kept))
         attributes = {key.removeprefix("attribute:") for key in reads if key.startswith("attribute:")}
         newest = tuple(sorted(set().union(*(s.newest for s in chosen), self._timer_newest if timers else ())))
+        timed = [s for s in self.segments.values() if s.timers] if timers else []
+        custom = bool(attributes - PROFILE_ATTRIBUTES - REVENUE_ATTRIBUTES)
         return Plan(
             segments=chosen,
             timers=kept,
             attributes=bool(attributes),
-            custom=bool(attributes - PROFILE_ATTRIBUTES - REVENUE_ATTRIBUTES),
+            custom=custom,
             revenue=not attributes.isdisjoint(REVENUE_ATTRIBUTES),
             orders=ORDERS in reads,
             items=any(s.items for s in chosen),
             events=tuple(sorted(key.removeprefix("event:") for key in reads if key.startswith("event:"))),
             newest=newest,
-            newest_keys=tuple(newest_key(name, count) for name, count in newest),
+            depth=max((s.depth for s in (*chosen, *timed)), default=0),
+            chosen=tuple(s.name in names for s in self.segments.values()),
+            slots=tuple(newest.index(m) if m in newest else -1 for m in self.symbols.measures),
         )
 
     # One subscriber, in the caller's transaction.
@@ -208,13 +213,11 @@ class Segments:
         if read is None:
             return
         profile, orders, newest = read
-        facts = self.facts(now, profile, plan, orders, newest)
         changes = store.parse_changes(profile[8])
-        moved = [(segment.name, member) for segment, member in self.changes(plan, facts, changes)]
-        if plan.timers:
+        moved, wanted = self.run(plan, profile, orders, newest, now, changes)
+        if wanted is not None and plan.timers:
             due = profile[9]
-            wanted = self.due(plan, facts)
-            if wanted is not None and (due is None or wanted < due):
+            if due is None or wanted < due:
                 timers.schedule(conn, SEGMENT_TIMER, str(subscriber_id), wanted)
         if not moved:
             return
@@ -237,46 +240,21 @@ class Segments:
 
     # Shared by one subscriber and by a rebuild of many.
 
-    def facts(
+    def run(
         self,
-        now: int,
-        profile: Profile,
         plan: Plan,
-        orders: Iterable[tuple[str, int, str | None]],
+        profile: store.Profile,
+        orders: Collection[tuple[str, int, str | None]],
         newest: Sequence[int | None],
-    ) -> Facts:
-        facts = Facts(now)
-        if plan.attributes:
-            _, _, external_id, first_name, last_name, custom, orders_count, spent, _, _ = profile
-            attributes: dict[str, Any] = json.loads(custom) if plan.custom and custom else {}
-            for key, value in (("externalId", external_id), ("firstName", first_name), ("lastName", last_name)):
-                if value is not None:
-                    attributes[key] = value
-            if plan.revenue:
-                attributes.update(self.revenue(orders_count, spent))
-            facts.attributes = attributes
-        facts.orders = [OrderFact(source, at, store.items_of(items)) for source, at, items in orders]
-        if newest:
-            facts.newest = dict(zip(plan.newest_keys, newest, strict=True))
-        return facts
-
-    @staticmethod
-    def changes(plan: Plan, facts: Facts, changes: store.Changes) -> Iterable[tuple[Segment, bool]]:
-        """Each segment of the plan whose answer differs from the stored membership (`changes`: odd is in), with
-        its answer; `facts.member` follows, so a segment naming another sees its new answer."""
-        member = facts.member
-        for name, count in changes.items():
-            member[name] = count % 2 == 1
-        for segment in plan.segments:
-            result = segment.check(facts)
-            if result != member.get(segment.name, False):
-                member[segment.name] = result
-                yield segment, result
-
-    @staticmethod
-    def due(plan: Plan, facts: Facts) -> int | None:
-        moments = [moment for _, clock in plan.timers if (moment := clock(facts)) is not None]
-        return min(moments) if moments else None
+        now: int,
+        changes: store.Changes,
+    ) -> tuple[list[tuple[str, bool]], int | None]:
+        """`plan` for one subscriber, from their profile, counted orders (source, orderedAt µs, items JSON) and
+        event measures (`plan.newest`, in order): each segment whose answer differs from the stored membership
+        (`changes`), with that answer, and the next moment time alone moves one (when `plan.timers`)."""
+        times = sorted([at for _, at, _ in orders], reverse=True) if plan.depth else ()
+        bought = [(source, store.items_of(items)) for source, _, items in orders] if plan.items else ()
+        return self._evaluator(plan, profile, times, bought, newest, now, changes, self.revenue)
 
 
 def segment_event(
