@@ -200,3 +200,14 @@ def test_the_documented_examples_compile_and_the_documented_errors_are_real() ->
     for definitions, message in zip(broken, documented, strict=True):
         with pytest.raises(DefinitionError, match=re.escape(message)):
             compile_segments(definitions)
+
+
+def test_values_from_a_definition_are_data_never_code() -> None:
+    """Conditions compile to generated Python; what a definition says is bound to names, never spliced in."""
+    odd = 'x" or True or "\n__import__("os")'
+    facts = person(**{odd: odd, "n": 2})
+    assert holds({"attribute": odd, "eq": odd}, facts)
+    assert not holds({"attribute": odd, "eq": odd + " "}, person(**{odd: odd}))
+    assert holds({"attribute": "n", "in": [odd, 2]}, facts)
+    assert not holds({"purchased": {"productId": odd}}, orders((1, [("p", None)])))
+    assert holds({"purchased": {"productId": odd}}, orders((1, [(odd, None)])))
