@@ -13,15 +13,25 @@ ratio the lifecycle target is about (on/off orders per second), without the mach
     python bench/instructions.py               # 2,000 orders (about two minutes under valgrind)
     python bench/instructions.py --orders 500  # quicker, a little noisier
     python bench/instructions.py --lifecycle --orders 1000
+    python bench/instructions.py --destination --orders 1000   # no destination, then one (the outbox's cost)
+
+With `--destination`, the same drain is counted on the ledger as built (no destination) and on a copy with one
+destination configured (every event of the drain gets its delivery row; the sender does not run): the ratio
+none/one is what the outbox row costs the worker, without the machine's noise.
 """
 
 import argparse
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from store import outbox
 
 PROCESS = Path(__file__).resolve().parent / "process.py"
 LIFECYCLE = Path(__file__).resolve().parent / "lifecycle.py"
@@ -59,10 +69,14 @@ def _instructions(database: str, orders: int, folder: Path, lifecycle: bool | No
     """Instructions of one drain: bench/process.py's, or with `lifecycle` set bench/lifecycle.py's (on or off)."""
     name = "" if lifecycle is None else ("-on" if lifecycle else "-off")
     out = folder / f"callgrind-{orders}{name}.out"
-    argv = [str(PROCESS), "--drain", database, "--drain-ledger", str(LEDGER), "--orders", str(orders)]
+    argv = _argv(database, orders)
     if lifecycle is not None:
         argv = [str(LIFECYCLE), "_drain", "--database", database, "--orders", str(orders), *(["--on"] * lifecycle)]
     return counted(argv, out)
+
+
+def _argv(database: str, orders: int) -> list[str]:
+    return [str(PROCESS), "--drain", database, "--drain-ledger", str(LEDGER), "--orders", str(orders)]
 
 
 def counted(argv: list[str], out: Path) -> int:
@@ -82,11 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orders", type=int, default=2_000, help="orders in the measured drain")
     parser.add_argument("--keep", type=Path, help="keep the callgrind outputs here (for callgrind_annotate)")
     parser.add_argument("--lifecycle", action="store_true", help="bench/lifecycle.py's drain, lifecycle on and off")
+    parser.add_argument("--destination", action="store_true", help="the drain with no destination and with one")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     if args.lifecycle:
         return _lifecycle(args)
+    if args.destination:
+        return _destination(args)
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
         folder = Path(tmp)
         many, one = _build(folder, args.orders), _build(folder, 1)
@@ -120,6 +137,41 @@ def _lifecycle(args: argparse.Namespace) -> int:
     print(
         f"worker instructions per order (callgrind, {args.orders:,} orders of a 10,000-product catalog, half with"
         f" replenishment): lifecycle on {on:,.0f}, off {off:,.0f}; throughput on/off (= off/on) {off / on:.3f}"
+    )
+    return 0
+
+
+def with_destination(database: str) -> str:
+    """A copy of a built database with one destination configured (every event routed to it)."""
+    copy = database.replace(".db", "-destination.db")
+    shutil.copyfile(database, copy)
+    conn = sqlite3.connect(copy, isolation_level=None)
+    outbox.sync(conn, [(outbox.Route("crm", (), False), "http://127.0.0.1:9/hooks")], 1)
+    conn.close()
+    return copy
+
+
+def _destination(args: argparse.Namespace) -> int:
+    per_order = {}
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as tmp:
+        folder = Path(tmp)
+        many, one = _build(folder, args.orders), _build(folder, 1)
+        for label, (drained, single) in (
+            ("none", (many, one)),
+            ("one", (with_destination(many), with_destination(one))),
+        ):
+            total_many = counted(_argv(drained, args.orders), folder / f"callgrind-{args.orders}-{label}.out")
+            total_one = counted(_argv(single, 1), folder / f"callgrind-1-{label}.out")
+            per_order[label] = (total_many - total_one) / (args.orders - 1)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for out in folder.glob("callgrind-*.out"):
+                shutil.copy(out, args.keep / out.name)
+    none, one = per_order["none"], per_order["one"]
+    print(
+        f"worker instructions per order (callgrind, {args.orders:,} orders, {LEDGER:,}-order ledger): no destination"
+        f" {none:,.0f}, one destination {one:,.0f} (+{one - none:,.0f}); orders/s one/none (= none/one)"
+        f" {none / one:.3f}"
     )
     return 0
 

@@ -1,4 +1,7 @@
 """The sender's side of the outbox: claim due deliveries under a lease, record each attempt and its outcome.
+Each query names its statuses as literals (`status = 'pending' OR status = 'failed'`, as the partial indexes are
+written), so that SQLite finds the index whose rows it wants: `deliveries_due`, `deliveries_leased`,
+`deliveries_dead` (`store.schema_flows.deliveries_narrowed`).
 
 A claimed delivery is `delivering`, leased to one sending process until `lease_expires`; a process killed while
 sending leaves its leases to expire, and another (or the restarted one) sends those deliveries again with the
@@ -42,7 +45,7 @@ _CLAIM = (
     " s.first_name, s.last_name, s.attributes, s.orders_count, s.total_spent_cents"
     " FROM deliveries AS d LEFT JOIN events AS e ON e.id = d.event_id"
     " LEFT JOIN subscribers AS s ON s.id = e.subscriber_id"
-    " WHERE d.destination = ? AND d.status IN ('pending', 'failed') AND d.next_attempt_at <= ?"
+    " WHERE d.destination = ? AND (d.status = 'pending' OR d.status = 'failed') AND d.next_attempt_at <= ?"
     " ORDER BY d.next_attempt_at LIMIT ?"
 )
 _LEASE = "UPDATE deliveries SET status = 'delivering', lease_owner = ?, lease_expires = ?, updated_at = ? WHERE id = ?"
@@ -105,7 +108,8 @@ def next_due(conn: sqlite3.Connection, destinations: Iterable[str]) -> int | Non
     """When the earliest waiting delivery of these destinations is due (µs), None when none waits."""
     found = [
         conn.execute(
-            "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ? AND status IN ('pending', 'failed')",
+            "SELECT min(next_attempt_at) FROM deliveries WHERE destination = ?"
+            " AND (status = 'pending' OR status = 'failed')",
             (name,),
         ).fetchone()[0]
         for name in destinations
@@ -132,23 +136,51 @@ _VIEW_KEYS = (
 )
 
 
+STATUSES = ("pending", "delivering", "succeeded", "failed", "dead")
+
+
 def listing(
     conn: sqlite3.Connection, destination: str | None, status: str | None, before_id: int | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Deliveries newest first, below `before_id` (the cursor)."""
+    """Deliveries newest first, below `before_id` (the cursor). The status is written into the query as a literal
+    (one of `STATUSES`), so that the dead ones are read from their index; the others are read newest first from
+    the table (succeeded, most of it; pending and failed, the newest of it; delivering, a handful)."""
+    where = ["d.id < ?2"]
+    if destination is not None:
+        where.append("d.destination = ?1")
+    if status is not None:
+        if status not in STATUSES:
+            raise ValueError(f"not a delivery status: {status!r}")
+        where.append(f"d.status = '{status}'")
     rows = conn.execute(
-        f"{_VIEW} WHERE (?1 IS NULL OR d.destination = ?1) AND (?2 IS NULL OR d.status = ?2)"
-        " AND d.id < ?3 ORDER BY d.id DESC LIMIT ?4",
-        (destination, status, before_id if before_id is not None else 2**63 - 1, limit),
+        f"{_VIEW} WHERE {' AND '.join(where)} ORDER BY d.id DESC LIMIT ?3",
+        (destination, before_id if before_id is not None else 2**63 - 1, limit),
     ).fetchall()
     return [dict(zip(_VIEW_KEYS, row, strict=True)) for row in rows]
 
 
+def _find(conn: sqlite3.Connection, webhook_id: str) -> tuple[int, str] | None:
+    """(id, status) of the delivery with this webhook-id: one stored before the ids were derived, or one whose
+    derived id it is (`msg_`, creation time and id in hex)."""
+    row = conn.execute("SELECT id, status FROM deliveries WHERE stored_webhook_id = ?", (webhook_id,)).fetchone()
+    if row is None and len(webhook_id) == 28 and webhook_id.startswith("msg_"):
+        try:
+            created_at, delivery_id = int(webhook_id[4:18], 16), int(webhook_id[18:], 16)
+        except ValueError:
+            return None
+        row = conn.execute(
+            "SELECT id, status FROM deliveries WHERE id = ? AND created_at = ? AND stored_webhook_id IS NULL",
+            (delivery_id, created_at),
+        ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def get(conn: sqlite3.Connection, webhook_id: str) -> dict[str, Any] | None:
     """One delivery with every attempt made, oldest first."""
-    row = conn.execute(f"{_VIEW} WHERE d.webhook_id = ?", (webhook_id,)).fetchone()
-    if row is None:
+    found_id = _find(conn, webhook_id)
+    if found_id is None:
         return None
+    row = conn.execute(f"{_VIEW} WHERE d.id = ?", (found_id[0],)).fetchone()
     found = dict(zip(_VIEW_KEYS, row, strict=True))
     found["attempts"] = [
         dict(zip(("at", "statusCode", "durationMs", "error", "responseBody"), attempt, strict=True))
@@ -164,16 +196,16 @@ def get(conn: sqlite3.Connection, webhook_id: str) -> dict[str, Any] | None:
 def replay(conn: sqlite3.Connection, webhook_id: str, now: int) -> str | None:
     """Make one delivery due now, its retry schedule started over (same webhook-id). Returns its status before,
     None when there is no such delivery; a delivery in flight is left as it is."""
-    row = conn.execute("SELECT status FROM deliveries WHERE webhook_id = ?", (webhook_id,)).fetchone()
-    if row is None:
+    found = _find(conn, webhook_id)
+    if found is None:
         return None
-    if row[0] != "delivering":
+    delivery_id, status = found
+    if status != "delivering":
         conn.execute(
-            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, updated_at = ?"
-            " WHERE webhook_id = ?",
-            (now, now, webhook_id),
+            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+            (now, now, delivery_id),
         )
-    return str(row[0])
+    return status
 
 
 def replay_dead(conn: sqlite3.Connection, destination: str, since: int, now: int) -> int:

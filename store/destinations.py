@@ -64,8 +64,10 @@ def listing(conn: sqlite3.Connection, name: str | None = None) -> list[dict[str,
     rows = conn.execute(
         "SELECT name, url, enabled, disabled_at, disabled_reason, failing_since, last_success_at, last_failure_at,"
         " events, include_historical,"
-        " (SELECT count(*) FROM deliveries AS d WHERE d.destination = t.name AND d.status IN ('pending', 'failed',"
-        " 'delivering')),"
+        # Waiting (`deliveries_due`) plus in flight (`deliveries_leased`, a handful): each from its partial index.
+        " (SELECT count(*) FROM deliveries AS d WHERE d.destination = t.name"
+        " AND (d.status = 'pending' OR d.status = 'failed'))"
+        " + (SELECT count(*) FROM deliveries AS d WHERE d.destination = t.name AND d.status = 'delivering'),"
         " (SELECT count(*) FROM deliveries AS d WHERE d.destination = t.name AND d.status = 'dead')"
         " FROM destinations AS t WHERE configured = 1 AND (?1 IS NULL OR name = ?1) ORDER BY name",
         (name,),

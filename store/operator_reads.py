@@ -32,9 +32,9 @@ def destinations(conn: sqlite3.Connection) -> list[dict[str, Any]] | None:
         "SELECT name, url, enabled, disabled_reason, last_success_at, last_failure_at FROM destinations"
         " WHERE configured ORDER BY name"
     ).fetchall():
-        counts = {
+        counts = {  # the status a literal: each count is read from the partial index holding that status
             status: conn.execute(
-                "SELECT count(*) FROM deliveries WHERE destination = ? AND status = ?", (name, status)
+                f"SELECT count(*) FROM deliveries WHERE destination = ? AND status = '{status}'", (name,)
             ).fetchone()[0]
             for status in ("pending", "failed", "dead")
         }

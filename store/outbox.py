@@ -19,13 +19,13 @@ from store import json_columns
 from store.db import transaction
 
 _CACHED_NAMES = 4096  # distinct (event name, historical) pairs remembered per connection
-# The webhook-id is the creation time (µs, 14 hex digits) then 40 random bits: new ids sort after the ones before
-# them, so each insert lands at the right edge of the `deliveries_webhook_id` index. A wholly random id dirtied a
-# different index page per delivery, each one more page for the worker's commit to write.
+# A delivery's webhook-id is derived from its row (`deliveries.webhook_id`, a generated column: its creation time
+# then its id), so the insert writes the row and two index entries only: `deliveries_event` (an event's delivery
+# to a destination is written once) and `deliveries_due` (the sender's claim). No NULL is bound: Python's sqlite3
+# looks a None parameter up among the adapters first.
 INSERT = (
-    "INSERT INTO deliveries (webhook_id, event_id, destination, status, attempts, tries, next_attempt_at, created_at,"
-    " updated_at) VALUES ('msg_' || printf('%014x', ?3) || lower(hex(randomblob(5))), ?1, ?2, 'pending', 0, 0,"
-    " ?3, ?3, ?3) ON CONFLICT (event_id, destination) DO NOTHING"
+    "INSERT INTO deliveries (event_id, destination, status, attempts, tries, next_attempt_at, created_at,"
+    " updated_at) VALUES (?1, ?2, 'pending', 0, 0, ?3, ?3, ?3) ON CONFLICT (event_id, destination) DO NOTHING"
 )
 _generation = 0  # bumped by `sync` in this process: connections compiled before it compile again
 _generation_lock = threading.Lock()

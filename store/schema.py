@@ -29,6 +29,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     schema_orders.events_job_of_deliveries,
     schema_flows.automations_fire_at,
     schema_flows.open_waits_counted_on_start,
+    schema_flows.deliveries_narrowed,
 ]
 
 

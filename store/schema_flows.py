@@ -278,3 +278,46 @@ def open_waits_counted_on_start(db: sqlite_utils.Database) -> None:
     itself: the trigger that did it ran its program for every automation inserted, the many replenishment ones
     too (~4,900 instructions a row for nothing). Its end, move and erasure are still counted by triggers."""
     db.execute("DROP TRIGGER automations_counted")
+
+
+def deliveries_narrowed(db: sqlite_utils.Database) -> None:
+    """The outbox row the worker writes with every event enters two indexes instead of four (docs/PERFORMANCE.md):
+    the webhook-id is derived from the row (its creation time and id) instead of stored and indexed, and the
+    statuses are indexed only where a reader looks for them: due rows (pending, failed) by destination and due
+    time, leased rows by lease expiry, dead rows by destination. A webhook-id stored before is kept and sent.
+    One statement at a time, inside the migration's transaction (`executescript` would commit first)."""
+    for statement in (
+        """CREATE TABLE deliveries_narrowed (
+            id INTEGER PRIMARY KEY,
+            event_id INTEGER NOT NULL,
+            destination TEXT NOT NULL,
+            status TEXT NOT NULL,               -- pending | delivering | succeeded | failed | dead
+            attempts INTEGER NOT NULL,          -- every attempt made
+            tries INTEGER NOT NULL,             -- attempts since the last replay: the retry schedule's position
+            next_attempt_at INTEGER,
+            lease_owner TEXT,                   -- the sending process of a delivering row
+            lease_expires INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            stored_webhook_id TEXT,             -- a webhook-id written before this migration; NULL since
+            -- The webhook-id header and the API's deliveryId: `msg_`, the creation time (µs, 14 hex digits), the
+            -- id (10 hex digits). Stable for the row, unique, and ordered by time like the ids stored before.
+            webhook_id TEXT GENERATED ALWAYS AS
+                (coalesce(stored_webhook_id, 'msg_' || printf('%014x%010x', created_at, id))) VIRTUAL
+        )""",
+        "INSERT INTO deliveries_narrowed (id, event_id, destination, status, attempts, tries, next_attempt_at,"
+        " lease_owner, lease_expires, created_at, updated_at, stored_webhook_id)"
+        " SELECT id, event_id, destination, status, attempts, tries, next_attempt_at, lease_owner, lease_expires,"
+        " created_at, updated_at, webhook_id FROM deliveries",
+        "DROP TABLE deliveries",
+        "ALTER TABLE deliveries_narrowed RENAME TO deliveries",
+        "CREATE UNIQUE INDEX deliveries_stored_webhook_id ON deliveries(stored_webhook_id)"
+        " WHERE stored_webhook_id IS NOT NULL",
+        "CREATE UNIQUE INDEX deliveries_event ON deliveries(event_id, destination)",
+        # Written `=` OR `=` (not IN): a query's `status = 'pending'` then implies the index's condition.
+        "CREATE INDEX deliveries_due ON deliveries(destination, next_attempt_at, status)"
+        " WHERE status = 'pending' OR status = 'failed'",
+        "CREATE INDEX deliveries_leased ON deliveries(lease_expires) WHERE status = 'delivering'",
+        "CREATE INDEX deliveries_dead ON deliveries(destination, id) WHERE status = 'dead'",
+    ):
+        db.execute(statement)
