@@ -19,10 +19,10 @@ from store import json_columns
 from store.db import transaction
 
 _CACHED_NAMES = 4096  # distinct (event name, historical) pairs remembered per connection
-# A delivery's webhook-id is derived from its row (`deliveries.webhook_id`, a generated column: its creation time
-# then its id), so the insert writes the row and two index entries only: `deliveries_event` (an event's delivery
-# to a destination is written once) and `deliveries_due` (the sender's claim). No NULL is bound: Python's sqlite3
-# looks a None parameter up among the adapters first.
+# A delivery's webhook-id is derived from its row when read (`store.deliveries.WEBHOOK_ID`: its creation time then
+# its id), so the insert writes the row and two index entries only: `deliveries_event` (an event's delivery to a
+# destination is written once) and `deliveries_due` (the sender's claim). No NULL is bound: Python's sqlite3 looks
+# a None parameter up among the adapters first.
 INSERT = (
     "INSERT INTO deliveries (event_id, destination, status, attempts, tries, next_attempt_at, created_at,"
     " updated_at) VALUES (?1, ?2, 'pending', 0, 0, ?3, ?3, ?3) ON CONFLICT (event_id, destination) DO NOTHING"

@@ -282,10 +282,11 @@ def open_waits_counted_on_start(db: sqlite_utils.Database) -> None:
 
 def deliveries_narrowed(db: sqlite_utils.Database) -> None:
     """The outbox row the worker writes with every event enters two indexes instead of four (docs/PERFORMANCE.md):
-    the webhook-id is derived from the row (its creation time and id) instead of stored and indexed, and the
-    statuses are indexed only where a reader looks for them: due rows (pending, failed) by destination and due
-    time, leased rows by lease expiry, dead rows by destination. A webhook-id stored before is kept and sent.
-    One statement at a time, inside the migration's transaction (`executescript` would commit first)."""
+    the webhook-id is derived from the row when read (`store.deliveries.WEBHOOK_ID`: its creation time and id)
+    instead of stored and indexed, and the statuses are indexed only where a reader looks for them: due rows
+    (pending, failed) by destination and due time, leased rows by lease expiry, dead rows by destination. A
+    webhook-id stored before is kept with its row and sent as it was; `legacy_webhook_ids` finds its row. One
+    statement at a time, inside the migration's transaction (`executescript` would commit first)."""
     for statement in (
         """CREATE TABLE deliveries_narrowed (
             id INTEGER PRIMARY KEY,
@@ -299,20 +300,16 @@ def deliveries_narrowed(db: sqlite_utils.Database) -> None:
             lease_expires INTEGER,
             created_at INTEGER NOT NULL,
             updated_at INTEGER NOT NULL,
-            stored_webhook_id TEXT,             -- a webhook-id written before this migration; NULL since
-            -- The webhook-id header and the API's deliveryId: `msg_`, the creation time (µs, 14 hex digits), the
-            -- id (10 hex digits). Stable for the row, unique, and ordered by time like the ids stored before.
-            webhook_id TEXT GENERATED ALWAYS AS
-                (coalesce(stored_webhook_id, 'msg_' || printf('%014x%010x', created_at, id))) VIRTUAL
+            stored_webhook_id TEXT              -- a webhook-id written before this migration; NULL since
         )""",
         "INSERT INTO deliveries_narrowed (id, event_id, destination, status, attempts, tries, next_attempt_at,"
         " lease_owner, lease_expires, created_at, updated_at, stored_webhook_id)"
         " SELECT id, event_id, destination, status, attempts, tries, next_attempt_at, lease_owner, lease_expires,"
         " created_at, updated_at, webhook_id FROM deliveries",
+        "CREATE TABLE legacy_webhook_ids (webhook_id TEXT PRIMARY KEY, delivery_id INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO legacy_webhook_ids SELECT webhook_id, id FROM deliveries",
         "DROP TABLE deliveries",
         "ALTER TABLE deliveries_narrowed RENAME TO deliveries",
-        "CREATE UNIQUE INDEX deliveries_stored_webhook_id ON deliveries(stored_webhook_id)"
-        " WHERE stored_webhook_id IS NOT NULL",
         "CREATE UNIQUE INDEX deliveries_event ON deliveries(event_id, destination)",
         # Written `=` OR `=` (not IN): a query's `status = 'pending'` then implies the index's condition.
         "CREATE INDEX deliveries_due ON deliveries(destination, next_attempt_at, status)"

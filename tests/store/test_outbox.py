@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from store import events, outbox
+from store import deliveries, events, outbox
 from store.db import connect, transaction
 from store.schema import migrate
 
@@ -58,7 +58,7 @@ def test_a_repeat_event_offers_nothing_and_a_rollback_takes_the_deliveries_too(c
         raise RuntimeError("the job failed")
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
     assert {row[0] for row in conn.execute("SELECT event_id FROM deliveries")} == {first}
-    ids = [row[0] for row in conn.execute("SELECT webhook_id FROM deliveries")]
+    ids = [row[0] for row in conn.execute(f"SELECT {deliveries.WEBHOOK_ID} FROM deliveries AS d")]
     assert len(set(ids)) == 2 and all(i.startswith("msg_") and len(i) == 28 for i in ids)
 
 

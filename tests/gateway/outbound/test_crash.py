@@ -6,6 +6,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from store import deliveries
 from tests.conftest import order, write_config
 from tests.gateway import _workload
 from tests.gateway._server import STARTUP_LIMIT_SECONDS, Server, database
@@ -54,7 +55,7 @@ def test_sigkill_mid_delivery_delivers_every_event_with_stable_ids(tmp_path: Pat
                 server.check_alive()
                 assert time.monotonic() < deadline, dict(conn.execute("SELECT status, count(*) FROM deliveries"))
                 time.sleep(0.1)
-        ids = dict(conn.execute("SELECT event_id, webhook_id FROM deliveries").fetchall())
+        ids = dict(conn.execute(f"SELECT d.event_id, {deliveries.WEBHOOK_ID} FROM deliveries AS d").fetchall())
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == ORDERS == len(ids)
     seen: dict[int, set[str]] = defaultdict(set)
     for request in receiver.received:

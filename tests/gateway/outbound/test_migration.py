@@ -87,7 +87,10 @@ def test_each_reader_of_the_deliveries_finds_its_index(make_harness: Any) -> Non
             "SELECT id FROM deliveries WHERE status = 'delivering' AND lease_expires <= ? AND lease_owner != ?",
             (1, "me"),
         ),
-        "deliveries_stored_webhook_id": ("SELECT id FROM deliveries WHERE stored_webhook_id = ?", ("msg_",)),
+        "legacy_webhook_ids USING PRIMARY KEY": (
+            "SELECT delivery_id FROM legacy_webhook_ids WHERE webhook_id = ?",
+            ("msg_",),
+        ),
         "deliveries_event": (
             "SELECT 1 FROM deliveries AS d WHERE d.event_id = ? AND d.destination = ?",
             (1, "crm"),
