@@ -104,3 +104,20 @@ def test_ingest_instructions_client_posts_valid_orders_and_reads_answers() -> No
 
     answer = b'HTTP/1.1 202 Accepted\r\ncontent-length: 4\r\n\r\n{"a"'
     assert counting._read_response(_Socket([answer[:20], answer[20:] + b"}HTTP"]), b"") == (202, b"}HTTP")
+
+
+def test_instructions_destination_copy_routes_every_event_of_the_drain(tmp_path: Path) -> None:
+    from store import outbox
+    from store.db import connect
+    from store.schema import migrate
+
+    built = tmp_path / "ledger-1.db"
+    conn = connect(built)
+    migrate(conn)
+    conn.close()
+    copy = _load("instructions").with_destination(str(built))
+    conn = connect(Path(copy))
+    routes = outbox.load(conn)
+    conn.close()
+    assert copy != str(built) and routes.destinations == 1
+    assert routes.match("ecommerce.order_placed", False) == ("crm",)
