@@ -126,8 +126,9 @@ def next_due(conn: sqlite3.Connection, destinations: Iterable[str]) -> int | Non
 
 _VIEW = (
     f"SELECT d.id, {WEBHOOK_ID}, d.destination, d.event_id, e.name, d.status, d.attempts, d.next_attempt_at,"
-    " d.created_at, d.updated_at FROM deliveries AS d LEFT JOIN events AS e ON e.id = d.event_id"
+    " d.created_at, d.updated_at"
 )
+_FROM = " FROM deliveries AS d LEFT JOIN events AS e ON e.id = d.event_id"
 _VIEW_KEYS = (
     "id",
     "deliveryId",
@@ -145,24 +146,38 @@ _VIEW_KEYS = (
 STATUSES = ("pending", "delivering", "succeeded", "failed", "dead")
 
 
+# The partial index holding each status but the common one: the few waiting, leased or dead deliveries are read
+# from it and sorted, never found by scanning every delivery past them.
+_HELD_IN = {"pending": "deliveries_due", "failed": "deliveries_due", "delivering": "deliveries_leased"}
+_HELD_IN["dead"] = "deliveries_dead"
+
+
 def listing(
-    conn: sqlite3.Connection, destination: str | None, status: str | None, before_id: int | None, limit: int
+    conn: sqlite3.Connection, destination: str | None, status: str | None, before: int | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Deliveries newest first, below `before_id` (the cursor). The status is written into the query as a literal
-    (one of `STATUSES`), so that the dead ones are read from their index; the others are read newest first from
-    the table (succeeded, most of it; pending and failed, the newest of it; delivering, a handful)."""
-    where = ["d.id < ?2"]
+    """Deliveries newest first, each with the `cursor` that reads on below it (pass it as `before`). One
+    destination's are read by event (`deliveries_event`, keyed destination first), all destinations' by id; a
+    status other than succeeded from the partial index that holds it (`_HELD_IN`). Either way a page is read
+    without passing over the deliveries it leaves out."""
+    where = []
     if destination is not None:
-        where.append("d.destination = ?1")
+        where.append("d.destination = ?1 AND d.event_id < ?2")
+        order = "d.event_id"
+    else:
+        where.append("d.id < ?2")
+        order = "d.id"
+    source = _FROM
     if status is not None:
         if status not in STATUSES:
             raise ValueError(f"not a delivery status: {status!r}")
         where.append(f"d.status = '{status}'")
+        if status in _HELD_IN:
+            source = _FROM.replace("AS d", f"AS d INDEXED BY {_HELD_IN[status]}")
     rows = conn.execute(
-        f"{_VIEW} WHERE {' AND '.join(where)} ORDER BY d.id DESC LIMIT ?3",
-        (destination, before_id if before_id is not None else 2**63 - 1, limit),
+        f"{_VIEW}, {order}{source} WHERE {' AND '.join(where)} ORDER BY {order} DESC LIMIT ?3",
+        (destination, before if before is not None else 2**63 - 1, limit),
     ).fetchall()
-    return [dict(zip(_VIEW_KEYS, row, strict=True)) for row in rows]
+    return [dict(zip((*_VIEW_KEYS, "cursor"), row, strict=True)) for row in rows]
 
 
 def _find(conn: sqlite3.Connection, webhook_id: str) -> tuple[int, str] | None:
@@ -187,7 +202,7 @@ def get(conn: sqlite3.Connection, webhook_id: str) -> dict[str, Any] | None:
     found_id = _find(conn, webhook_id)
     if found_id is None:
         return None
-    row = conn.execute(f"{_VIEW} WHERE d.id = ?", (found_id[0],)).fetchone()
+    row = conn.execute(f"{_VIEW}{_FROM} WHERE d.id = ?", (found_id[0],)).fetchone()
     found = dict(zip(_VIEW_KEYS, row, strict=True))
     found["attempts"] = [
         dict(zip(("at", "statusCode", "durationMs", "error", "responseBody"), attempt, strict=True))

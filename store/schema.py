@@ -30,6 +30,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     schema_flows.automations_fire_at,
     schema_flows.open_waits_counted_on_start,
     schema_flows.deliveries_narrowed,
+    schema_flows.deliveries_by_destination,
 ]
 
 

@@ -318,3 +318,16 @@ def deliveries_narrowed(db: sqlite_utils.Database) -> None:
         "CREATE INDEX deliveries_dead ON deliveries(destination, id) WHERE status = 'dead'",
     ):
         db.execute(statement)
+
+
+def deliveries_by_destination(db: sqlite_utils.Database) -> None:
+    """One destination's deliveries are listed by event from the index that keeps an event's delivery unique,
+    keyed destination first, and its dead ones likewise: a destination with few deliveries lists fast beside one
+    with most, with no index over every row for it (the worker writes the same two entries per delivery)."""
+    for statement in (
+        "DROP INDEX deliveries_event",
+        "CREATE UNIQUE INDEX deliveries_event ON deliveries(destination, event_id)",
+        "DROP INDEX deliveries_dead",
+        "CREATE INDEX deliveries_dead ON deliveries(destination, event_id) WHERE status = 'dead'",
+    ):
+        db.execute(statement)

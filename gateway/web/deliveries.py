@@ -107,7 +107,7 @@ async def list_deliveries(request: Request) -> Response:
         rows = deliveries.listing(conn, query.destination, query.status, before, limit + 1)
         page = {
             "deliveries": [delivery_view(row) for row in rows[:limit]],
-            "nextCursor": str(rows[limit - 1]["id"]) if len(rows) > limit else None,
+            "nextCursor": str(rows[limit - 1]["cursor"]) if len(rows) > limit else None,
         }
         return DeliveryPage.model_validate(page).model_dump()
 

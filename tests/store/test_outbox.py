@@ -108,3 +108,24 @@ def test_routes_answer_from_their_cache_as_they_computed() -> None:
         assert routes.match("x.a", True) == ("b",)
         assert routes.match("x.c", False) == ("a",)
         assert routes.match("y", False) == ()
+
+
+def test_a_destinations_deliveries_page_newest_first_by_cursor(conn: sqlite3.Connection) -> None:
+    with transaction(conn):
+        recorded = [_record(conn, "ecommerce.order_placed", str(i)) for i in range(5)]
+        conn.execute("UPDATE deliveries SET status = 'dead' WHERE destination = 'crm' AND event_id = ?", (recorded[1],))
+    seen: list[int] = []
+    before = None
+    while True:
+        page = deliveries.listing(conn, "crm", None, before, 2)
+        seen += [row["eventId"] for row in page]
+        if len(page) < 2:
+            break
+        before = page[-1]["cursor"]
+    assert seen == recorded[::-1]
+    assert [row["eventId"] for row in deliveries.listing(conn, "crm", "dead", None, 10)] == [recorded[1]]
+    assert [row["eventId"] for row in deliveries.listing(conn, "crm", "pending", None, 2)] == recorded[:1:-1][:2]
+    everyone = deliveries.listing(conn, None, "pending", None, 100)
+    assert len(everyone) == 9 and [row["id"] for row in everyone] == sorted(
+        (row["id"] for row in everyone), reverse=True
+    )
