@@ -217,9 +217,7 @@ def index_counted_events(conn: sqlite3.Connection, wanted: bool) -> bool:
 
 
 # Of a stored `orderedAt` (always `YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC), µs since the epoch, computed by SQLite.
-_ORDERED_US = (
-    "CAST(strftime('%s', o.ordered_at) AS INTEGER) * 1000000 + CAST(substr(o.ordered_at, 21, 3) AS INTEGER) * 1000"
-)
+_ORDERED_US = "unixepoch(o.ordered_at) * 1000000 + CAST(substr(o.ordered_at, 21, 3) AS INTEGER) * 1000"
 
 
 @lru_cache(maxsize=4096)
