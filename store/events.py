@@ -33,9 +33,13 @@ def observed(observer: Observer | None) -> Iterator[None]:
         _observing.observer = previous
 
 
+# An event whose dedup key is this is stored every time: `events_dedup` indexes only the other keys. Segment
+# events have none; a transition's number, kept in the subscriber's row and written in the same transaction as its
+# event, is what records each transition once (`store.segments`).
+NO_KEY = ""
 _INSERT = (
     "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key, source, order_id, job_id)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedup_key) WHERE dedup_key != '' DO NOTHING"
 )
 
 
@@ -50,9 +54,9 @@ def record(
     order_id: str | None = None,
     job_id: str | None = None,
 ) -> int | None:
-    """Store an event unless its dedup key is already stored, with its deliveries to the destinations that want it
-    (`store.outbox`); returns the new event id, or None if a repeat. Every event is recorded here (or, several
-    at once, by `record_many`, which does the same for each)."""
+    """Store an event unless its dedup key (other than `NO_KEY`) is already stored, with its deliveries to the
+    destinations that want it (`store.outbox`); returns the new event id, or None if a repeat. Every event is
+    recorded here (or, several at once, by `record_many`, which does the same for each)."""
     cursor = conn.execute(
         _INSERT,
         (subscriber_id, name, json_columns.dumps(properties), occurred_at, dedup_key, source, order_id, job_id),
@@ -71,7 +75,7 @@ NewEvent = tuple[int, str, dict[str, Any], int, str]
 # through its adapter lookup, which fails with an exception each time (a third of an event's cost).
 _INSERT_MANY = (
     "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (dedup_key) DO NOTHING"
+    " ON CONFLICT (dedup_key) WHERE dedup_key != '' DO NOTHING"
 )
 
 
@@ -79,10 +83,18 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
     """`record` of several events in one statement (a segment evaluation's): each stored unless its dedup key is,
     in order, with its deliveries; returns how many were stored. The statement runs in the caller's write
     transaction, so the rows it adds take the ids after the largest before them, one by one: the stored events
-    are the last `rowcount` ids (matched by dedup key when some were repeats)."""
+    are the last `rowcount` ids (matched by dedup key when some were repeats). Events sharing one properties
+    object (a segment's) have it encoded once."""
     if not new:
         return 0
-    rows = [(e[0], e[1], json_columns.dumps(e[2]), e[3], e[4]) for e in new]
+    encoded: dict[int, str] = {}
+    rows = []
+    for event in new:
+        properties = event[2]
+        text = encoded.get(id(properties))
+        if text is None:
+            text = encoded[id(properties)] = json_columns.dumps(properties)
+        rows.append((event[0], event[1], text, event[3], event[4]))
     stored = conn.executemany(_INSERT_MANY, rows).rowcount
     if not stored:
         return 0
@@ -91,13 +103,14 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
         for event_id, event in enumerate(new, start=last - stored + 1):
             _recorded(conn, event_id, event[0], event[1], event[2], event[3])
         return stored
-    ids = dict(
-        conn.execute("SELECT dedup_key, id FROM events WHERE id > ? AND id <= ?", (last - stored, last)).fetchall()
-    )
+    # The stored rows are those of `new` that were not repeats, in order: a key stored before or earlier in `new`
+    # is not among them, and `NO_KEY` always is.
+    kept = conn.execute("SELECT id, dedup_key FROM events WHERE id > ? AND id <= ? ORDER BY id", (last - stored, last))
+    following = kept.fetchone()
     for event in new:
-        event_id = ids.pop(event[4], None)  # a dedup key given twice: its first event only
-        if event_id is not None:
-            _recorded(conn, event_id, event[0], event[1], event[2], event[3])
+        if following is not None and following[1] == event[4]:
+            _recorded(conn, following[0], event[0], event[1], event[2], event[3])
+            following = kept.fetchone()
     return stored
 
 

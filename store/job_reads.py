@@ -24,10 +24,12 @@ def _orders_in_body(kind: str, source: str, body: bytes) -> list[dict[str, str]]
 
 
 # The events a job recorded carry its jobId. A Push Order job's are among its order's events, read from the dedup
-# keys' index; a delivery's from `events_job`, which indexes only events of configured sources (never `api`): the
+# keys' index (which leaves out events with no key: the `!= ''` term, the index's own, lets the query read it); a
+# delivery's from `events_job`, which indexes only events of configured sources (never `api`): the
 # worker's Push Orders write no index entry for their trace (docs/PERFORMANCE.md).
 _OF_ORDER = (
-    "SELECT name, source, order_id FROM events WHERE dedup_key >= ? AND dedup_key < ? AND job_id = ? ORDER BY id"
+    "SELECT name, source, order_id FROM events WHERE dedup_key >= ? AND dedup_key < ? AND dedup_key != ''"
+    " AND job_id = ? ORDER BY id"
 )
 _OF_DELIVERY = "SELECT name, source, order_id FROM events WHERE job_id = ? AND source != 'api' ORDER BY id"
 

@@ -31,6 +31,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     schema_flows.open_waits_counted_on_start,
     schema_flows.deliveries_narrowed,
     schema_flows.deliveries_by_destination,
+    schema_orders.events_dedup_of_keyed_events,
 ]
 
 

@@ -170,3 +170,10 @@ def events_job_of_deliveries(db: sqlite_utils.Database) -> None:
     from its order's dedup keys (`job_reads`), so the worker writes no index entry for them (docs/PERFORMANCE.md)."""
     db.execute("DROP INDEX events_job")
     db.execute("CREATE INDEX events_job ON events(job_id) WHERE job_id IS NOT NULL AND source != 'api'")
+
+
+def events_dedup_of_keyed_events(db: sqlite_utils.Database) -> None:
+    """`events_dedup` indexes only events with a dedup key: a segment event has none (`events.NO_KEY`), its
+    transition's number in the subscriber's row records it once, and it writes no index entry."""
+    db.execute("DROP INDEX events_dedup")
+    db.execute("CREATE UNIQUE INDEX events_dedup ON events(dedup_key) WHERE dedup_key != ''")

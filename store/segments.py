@@ -86,7 +86,7 @@ class Moves:
     """Membership changes of one or more subscribers, gathered and then written at once (`write`): members in and
     out, the segments' member counts, each moved subscriber's transition counts and their events."""
 
-    __slots__ = ("_built", "counts", "entered", "events", "left", "states")
+    __slots__ = ("counts", "entered", "events", "left", "states")
 
     def __init__(self) -> None:
         self.entered: list[tuple[str, int]] = []
@@ -94,14 +94,6 @@ class Moves:
         self.counts: dict[str, int] = {}
         self.states: list[tuple[str | None, int]] = []
         self.events: list[events.NewEvent] = []  # their segment events, recorded with them
-        self._built: dict[str, int] | None = None
-
-    def built(self, conn: sqlite3.Connection) -> dict[str, int]:
-        """When each segment's definition was built (absent if not recorded yet), which keys a transition's event
-        with its number; read once for all the moves gathered."""
-        if self._built is None:
-            self._built = dict(conn.execute("SELECT name, built_at FROM segments").fetchall())
-        return self._built
 
     def move(self, subscriber_id: int, name: str, member: bool) -> None:
         (self.entered if member else self.left).append((name, subscriber_id))

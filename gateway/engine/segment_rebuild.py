@@ -73,7 +73,7 @@ def rebuild(
     `emit`, each change records its event as a live change would."""
     plan = segments.plan_for_segments(names, timers=True)
     result = Rebuilt(rebuilt=[segment.name for segment in plan.segments])
-    with transaction(conn):  # a segment new here is recorded before its members, empty, for its events' keys
+    with transaction(conn):  # a segment new here is recorded, empty, before its members
         stored = store.defined(conn)
         built = {segment.name: _built(stored, segment, now) for segment in plan.segments}
         for segment in plan.segments:
@@ -85,7 +85,7 @@ def rebuild(
             profiles = store.profiles_after(conn, after, size, plan.newest)
             if not profiles:
                 break
-            _range(segments, conn, plan, profiles, built, emit, now, result)
+            _range(segments, conn, plan, profiles, emit, now, result)
         result.subscribers += len(profiles)
         after = profiles[-1][0][0]
     with transaction(conn):
@@ -99,7 +99,6 @@ def _range(
     conn: sqlite3.Connection,
     plan: Plan,
     profiles: list[tuple[store.Profile, tuple[int | None, ...]]],
-    built: dict[str, int],
     emit: bool,
     now: int,
     result: Rebuilt,
@@ -121,10 +120,10 @@ def _range(
         changes = store.parse_changes(profile[8])
         moved, due = segments.run(plan, profile, orders.get(subscriber_id, ()), newest, now, changes)
         for name, member in moved:
-            count = changes[name] = changes.get(name, 0) + 1
+            changes[name] = changes.get(name, 0) + 1
             (entered if member else left).append((name, subscriber_id))
             if emit:
-                emitted.append(segment_event(subscriber_id, name, member, count, built[name], now))
+                emitted.append(segment_event(subscriber_id, name, member, now))
         if due != profile[9]:
             if due is None:
                 cleared.append(str(subscriber_id))

@@ -26,7 +26,7 @@ from gateway.engine.segment_facts import (
 )
 from store import segments as store
 from store import subscribers, timers
-from store.events import NewEvent
+from store.events import NO_KEY, NewEvent
 from store.segments import SEGMENT_TIMER
 
 if TYPE_CHECKING:  # the engine holds its segments: no import cycle at run time
@@ -222,13 +222,10 @@ class Segments:
         if not moved:
             return
         writing = moves if moves is not None else store.Moves()
-        built = writing.built(conn)
         for name, member in moved:
-            count = changes[name] = changes.get(name, 0) + 1
+            changes[name] = changes.get(name, 0) + 1
             writing.move(subscriber_id, name, member)
-            writing.events.append(
-                segment_event(subscriber_id, name, member, count, built.get(name, 0), now, historical)
-            )
+            writing.events.append(segment_event(subscriber_id, name, member, now, historical))
         writing.save(subscriber_id, changes)
         if moves is None:
             writing.write(conn)
@@ -257,14 +254,16 @@ class Segments:
         return self._evaluator(plan, profile, times, bought, newest, now, changes, self.revenue)
 
 
-def segment_event(
-    subscriber_id: int, name: str, member: bool, changes: int, built: int, now: int, historical: bool = False
-) -> NewEvent:
-    """`segment.entered` / `segment.exited`, for `events.record_many`. Transitions are numbered per subscriber
-    and segment, and the number (with when the definition was built, since a dropped segment's numbers start
-    over) is in the dedup key: one transition is recorded once, whatever replays it."""
-    properties: dict[str, Any] = {"segment": name}
-    if historical:
-        properties["historical"] = True
-    key = f"segment\x1f{name}\x1f{built}\x1f{subscriber_id}\x1f{changes}"
-    return (subscriber_id, "segment.entered" if member else "segment.exited", properties, now, key)
+def segment_event(subscriber_id: int, name: str, member: bool, now: int, historical: bool = False) -> NewEvent:
+    """`segment.entered` / `segment.exited`, for `events.record_many`, with no dedup key: transitions are numbered
+    per subscriber and segment in the subscriber's row, written with the event, and a transition is one from the
+    stored membership, so one transition is recorded once, whatever replays it."""
+    event = "segment.entered" if member else "segment.exited"
+    return (subscriber_id, event, _properties(name, historical), now, NO_KEY)
+
+
+@lru_cache(maxsize=1024)
+def _properties(name: str, historical: bool) -> dict[str, Any]:
+    """A segment event's properties, one object per segment shared by its events (never changed), so that
+    `record_many` encodes them once."""
+    return {"segment": name, "historical": True} if historical else {"segment": name}

@@ -68,30 +68,36 @@ def test_events_recorded_together_get_their_own_deliveries_and_skip_repeats(conn
         stored = events.record_many(
             conn,
             [
-                (1, "segment.entered", {"segment": "vip"}, 2, "new-1"),
+                (1, "segment.entered", {"segment": "vip"}, 2, events.NO_KEY),
                 (1, "ecommerce.order_placed", {}, 2, "seen"),  # a repeat of one stored before: nothing
-                (1, "segment.exited", {"segment": "vip"}, 2, "new-2"),
-                (1, "segment.entered", {"segment": "vip"}, 2, "new-2"),  # the same key twice: the first only
+                (1, "ecommerce.order_paid", {}, 2, "new-2"),
+                (1, "ecommerce.order_refunded", {}, 2, "new-2"),  # the same key twice: the first only
+                (1, "segment.exited", {"segment": "vip"}, 2, events.NO_KEY),  # no key: every one is stored
                 (1, "ecommerce.order_placed", {"historical": True}, 2, "new-3"),
             ],
         )
-        assert stored == 3
-        assert events.record_many(conn, [(1, "segment.entered", {"segment": "fans"}, 3, "new-4")]) == 1
+        assert stored == 4
+        assert events.record_many(conn, [(1, "segment.entered", {"segment": "vip"}, 3, events.NO_KEY)]) == 1
     rows = conn.execute("SELECT id, name, dedup_key FROM events ORDER BY id").fetchall()
     assert [(name, key) for _, name, key in rows] == [
         ("ecommerce.order_placed", "seen"),
-        ("segment.entered", "new-1"),
-        ("segment.exited", "new-2"),
+        ("segment.entered", ""),
+        ("ecommerce.order_paid", "new-2"),
+        ("segment.exited", ""),
         ("ecommerce.order_placed", "new-3"),
-        ("segment.entered", "new-4"),
+        ("segment.entered", ""),
     ]
-    ids = {key: event_id for event_id, _, key in rows}
-    assert _destinations(conn, before) == ["crm", "warehouse"]
-    assert _destinations(conn, ids["new-1"]) == ["crm", "warehouse"]
-    assert _destinations(conn, ids["new-2"]) == ["warehouse"]
-    assert _destinations(conn, ids["new-3"]) == ["warehouse"]
-    assert _destinations(conn, ids["new-4"]) == ["crm", "warehouse"]
-    assert conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 8
+    ids = [event_id for event_id, _, _ in rows]
+    assert ids[0] == before
+    assert [_destinations(conn, event_id) for event_id in ids] == [
+        ["crm", "warehouse"],
+        ["crm", "warehouse"],
+        ["crm", "warehouse"],
+        ["warehouse"],
+        ["warehouse"],
+        ["crm", "warehouse"],
+    ]
+    assert conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 10
 
 
 def test_a_destination_removed_from_the_config_gets_no_new_events(conn: sqlite3.Connection) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from store import job_reads, ledger, schema, schema_orders
+from store import events, job_reads, ledger, schema, schema_orders
 from store.db import connect
 
 
@@ -47,5 +47,11 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert any("events_dedup" in row[-1] for row in plan)
     plan = conn.execute("EXPLAIN QUERY PLAN " + job_reads._OF_DELIVERY, ("j",)).fetchall()
     assert any("events_job" in row[-1] for row in plan)
+    # Events are deduplicated on their keys; those with none (segment events) are all stored, indexed by nothing.
+    conn.execute("INSERT INTO subscribers (id, email, created_at, updated_at) VALUES (1, 'old@example.com', 1, 1)")
+    for key in ("k", "k", events.NO_KEY, events.NO_KEY):
+        events.record(conn, 1, "segment.entered" if key == events.NO_KEY else "custom", {}, 1, key)
+    assert conn.execute("SELECT dedup_key FROM events ORDER BY id").fetchall() == [("k",), ("",), ("",)]
+    assert conn.execute("SELECT count(*) FROM events INDEXED BY events_dedup WHERE dedup_key != ''").fetchone() == (1,)
     assert schema.migrate(conn) == newest  # a second start changes nothing
     conn.close()

@@ -51,3 +51,13 @@ def test_rebuild_without_and_with_emit(make_harness: Any, tmp_path: Path) -> Non
     dropped = cli("--config", str(write_config(tmp_path, segments={})), "segments", "rebuild")
     assert "dropped 2 segment(s) no longer configured: big, tiktok" in dropped.stdout
     assert harness.subscriber(EMAIL)["segments"] == []
+    # Defined again, a segment starts afresh: entering it is a new transition, recorded once.
+    config = write_config(tmp_path, segments={"tiktok": SEGMENTS["tiktok"]})
+    for _ in range(2):
+        readded = cli("--config", str(config), "segments", "rebuild", "--emit")
+        assert readded.returncode == 0, readded.stderr
+    assert segment_events(harness) == [
+        ("segment.entered", "tiktok"),
+        ("segment.exited", "big"),
+        ("segment.entered", "tiktok"),
+    ]
