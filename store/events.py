@@ -3,8 +3,9 @@ and segments read this table in id order."""
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from store import json_columns, outbox
@@ -65,18 +66,26 @@ def record(
         return None
     event_id = cursor.lastrowid
     assert event_id is not None  # set by every INSERT that wrote its row
-    _recorded(conn, event_id, subscriber_id, name, properties, occurred_at)
+    _recorded(conn, [(event_id, (subscriber_id, name, properties, occurred_at, dedup_key))])
     return event_id
 
 
 # An event of `record_many`: (subscriber id, name, properties, occurred at, dedup key).
 NewEvent = tuple[int, str, dict[str, Any], int, str]
-# `_INSERT` without the columns `record_many`'s events leave NULL: Python's sqlite3 binds a None parameter
-# through its adapter lookup, which fails with an exception each time (a third of an event's cost).
-_INSERT_MANY = (
-    "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES (?, ?, ?, ?, ?)"
-    " ON CONFLICT (dedup_key) WHERE dedup_key != '' DO NOTHING"
-)
+# `_INSERT` without the columns `record_many`'s events leave NULL (Python's sqlite3 binds a None parameter through
+# its adapter lookup, which fails with an exception each time), for up to `_ROWS` events in one statement: a
+# statement run once per event opens and closes a cursor on the table and each of its indexes every time, and
+# releases and takes the GIL.
+_ROWS = 32
+
+
+@lru_cache(maxsize=_ROWS)
+def _insert_rows(count: int) -> str:
+    return (
+        "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES "
+        + ",".join(["(?, ?, ?, ?, ?)"] * count)
+        + " ON CONFLICT (dedup_key) WHERE dedup_key != '' DO NOTHING"
+    )
 
 
 def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
@@ -88,41 +97,47 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
     if not new:
         return 0
     encoded: dict[int, str] = {}
-    rows = []
-    for event in new:
-        properties = event[2]
+    values: list[int | str] = []
+    for subscriber_id, name, properties, at, key in new:
         text = encoded.get(id(properties))
         if text is None:
             text = encoded[id(properties)] = json_columns.dumps(properties)
-        rows.append((event[0], event[1], text, event[3], event[4]))
-    stored = conn.executemany(_INSERT_MANY, rows).rowcount
+        values += (subscriber_id, name, text, at, key)
+    stored = 0
+    for start in range(0, len(values), 5 * _ROWS):
+        part = values[start : start + 5 * _ROWS]
+        stored += conn.execute(_insert_rows(len(part) // 5), part).rowcount
     if not stored:
         return 0
     last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     if stored == len(new):
-        for event_id, event in enumerate(new, start=last - stored + 1):
-            _recorded(conn, event_id, event[0], event[1], event[2], event[3])
+        _recorded(conn, enumerate(new, start=last - stored + 1))
         return stored
     # The stored rows are those of `new` that were not repeats, in order: a key stored before or earlier in `new`
     # is not among them, and `NO_KEY` always is.
     kept = conn.execute("SELECT id, dedup_key FROM events WHERE id > ? AND id <= ? ORDER BY id", (last - stored, last))
     following = kept.fetchone()
+    matched = []
     for event in new:
         if following is not None and following[1] == event[4]:
-            _recorded(conn, following[0], event[0], event[1], event[2], event[3])
+            matched.append((following[0], event))
             following = kept.fetchone()
+    _recorded(conn, matched)
     return stored
 
 
-def _recorded(
-    conn: sqlite3.Connection, event_id: int, subscriber_id: int, name: str, properties: dict[str, Any], at: int
-) -> None:
-    """What follows storing a new event: the outbox (its deliveries commit with it, or neither does), and the
-    observer this thread set (`observed`)."""
-    outbox.offer(conn, event_id, name, properties)
+def _recorded(conn: sqlite3.Connection, stored: Iterable[tuple[int, NewEvent]]) -> None:
+    """What follows storing new events (id, event): the outbox (their deliveries commit with them, or neither
+    does), and the observer this thread set (`observed`). With neither a destination nor an observer, nothing."""
+    offering = outbox.routing(conn).destinations > 0
     observer = _observing.observer
-    if observer is not None:
-        observer(conn, subscriber_id, name, at)
+    if not offering and observer is None:
+        return
+    for event_id, (subscriber_id, name, properties, at, _) in stored:
+        if offering:
+            outbox.offer(conn, event_id, name, properties)
+        if observer is not None:
+            observer(conn, subscriber_id, name, at)
 
 
 # What one page of events may hold, counted in stored properties: a page of 1,000 events of a large payload each

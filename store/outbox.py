@@ -77,16 +77,21 @@ def load(conn: sqlite3.Connection) -> Routes:
     )
 
 
-def offer(conn: sqlite3.Connection, event_id: int, name: str, properties: dict[str, Any]) -> int:
-    """Write the deliveries of a newly recorded event (`properties`: its own, `historical` among them); returns
-    how many. With no destination configured, the connection's compiled routing answers without a lookup."""
-    # The routing is compiled once per connection (`store.db.Connection` keeps it; any other connection reads it
-    # anew), and again after a `sync` in this process.
+def routing(conn: sqlite3.Connection) -> Routes:
+    """The routing of `conn`'s events: compiled once per connection (`store.db.Connection` keeps it; any other
+    connection reads it anew), and again after a `sync` in this process."""
     routes: Routes | None = getattr(conn, "routes", None)
     if routes is None or routes.generation != _generation:
         routes = load(conn)
         if hasattr(conn, "routes"):
             conn.routes = routes
+    return routes
+
+
+def offer(conn: sqlite3.Connection, event_id: int, name: str, properties: dict[str, Any]) -> int:
+    """Write the deliveries of a newly recorded event (`properties`: its own, `historical` among them); returns
+    how many. With no destination configured, the connection's compiled routing answers without a lookup."""
+    routes = routing(conn)
     if not routes.destinations:
         return 0
     destinations = routes.match(name, properties.get("historical") is True)

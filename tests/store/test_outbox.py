@@ -100,6 +100,21 @@ def test_events_recorded_together_get_their_own_deliveries_and_skip_repeats(conn
     assert conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 10
 
 
+def test_many_events_recorded_together_are_offered_under_their_own_ids(conn: sqlite3.Connection) -> None:
+    def new(n: int) -> events.NewEvent:  # odd: keyed, to crm and the warehouse; even: no key, to the warehouse
+        return (1, "ecommerce.order_paid", {}, n, f"k-{n}") if n % 2 else (1, "segment.exited", {}, n, events.NO_KEY)
+
+    with transaction(conn):
+        for n in (11, 51):
+            events.record(conn, 1, "ecommerce.order_paid", {}, n, f"k-{n}")
+        assert events.record_many(conn, [new(n) for n in range(80)]) == 78  # more than one statement's worth
+    rows = conn.execute(
+        "SELECT e.occurred_at, count(d.destination) FROM events AS e JOIN deliveries AS d ON d.event_id = e.id"
+        " GROUP BY e.id ORDER BY e.id"
+    ).fetchall()
+    assert rows == [(11, 2), (51, 2)] + [(n, 2 if n % 2 else 1) for n in range(80) if n not in (11, 51)]
+
+
 def test_a_destination_removed_from_the_config_gets_no_new_events(conn: sqlite3.Connection) -> None:
     outbox.sync(conn, [(outbox.Route("crm", (), False), "https://crm.example.com/hooks")], 2)
     with transaction(conn):

@@ -1,0 +1,59 @@
+"""Membership changes of many subscribers written at once (`store.segments.Moves`): members, member counts, each
+subscriber's transition counts and their segment events all land, however many there are, with every event told
+to the observer under its own id."""
+
+import sqlite3
+
+from store import events
+from store import segments as store
+from store.db import transaction
+
+SUBSCRIBERS = 76  # more than one statement's worth of rows
+
+
+def _subscribers(conn: sqlite3.Connection) -> list[int]:
+    rows = [(n, f"s{n}@example.com") for n in range(1, SUBSCRIBERS + 1)]
+    conn.executemany("INSERT INTO subscribers (id, email, created_at, updated_at) VALUES (?, ?, 1, 1)", rows)
+    for name in ("vip", "fans"):
+        store.define(conn, name, "f", 1)
+    return [n for n, _ in rows]
+
+
+def test_many_moves_are_written_whole(conn: sqlite3.Connection) -> None:
+    told: list[tuple[int, str]] = []
+    with transaction(conn), events.observed(lambda _c, subscriber, name, _at: told.append((subscriber, name))):
+        ids = _subscribers(conn)
+        moves = store.Moves()
+        for subscriber_id in ids:
+            moves.move(subscriber_id, "vip", True)
+            changes = {"vip": 1}
+            if subscriber_id % 3 == 0:
+                moves.move(subscriber_id, "fans", True)
+                changes["fans"] = 1
+            moves.save(subscriber_id, changes)
+            for name in changes:
+                moves.events.append((subscriber_id, "segment.entered", {"segment": name}, 5, events.NO_KEY))
+        moves.write(conn)
+    fans = [n for n in ids if n % 3 == 0]
+    assert store.members(conn, "vip", 0, 1000) == [(n, f"s{n}@example.com") for n in ids]
+    assert [n for n, _ in store.members(conn, "fans", 0, 1000)] == fans
+    assert {name: d.members for name, d in store.defined(conn).items()} == {"fans": len(fans), "vip": SUBSCRIBERS}
+    assert store.of_subscriber(conn, 3) == ["fans", "vip"]
+    assert store.of_subscriber(conn, SUBSCRIBERS) == ["vip"]
+    recorded = conn.execute(
+        "SELECT subscriber_id, json_extract(properties, '$.segment') FROM events ORDER BY id"
+    ).fetchall()
+    assert recorded == [(n, name) for n in ids for name in (("vip", "fans") if n % 3 == 0 else ("vip",))]
+    assert told == [(n, "segment.entered") for n, _ in recorded]
+
+    # Out again, the same way.
+    with transaction(conn):
+        moves = store.Moves()
+        for subscriber_id in ids:
+            moves.move(subscriber_id, "vip", False)
+            moves.save(subscriber_id, {"vip": 2, **({"fans": 1} if subscriber_id % 3 == 0 else {})})
+        moves.write(conn)
+    assert store.members(conn, "vip", 0, 1000) == []
+    assert store.defined(conn)["vip"].members == 0
+    assert store.of_subscriber(conn, 3) == ["fans"]
+    assert store.of_subscriber(conn, 4) == []
