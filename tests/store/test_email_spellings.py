@@ -7,26 +7,19 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from store import schema
-from store.db import connect
+from store import schema_orders
+from tests._schema import database_before
 from tests.conftest import Harness, order
 
 NFC = unicodedata.normalize("NFC", "josé@b.cóm")
 NFD = unicodedata.normalize("NFD", "josé@b.cóm")
-OLD_VERSION = 7  # the schema before emails were normalised
 
 
 def _old_database(path: Path) -> None:
-    """A database at the old schema, as the old release left it: two subscribers for one address, each with its
-    orders in the ledger and its events. Their stored totals are stale on purpose: the merge must recompute them
-    from the ledger, not add them up."""
-    conn = connect(path)
-    db = sqlite_utils.Database(conn)
-    for step in schema.MIGRATIONS[:OLD_VERSION]:
-        step(db)
-    conn.execute(f"PRAGMA user_version={OLD_VERSION}")
+    """A database at the schema before emails were normalised (v8), as the old release left it: two subscribers
+    for one address, each with its orders in the ledger and its events. Their stored totals are stale on purpose:
+    the merge must recompute them from the ledger, not add them up."""
+    conn = database_before(path, schema_orders.v8)
     people = [
         (1, NFC, "ext-1", "José", None, {"tier": "gold", "city": "Lisbon"}, 100, 200),
         (2, NFD, None, None, "Silva", {"tier": "silver"}, 150, 300),

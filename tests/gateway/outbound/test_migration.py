@@ -6,10 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from store import deliveries, schema, schema_flows
-from store.db import connect
+from store import deliveries, schema_flows
+from tests._schema import database_before
 from tests.conftest import order
 from tests.gateway.outbound._receiver import receiving
 from tests.gateway.outbound._support import build, destination, rows, send
@@ -21,12 +19,7 @@ DEAD = "msg_0661819f52d3c2ffee01c0de"
 def _old_database(path: Path, url: str) -> None:
     """The schema just before `deliveries_narrowed`, with one pending and one dead delivery of the time."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    before = schema.MIGRATIONS.index(schema_flows.deliveries_narrowed)
-    db = sqlite_utils.Database(conn)
-    for step in schema.MIGRATIONS[:before]:
-        step(db)
-    conn.execute(f"PRAGMA user_version={before}")
+    conn = database_before(path, schema_flows.deliveries_narrowed)
     conn.execute(
         "INSERT INTO destinations (name, url, events, include_historical, configured, enabled, configured_at)"
         " VALUES ('crm', ?, '[]', 0, 1, 1, 1)",

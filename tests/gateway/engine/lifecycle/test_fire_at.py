@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import sqlite_utils
-
 from gateway.config import LifecycleConfig
 from gateway.engine import Engine
 from gateway.engine import automations as effects
@@ -17,6 +15,7 @@ from gateway.engine.lifecycle import Lifecycle
 from store import automations, events, schema, schema_flows, timers
 from store.automations import REPLENISHMENT
 from store.db import connect, transaction
+from tests._schema import database_before
 
 NOW = 1_780_000_000_000_000
 DUE = NOW + 1_000_000
@@ -44,12 +43,7 @@ def _subscriber(conn: sqlite3.Connection) -> int:
 
 
 def test_reminders_set_before_the_migration_fire_once_after_it(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "old.db")
-    before = schema.MIGRATIONS.index(schema_flows.automations_fire_at)
-    db = sqlite_utils.Database(conn)
-    for step in schema.MIGRATIONS[:before]:
-        step(db)
-    conn.execute(f"PRAGMA user_version={before}")
+    conn = database_before(tmp_path / "old.db", schema_flows.automations_fire_at)
     with transaction(conn):  # as the store wrote them then: a timer row per active reminder
         subscriber = _subscriber(conn)
         conn.executemany(

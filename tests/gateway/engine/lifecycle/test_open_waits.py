@@ -5,11 +5,10 @@ for a database made before it existed."""
 import sqlite3
 from pathlib import Path
 
-import sqlite_utils
-
 from store import automations, schema, schema_flows
 from store.automations import BACK_IN_STOCK, CHECKOUT, REPLENISHMENT
 from store.db import connect, transaction
+from tests._schema import database_before
 
 NOW = 1_780_000_000_000_000
 
@@ -65,12 +64,7 @@ def test_open_waits_are_kept_through_start_fire_stop_move_and_erasure(tmp_path: 
 
 
 def test_a_database_from_before_counts_its_open_waits_when_migrated(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "old.db")
-    before = schema.MIGRATIONS.index(schema_flows.open_waits)
-    db = sqlite_utils.Database(conn)
-    for step in schema.MIGRATIONS[:before]:
-        step(db)
-    conn.execute(f"PRAGMA user_version={before}")
+    conn = database_before(tmp_path / "old.db", schema_flows.open_waits)
     with transaction(conn):  # rows as the store wrote them then
         one, two, three = _subscribers(conn, 3)
         conn.executemany(
