@@ -144,20 +144,22 @@ def test_within_a_chunk_the_worker_s_own_catalog_update_applies_from_the_next_or
     assert days == [30, None, None, 10, 20]
 
 
+def _active_by_flow(conn: sqlite3.Connection) -> dict[str, int]:
+    """The active automations by flow, counted from their rows: what `automation_counts` must keep."""
+    rows = conn.execute("SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow")
+    return dict(rows.fetchall())
+
+
 def test_active_counts_are_kept_through_start_fire_stop_and_erasure(
     database: tuple[sqlite3.Connection, Engine, Path],
 ) -> None:
     conn, engine, _ = database
 
-    def scanned() -> dict[str, int]:
-        rows = conn.execute("SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow")
-        return dict(rows.fetchall())
-
     with transaction(conn):
         _rule(conn, 30)
         for number in range(4):
             _place(conn, engine, f"o{number}")
-    assert automation_counts.active(conn) == scanned() == {"replenishment": 4}
+    assert automation_counts.active(conn) == _active_by_flow(conn) == {"replenishment": 4}
     ids = [row[0] for row in conn.execute("SELECT id, subscriber_id FROM automations ORDER BY id")]
     subscriber = conn.execute("SELECT subscriber_id FROM automations WHERE id = ?", (ids[3],)).fetchone()[0]
     with transaction(conn):
@@ -165,7 +167,7 @@ def test_active_counts_are_kept_through_start_fire_stop_and_erasure(
         assert automations.stop(conn, ids[1], NOW, "order_cancelled")
         assert not automations.stop(conn, ids[1], NOW, "order_cancelled")  # no longer active: counted once
         assert automations.forget_subscriber(conn, subscriber) == 1
-    assert automation_counts.active(conn) == scanned() == {"replenishment": 1}
+    assert automation_counts.active(conn) == _active_by_flow(conn) == {"replenishment": 1}
 
 
 def test_active_counts_folded_after_each_chunk_stay_exact_through_ends_and_a_reused_id(
@@ -175,28 +177,24 @@ def test_active_counts_folded_after_each_chunk_stay_exact_through_ends_and_a_reu
     taken off, and an erased newest automation's id, which SQLite gives the next one, is counted once."""
     conn, engine, _ = database
 
-    def scanned() -> dict[str, int]:
-        rows = conn.execute("SELECT flow, count(*) FROM automations WHERE status = 'active' GROUP BY flow")
-        return dict(rows.fetchall())
-
     with transaction(conn):
         _rule(conn, 30)
     with transaction(conn), engine.chunk(conn):
         for number in range(4):
             _place(conn, engine, f"o{number}")
-    assert automation_counts.active(conn) == scanned() == {"replenishment": 4}
+    assert automation_counts.active(conn) == _active_by_flow(conn) == {"replenishment": 4}
     ids = [row[0] for row in conn.execute("SELECT id FROM automations ORDER BY id")]
     newest = conn.execute("SELECT subscriber_id FROM automations WHERE id = ?", (ids[3],)).fetchone()[0]
     with transaction(conn):
         assert automations.fire(conn, ids[0], NOW)
         assert automations.stop(conn, ids[1], NOW, "order_cancelled")
         assert automations.forget_subscriber(conn, newest) == 1
-    assert automation_counts.active(conn) == scanned() == {"replenishment": 1}
+    assert automation_counts.active(conn) == _active_by_flow(conn) == {"replenishment": 1}
     with transaction(conn), engine.chunk(conn):
         _place(conn, engine, "o4")
     assert conn.execute("SELECT max(id) FROM automations").fetchone()[0] == ids[3]  # the erased one's id again
-    assert automation_counts.active(conn) == scanned() == {"replenishment": 2}
+    assert automation_counts.active(conn) == _active_by_flow(conn) == {"replenishment": 2}
     with transaction(conn):
         assert automations.stop(conn, ids[3], NOW, "order_cancelled")
         assert automations.stop(conn, ids[2], NOW, "order_cancelled")
-    assert automation_counts.active(conn) == scanned() == {}
+    assert automation_counts.active(conn) == _active_by_flow(conn) == {}
