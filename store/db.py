@@ -4,8 +4,9 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -202,3 +203,25 @@ def savepoint(conn: sqlite3.Connection, name: str = "job") -> Iterator[None]:
             conn.execute(f"RELEASE {name}")
         raise
     conn.execute(f"RELEASE {name}")
+
+
+# Rows one statement writes in `execute_rows`. A statement run once per row (`executemany`) opens and closes a
+# cursor on the table and each of its indexes every time, and releases and takes the GIL.
+ROWS_PER_STATEMENT = 32
+
+
+def execute_rows(conn: sqlite3.Connection, template: str, width: int, values: Sequence[Any]) -> int:
+    """`template` run over `values` (flat, `width` to a row), up to ROWS_PER_STATEMENT rows a statement: its
+    `{rows}` stands for the statement's list of rows, `(?, ?), (?, ?)`. Returns the rows changed."""
+    changed = 0
+    step = width * ROWS_PER_STATEMENT
+    for start in range(0, len(values), step):
+        part = values[start : start + step]
+        changed += conn.execute(_with_rows(template, width, len(part) // width), part).rowcount
+    return changed
+
+
+@lru_cache(maxsize=4 * ROWS_PER_STATEMENT)
+def _with_rows(template: str, width: int, count: int) -> str:
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return template.replace("{rows}", ",".join([row] * count))

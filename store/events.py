@@ -5,10 +5,10 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any
 
 from store import json_columns, outbox
+from store.db import execute_rows
 
 # Told of each event recorded in its thread, in the recording transaction: (conn, subscriber id, name, occurred
 # at). The worker sets it around what it applies, so that segments counting an event hear of it wherever it was
@@ -73,19 +73,11 @@ def record(
 # An event of `record_many`: (subscriber id, name, properties, occurred at, dedup key).
 NewEvent = tuple[int, str, dict[str, Any], int, str]
 # `_INSERT` without the columns `record_many`'s events leave NULL (Python's sqlite3 binds a None parameter through
-# its adapter lookup, which fails with an exception each time), for up to `_ROWS` events in one statement: a
-# statement run once per event opens and closes a cursor on the table and each of its indexes every time, and
-# releases and takes the GIL.
-_ROWS = 32
-
-
-@lru_cache(maxsize=_ROWS)
-def _insert_rows(count: int) -> str:
-    return (
-        "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES "
-        + ",".join(["(?, ?, ?, ?, ?)"] * count)
-        + " ON CONFLICT (dedup_key) WHERE dedup_key != '' DO NOTHING"
-    )
+# its adapter lookup, which fails with an exception each time), many events to a statement (`db.execute_rows`).
+_INSERT_MANY = (
+    "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES {rows}"
+    " ON CONFLICT (dedup_key) WHERE dedup_key != '' DO NOTHING"
+)
 
 
 def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
@@ -103,10 +95,7 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
         if text is None:
             text = encoded[id(properties)] = json_columns.dumps(properties)
         values += (subscriber_id, name, text, at, key)
-    stored = 0
-    for start in range(0, len(values), 5 * _ROWS):
-        part = values[start : start + 5 * _ROWS]
-        stored += conn.execute(_insert_rows(len(part) // 5), part).rowcount
+    stored = execute_rows(conn, _INSERT_MANY, 5, values)
     if not stored:
         return 0
     last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
