@@ -8,6 +8,7 @@ from operator import attrgetter
 from typing import Any
 
 from store import json_columns
+from store.db import execute_rows
 
 
 def new_job_id(prefix: str, now_us: int) -> str:
@@ -49,13 +50,8 @@ _COLUMNS = (
     "job_id, kind, source, dedup_key, topic, headers, body, received_at, status, attempts, run_at, warnings,"
     " finished_at"
 )
-_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, CASE WHEN ? = 'done' THEN ? END)"
-_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES {_VALUES} ON CONFLICT DO NOTHING"
-_STATEMENT_ROWS = (64, 16, 4, 1)
-_INSERT_ROWS = {
-    rows: f"INSERT INTO jobs ({_COLUMNS}) VALUES {', '.join([_VALUES] * rows)} ON CONFLICT DO NOTHING"
-    for rows in _STATEMENT_ROWS
-}
+_INSERT = f"INSERT INTO jobs ({_COLUMNS}) VALUES {{rows}} ON CONFLICT DO NOTHING"
+_WIDTH = 13
 
 
 def _values(job: NewJob) -> tuple[Any, ...]:
@@ -69,27 +65,22 @@ def _values(job: NewJob) -> tuple[Any, ...]:
         job.body,
         job.received_at,
         job.status,
+        0,
         job.received_at,
         job.warnings,
-        job.status,
-        job.received_at,
+        job.received_at if job.status == "done" else None,
     )
 
 
 def insert(conn: sqlite3.Connection, job: NewJob) -> bool:
     """Insert one job inside the caller's transaction; False when its delivery key was already recorded."""
-    return conn.execute(_INSERT, _values(job)).rowcount == 1
+    return execute_rows(conn, _INSERT, _WIDTH, _values(job)) == 1
 
 
 def insert_many(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[bool]:
-    """`insert` for a batch, in a few multi-row statements: the group-commit thread leaves and re-takes the GIL
-    around every statement, and each re-take can wait behind the event loop."""
-    inserted = start = 0
-    while start < len(jobs):
-        rows = next(size for size in _STATEMENT_ROWS if size <= len(jobs) - start)
-        values = [value for job in jobs[start : start + rows] for value in _values(job)]
-        inserted += conn.execute(_INSERT_ROWS[rows], values).rowcount
-        start += rows
+    """`insert` for a batch, in as few statements as `execute_rows` writes them: the group-commit thread leaves and
+    re-takes the GIL around every statement, and each re-take can wait behind the event loop."""
+    inserted = execute_rows(conn, _INSERT, _WIDTH, [value for job in jobs for value in _values(job)])
     if inserted == len(jobs):
         return [True] * len(jobs)
     # Some were repeats of recorded deliveries (or of each other); job ids are fresh, so present = inserted now.
