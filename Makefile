@@ -33,8 +33,9 @@ format: $(VENV)/.dev-installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# pytest runs on every core (pytest-xdist); `.venv/bin/pytest tests/...` alone runs serially.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/process.py
