@@ -85,9 +85,10 @@ def drop(conn: sqlite3.Connection, name: str, batch: int = 5000) -> int:
 
 class Moves:
     """Membership changes of one or more subscribers, gathered and then written at once (`write`): members in and
-    out, the segments' member counts, each moved subscriber's transition counts and their events."""
+    out, the segments' member counts, each moved subscriber's transition counts and their events, and the segment
+    timers set meanwhile."""
 
-    __slots__ = ("counts", "entered", "events", "left", "states")
+    __slots__ = ("counts", "dues", "entered", "events", "left", "states")
 
     def __init__(self) -> None:
         self.entered: list[tuple[str, int]] = []
@@ -95,6 +96,7 @@ class Moves:
         self.counts: dict[str, int] = {}
         self.states: list[tuple[str | None, int]] = []
         self.events: list[events.NewEvent] = []  # their segment events, recorded with them
+        self.dues: list[tuple[str, int]] = []  # (subscriber id as the timer's key, due at): segment timers to set
 
     def move(self, subscriber_id: int, name: str, member: bool) -> None:
         (self.entered if member else self.left).append((name, subscriber_id))
@@ -113,6 +115,8 @@ class Moves:
         if self.states:
             save_states(conn, self.states)
         events.record_many(conn, self.events)
+        if self.dues:
+            timers.schedule_many(conn, SEGMENT_TIMER, self.dues)
 
 
 def move_many(conn: sqlite3.Connection, entered: Sequence[tuple[str, int]], left: Sequence[tuple[str, int]]) -> None:

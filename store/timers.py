@@ -9,7 +9,10 @@ is moved to `dead_timers`, where it stays until replayed (`revive`) and no longe
 """
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
+
+from store.db import execute_rows
 
 
 def schedule(conn: sqlite3.Connection, kind: str, key: str, due_at: int) -> None:
@@ -20,12 +23,16 @@ def schedule(conn: sqlite3.Connection, kind: str, key: str, due_at: int) -> None
     )
 
 
-def schedule_many(conn: sqlite3.Connection, kind: str, due: list[tuple[str, int]]) -> None:
-    """`schedule` for many (key, due_at) at once (a rebuild's)."""
-    conn.executemany(
-        "INSERT INTO timers (kind, key, due_at) VALUES (?1, ?2, ?3) ON CONFLICT (kind, key) DO UPDATE SET due_at = ?3",
-        [(kind, key, due_at) for key, due_at in due],
-    )
+def schedule_many(conn: sqlite3.Connection, kind: str, due: Sequence[tuple[str, int]]) -> None:
+    """`schedule` for many (key, due_at) at once (a chunk's segment timers, a rebuild's), many to a statement
+    (`db.execute_rows`); a key given twice is set to its last due time."""
+    execute_rows(conn, _SCHEDULE_MANY, 3, [value for key, due_at in due for value in (kind, key, due_at)])
+
+
+_SCHEDULE_MANY = (
+    "INSERT INTO timers (kind, key, due_at) VALUES {rows}"
+    " ON CONFLICT (kind, key) DO UPDATE SET due_at = excluded.due_at"
+)
 
 
 def cancel_many(conn: sqlite3.Connection, kind: str, keys: list[str]) -> None:

@@ -25,9 +25,8 @@ from gateway.engine.segment_facts import (
     order_keys,
 )
 from store import segments as store
-from store import subscribers, timers
+from store import subscribers
 from store.events import NO_KEY, NewEvent
-from store.segments import SEGMENT_TIMER
 
 if TYPE_CHECKING:  # the engine holds its segments: no import cycle at run time
     from gateway.engine.orders import Applied
@@ -205,28 +204,28 @@ class Segments:
         historical: bool = False,
         moves: store.Moves | None = None,
     ) -> None:
-        """One subscriber against `plan`'s segments; what moved is written with `moves` (the caller's, written
-        with others later), or now. Their segment timer (none while it fires: the worker took it) is only ever
-        set earlier here: a timer that fires before the next flip re-evaluates, finds nothing changed and is set
-        again, which costs less than a write on every order that moves the flip later."""
+        """One subscriber against `plan`'s segments; what moved, and their segment timer when it is set, are
+        written with `moves` (the caller's, written with others later), or now. Their segment timer (none while it
+        fires: the worker took it) is only ever set earlier here: a timer that fires before the next flip
+        re-evaluates, finds nothing changed and is set again, which costs less than a write on every order that
+        moves the flip later."""
         read = store.facts(conn, subscriber_id, plan.orders, plan.items, plan.newest)
         if read is None:
             return
         profile, orders, newest = read
         changes = store.parse_changes(profile[8])
         moved, wanted = self.run(plan, profile, orders, newest, now, changes)
+        writing = moves if moves is not None else store.Moves()
         if wanted is not None and plan.timers:
             due = profile[9]
             if due is None or wanted < due:
-                timers.schedule(conn, SEGMENT_TIMER, str(subscriber_id), wanted)
-        if not moved:
-            return
-        writing = moves if moves is not None else store.Moves()
-        for name, member in moved:
-            changes[name] = changes.get(name, 0) + 1
-            writing.move(subscriber_id, name, member)
-            writing.events.append(segment_event(subscriber_id, name, member, now, historical))
-        writing.save(subscriber_id, changes)
+                writing.dues.append((str(subscriber_id), wanted))
+        if moved:
+            for name, member in moved:
+                changes[name] = changes.get(name, 0) + 1
+                writing.move(subscriber_id, name, member)
+                writing.events.append(segment_event(subscriber_id, name, member, now, historical))
+            writing.save(subscriber_id, changes)
         if moves is None:
             writing.write(conn)
 

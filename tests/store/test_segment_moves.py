@@ -1,10 +1,10 @@
 """Membership changes of many subscribers written at once (`store.segments.Moves`): members, member counts, each
-subscriber's transition counts and their segment events all land, however many there are, with every event told
-to the observer under its own id."""
+subscriber's transition counts, their segment events and their segment timers all land, however many there are,
+with every event told to the observer under its own id."""
 
 import sqlite3
 
-from store import events
+from store import events, timers
 from store import segments as store
 from store.db import transaction
 
@@ -57,3 +57,14 @@ def test_many_moves_are_written_whole(conn: sqlite3.Connection) -> None:
     assert store.defined(conn)["vip"].members == 0
     assert store.of_subscriber(conn, 3) == ["fans"]
     assert store.of_subscriber(conn, 4) == []
+
+
+def test_segment_timers_are_set_with_the_moves(conn: sqlite3.Connection) -> None:
+    with transaction(conn):
+        ids = _subscribers(conn)
+        timers.schedule(conn, store.SEGMENT_TIMER, "1", 50)  # set before: moved
+        moves = store.Moves()
+        moves.dues += [(str(n), 1000 + n) for n in ids]
+        moves.write(conn)
+    assert [timers.get(conn, store.SEGMENT_TIMER, str(n)) for n in ids] == [1000 + n for n in ids]
+    assert conn.execute("SELECT count(*) FROM timers").fetchone()[0] == SUBSCRIBERS
