@@ -3,35 +3,38 @@ and segments read this table in id order."""
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from store import json_columns, outbox
 from store.db import execute_rows
 
-# Told of each event recorded in its thread, in the recording transaction: (conn, subscriber id, name, occurred
-# at). The worker sets it around what it applies, so that segments counting an event hear of it wherever it was
-# recorded (an order, a lifecycle timer, a checkout).
+# Told of each event recorded in its thread (of the names it observes), in the recording transaction: (conn,
+# subscriber id, name, occurred at). The worker sets it around what it applies, so that segments counting an event
+# hear of it wherever it was recorded (an order, a lifecycle timer, a checkout).
 Observer = Callable[[sqlite3.Connection, int, str, int], None]
 
 
 class _Observing(threading.local):
-    observer: Observer | None = None  # a class default: a thread that never set one reads None without an error
+    # Class defaults: a thread that never set one reads None without an error.
+    observer: Observer | None = None
+    names: Container[str] | None = None  # the names told to the observer; None: every name
 
 
 _observing = _Observing()
 
 
 @contextmanager
-def observed(observer: Observer | None) -> Iterator[None]:
-    """Events recorded in this thread meanwhile are also told to `observer`."""
-    previous = _observing.observer
-    _observing.observer = observer
+def observed(observer: Observer | None, names: Container[str] | None = None) -> Iterator[None]:
+    """Events recorded in this thread meanwhile are also told to `observer`: those named in `names`, or every
+    one."""
+    previous = _observing.observer, _observing.names
+    _observing.observer, _observing.names = observer, names
     try:
         yield
     finally:
-        _observing.observer = previous
+        _observing.observer, _observing.names = previous
 
 
 # An event whose dedup key is this is stored every time: `events_dedup` indexes only the other keys. Segment
@@ -117,15 +120,16 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
 
 def _recorded(conn: sqlite3.Connection, stored: Iterable[tuple[int, NewEvent]]) -> None:
     """What follows storing new events (id, event): the outbox (their deliveries commit with them, or neither
-    does), and the observer this thread set (`observed`). With neither a destination nor an observer, nothing."""
+    does), and the observer this thread set (`observed`), for the names it observes. With neither a destination
+    nor an observer, nothing."""
     offering = outbox.routing(conn).destinations > 0
-    observer = _observing.observer
+    observer, names = _observing.observer, _observing.names
     if not offering and observer is None:
         return
     for event_id, (subscriber_id, name, properties, at, _) in stored:
         if offering:
             outbox.offer(conn, event_id, name, properties)
-        if observer is not None:
+        if observer is not None and (names is None or name in names):
             observer(conn, subscriber_id, name, at)
 
 

@@ -75,7 +75,9 @@ class Engine:
 
     def recording(self) -> AbstractContextManager[None]:
         """Around what the worker applies: every event recorded meanwhile reaches the segments counting it."""
-        return events.observed(self.segments.on_event if self.segments else None)
+        if not self.segments:
+            return events.observed(None)
+        return events.observed(self.segments.on_event, self.segments.observed)
 
     def chunk(self, conn: sqlite3.Connection) -> AbstractContextManager[None]:
         """Around one transaction of the worker's jobs, which holds the write lock from its start: what the hooks

@@ -86,6 +86,13 @@ class Segments:
         self._timer_newest = frozenset().union(*(s.newest for s in self.segments.values() if s.timers))
         self._timer_keys = frozenset(key for key, _ in self._timers)
         self._plans: dict[frozenset[str], Plan] = {}
+        # The event names `on_event` acts on: those some segment counts, but for the ones it leaves alone.
+        self.observed = frozenset(
+            key.removeprefix("event:")
+            for s in self.segments.values()
+            for key in s.depends
+            if key.startswith("event:") and not key.removeprefix("event:").startswith(OWN_PREFIXES)
+        )
         self._evaluator = evaluator(self.symbols, tuple(self.segments.values()))
         self._local = _Gathering()  # what this thread is gathering (`gathering`)
         self.timed = self.plan_for_segments([s.name for s in self.segments.values() if s.timed], timers=True)
@@ -148,9 +155,9 @@ class Segments:
                 self.touch(conn, subscriber_id, ORDERS_ONLY, now, applied.historical)
 
     def on_event(self, conn: sqlite3.Connection, subscriber_id: int, name: str, occurred_at: int) -> None:
-        """Any event recorded (`store.events.observed`): the segments counting that name. An order's own event
-        is left to `on_order`, which re-evaluates it with the rest of what the order changed; segment events
-        are never counted."""
+        """Any event recorded (`store.events.observed`, of the names in `observed`): the segments counting that
+        name. An order's own event is left to `on_order`, which re-evaluates it with the rest of what the order
+        changed; segment events are never counted."""
         if name.startswith(OWN_PREFIXES):
             return
         self.touch(conn, subscriber_id, frozenset({event_key(name)}), occurred_at)

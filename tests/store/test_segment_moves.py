@@ -68,3 +68,14 @@ def test_segment_timers_are_set_with_the_moves(conn: sqlite3.Connection) -> None
         moves.write(conn)
     assert [timers.get(conn, store.SEGMENT_TIMER, str(n)) for n in ids] == [1000 + n for n in ids]
     assert conn.execute("SELECT count(*) FROM timers").fetchone()[0] == SUBSCRIBERS
+
+
+def test_an_observer_is_told_only_of_the_names_it_observes(conn: sqlite3.Connection) -> None:
+    told: list[tuple[int, str]] = []
+    with transaction(conn), events.observed(lambda _c, s, name, _at: told.append((s, name)), {"checkout"}):
+        ids = _subscribers(conn)
+        events.record(conn, ids[0], "checkout", {}, 5, "k1")
+        events.record_many(conn, [(ids[1], "segment.entered", {"segment": "vip"}, 5, events.NO_KEY)])
+        events.record_many(conn, [(n, "checkout" if n % 2 else "placed", {}, 5, f"k{n}") for n in ids[2:6]])
+    assert told == [(ids[0], "checkout"), (ids[2], "checkout"), (ids[4], "checkout")]
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 6
