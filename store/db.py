@@ -210,18 +210,22 @@ def savepoint(conn: sqlite3.Connection, name: str = "job") -> Iterator[None]:
 ROWS_PER_STATEMENT = 32
 
 
-def execute_rows(conn: sqlite3.Connection, template: str, width: int, values: Sequence[Any]) -> int:
+def execute_rows(
+    conn: sqlite3.Connection, template: str, width: int, values: Sequence[Any], row: str | None = None
+) -> int:
     """`template` run over `values` (flat, `width` to a row), up to ROWS_PER_STATEMENT rows a statement: its
-    `{rows}` stands for the statement's list of rows, `(?, ?), (?, ?)`. Returns the rows changed."""
+    `{rows}` stands for the statement's list of rows, `(?, ?), (?, ?)`, or of `row` (a row's text with a `?` for
+    each of its `width` values, and constants). Returns the rows changed."""
     changed = 0
     step = width * ROWS_PER_STATEMENT
     for start in range(0, len(values), step):
         part = values[start : start + step]
-        changed += conn.execute(_with_rows(template, width, len(part) // width), part).rowcount
+        changed += conn.execute(_with_rows(template, width, len(part) // width, row), part).rowcount
     return changed
 
 
-@lru_cache(maxsize=4 * ROWS_PER_STATEMENT)
-def _with_rows(template: str, width: int, count: int) -> str:
-    row = "(" + ", ".join(["?"] * width) + ")"
+@lru_cache(maxsize=8 * ROWS_PER_STATEMENT)
+def _with_rows(template: str, width: int, count: int, row: str | None) -> str:
+    if row is None:
+        row = "(" + ", ".join(["?"] * width) + ")"
     return template.replace("{rows}", ",".join([row] * count))

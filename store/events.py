@@ -5,6 +5,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
 from store import json_columns, outbox
@@ -81,6 +82,11 @@ _INSERT_MANY = (
     "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES {rows}"
     " ON CONFLICT (dedup_key) WHERE dedup_key != '' DO NOTHING"
 )
+# Events that all have `NO_KEY` (segment events) are stored every time, their key written in the statement rather
+# than bound to each row (a bound parameter costs ~900 instructions a row, ~6% of the row's insert).
+_INSERT_UNKEYED = "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES {rows}"
+_UNKEYED_ROW = f"(?, ?, ?, ?, '{NO_KEY}')"
+_KEY = itemgetter(4)
 
 
 def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
@@ -93,12 +99,16 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
         return 0
     encoded: dict[int, str] = {}
     values: list[int | str] = []
+    keyed = any(map(_KEY, new))  # NO_KEY is the empty string
     for subscriber_id, name, properties, at, key in new:
         text = encoded.get(id(properties))
         if text is None:
             text = encoded[id(properties)] = json_columns.dumps(properties)
-        values += (subscriber_id, name, text, at, key)
-    stored = execute_rows(conn, _INSERT_MANY, 5, values)
+        values += (subscriber_id, name, text, at, key) if keyed else (subscriber_id, name, text, at)
+    if keyed:
+        stored = execute_rows(conn, _INSERT_MANY, 5, values)
+    else:
+        stored = execute_rows(conn, _INSERT_UNKEYED, 4, values, _UNKEYED_ROW)
     if not stored:
         return 0
     last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
