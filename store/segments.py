@@ -5,7 +5,7 @@ a time or a range of subscribers at once. When time alone moves a subscriber's m
 (`store.timers`) of kind SEGMENT_TIMER keyed by the subscriber id."""
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -44,6 +44,26 @@ def parse_changes(text: str | None) -> Changes:
 
 def format_changes(changes: Changes) -> str | None:
     return ",".join(f"{segment} {count}" for segment, count in changes.items()) or None
+
+
+# Subscribers share a few texts (the same segments, mostly entered once): each is parsed, and each change of one
+# formatted, once, then remembered.
+_TEXTS = 4096
+
+
+@lru_cache(maxsize=_TEXTS)
+def stored_changes(text: str | None) -> Mapping[str, int]:
+    """The transition counts of `text` (as stored), shared by every reader of the same text: never changed."""
+    return parse_changes(text)
+
+
+@lru_cache(maxsize=_TEXTS)
+def advanced(text: str | None, moved: tuple[tuple[str, bool], ...]) -> str | None:
+    """`text` (as stored) with one more transition of each segment in `moved` (name, new membership)."""
+    changes = parse_changes(text)
+    for name, _ in moved:
+        changes[name] = changes.get(name, 0) + 1
+    return format_changes(changes)
 
 
 def defined(conn: sqlite3.Connection) -> dict[str, Defined]:
@@ -104,6 +124,17 @@ class Moves:
 
     def save(self, subscriber_id: int, changes: Changes) -> None:
         self.states.append((format_changes(changes), subscriber_id))
+
+    def add(
+        self, subscriber_id: int, text: str | None, moved: list[tuple[str, bool]], new: list[events.NewEvent]
+    ) -> None:
+        """One subscriber's transitions: `moved` (segment, new membership) from their counts as stored (`text`),
+        with their events."""
+        for name, member in moved:
+            (self.entered if member else self.left).append((name, subscriber_id))
+            self.counts[name] = self.counts.get(name, 0) + (1 if member else -1)
+        self.states.append((advanced(text, tuple(moved)), subscriber_id))
+        self.events += new
 
     def write(self, conn: sqlite3.Connection) -> None:
         """(Rows go many to a statement of plain VALUES, `db.execute_rows`: three times cheaper than one statement

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from gateway.engine.segment_facts import Segment
-from gateway.engine.segments import Plan, Segments, segment_event
+from gateway.engine.segments import Plan, Segments, segment_events
 from store import events, timers
 from store import segments as store
 from store.db import transaction
@@ -117,20 +117,21 @@ def _range(
     emitted: list[events.NewEvent] = []
     for profile, newest in profiles:
         subscriber_id = profile[0]
-        changes = store.parse_changes(profile[8])
-        moved, due = segments.run(plan, profile, orders.get(subscriber_id, ()), newest, now, changes)
-        for name, member in moved:
-            changes[name] = changes.get(name, 0) + 1
-            (entered if member else left).append((name, subscriber_id))
-            if emit:
-                emitted.append(segment_event(subscriber_id, name, member, now))
+        stored = profile[8]
+        moved, due = segments.run(
+            plan, profile, orders.get(subscriber_id, ()), newest, now, store.stored_changes(stored)
+        )
         if due != profile[9]:
             if due is None:
                 cleared.append(str(subscriber_id))
             else:
                 dues.append((str(subscriber_id), due))
         if moved:
-            saved.append((store.format_changes(changes), subscriber_id))
+            for name, member in moved:
+                (entered if member else left).append((name, subscriber_id))
+            if emit:
+                emitted += segment_events(subscriber_id, moved, now)
+            saved.append((store.advanced(stored, tuple(moved)), subscriber_id))
     store.move_many(conn, entered, left)
     events.record_many(conn, emitted)
     store.save_states(conn, saved)

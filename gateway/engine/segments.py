@@ -220,19 +220,14 @@ class Segments:
         if read is None:
             return
         profile, orders, newest = read
-        changes = store.parse_changes(profile[8])
-        moved, wanted = self.run(plan, profile, orders, newest, now, changes)
+        moved, wanted = self.run(plan, profile, orders, newest, now, store.stored_changes(profile[8]))
         writing = moves if moves is not None else store.Moves()
         if wanted is not None and plan.timers:
             due = profile[9]
             if due is None or wanted < due:
                 writing.dues.append((str(subscriber_id), wanted))
         if moved:
-            for name, member in moved:
-                changes[name] = changes.get(name, 0) + 1
-                writing.move(subscriber_id, name, member)
-                writing.events.append(segment_event(subscriber_id, name, member, now, historical))
-            writing.save(subscriber_id, changes)
+            writing.add(subscriber_id, profile[8], moved, segment_events(subscriber_id, moved, now, historical))
         if moves is None:
             writing.write(conn)
 
@@ -250,7 +245,7 @@ class Segments:
         orders: Collection[tuple[str, int, str | None]],
         newest: Sequence[int | None],
         now: int,
-        changes: store.Changes,
+        changes: Mapping[str, int],
     ) -> tuple[list[tuple[str, bool]], int | None]:
         """`plan` for one subscriber, from their profile, counted orders (source, orderedAt µs, items JSON) and
         event measures (`plan.newest`, in order): each segment whose answer differs from the stored membership
@@ -260,12 +255,17 @@ class Segments:
         return self._evaluator(plan, profile, times, bought, newest, now, changes, self.revenue)
 
 
-def segment_event(subscriber_id: int, name: str, member: bool, now: int, historical: bool = False) -> NewEvent:
-    """`segment.entered` / `segment.exited`, for `events.record_many`, with no dedup key: transitions are numbered
-    per subscriber and segment in the subscriber's row, written with the event, and a transition is one from the
-    stored membership, so one transition is recorded once, whatever replays it."""
-    event = "segment.entered" if member else "segment.exited"
-    return (subscriber_id, event, _properties(name, historical), now, NO_KEY)
+def segment_events(
+    subscriber_id: int, moved: list[tuple[str, bool]], now: int, historical: bool = False
+) -> list[NewEvent]:
+    """`segment.entered` / `segment.exited` of each of `moved` (segment, new membership), for
+    `events.record_many`, with no dedup key: transitions are numbered per subscriber and segment in the
+    subscriber's row, written with the event, and a transition is one from the stored membership, so one
+    transition is recorded once, whatever replays it."""
+    return [
+        (subscriber_id, "segment.entered" if member else "segment.exited", _properties(name, historical), now, NO_KEY)
+        for name, member in moved
+    ]
 
 
 @lru_cache(maxsize=1024)
