@@ -13,16 +13,15 @@ from hypothesis import strategies as st
 from normalizer import CanonicalOrder, PushOrder
 from normalizer.order_event import OrderEvent
 from store import ledger
-from store.db import connect, transaction
-from store.schema import migrate
+from store.db import transaction
+from tests._schema import migrated_database
 
 STATUSES = ("placed", "cancelled", "fulfilled", "refunded")
 
 
 @contextmanager
 def _database() -> Iterator[sqlite3.Connection]:
-    conn = connect(":memory:")
-    migrate(conn)
+    conn = migrated_database(":memory:")
     try:
         yield conn
     finally:

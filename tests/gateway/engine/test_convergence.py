@@ -15,8 +15,8 @@ from gateway.engine import Engine
 from normalizer import PushOrder
 from normalizer.order_event import OrderEvent
 from store import subscribers
-from store.db import connect, transaction
-from store.schema import migrate
+from store.db import transaction
+from tests._schema import migrated_database
 
 EMAIL = "prop@example.com"
 
@@ -52,8 +52,7 @@ def order_histories(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 def run(events: list[dict[str, Any]]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     with tempfile.TemporaryDirectory() as folder:
-        conn = connect(Path(folder) / "gateway.db")
-        migrate(conn)
+        conn = migrated_database(Path(folder) / "gateway.db")
         engine = Engine("USD", {"EUR": Decimal("1.08")})
         for arrival, event in enumerate(events, start=1):
             with transaction(conn):

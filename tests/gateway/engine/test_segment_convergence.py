@@ -14,8 +14,8 @@ from gateway.engine import Engine
 from normalizer import PushOrder
 from normalizer.order_event import OrderEvent
 from store import segments, subscribers
-from store.db import connect, transaction
-from store.schema import migrate
+from store.db import transaction
+from tests._schema import migrated_database
 from tests.gateway.engine.test_convergence import EMAIL, order_histories
 
 SEGMENTS: dict[str, Any] = {
@@ -33,8 +33,7 @@ def run(events: list[dict[str, Any]], chunks: Sequence[int] = ()) -> tuple[list[
     """Each event applied in a transaction of its own, or with `chunks` (sizes) several in one, as the worker's
     chunks apply them: the segments evaluated once per chunk."""
     with tempfile.TemporaryDirectory() as folder:
-        conn = connect(Path(folder) / "gateway.db")
-        migrate(conn)
+        conn = migrated_database(Path(folder) / "gateway.db")
         engine = Engine("USD", {"EUR": Decimal("1.08")}, SEGMENTS)
         arrival = 0
         for size in _sizes(len(events), chunks):

@@ -17,8 +17,8 @@ from normalizer.order_event import OrderEvent
 from normalizer.timefmt import to_micros
 from store import automation_counts, automations, catalog, subscribers, timers
 from store.automations import REPLENISHMENT, TIMED
-from store.db import connect, transaction
-from store.schema import migrate
+from store.db import transaction
+from tests._schema import migrated_database
 
 EMAIL = "prop@example.com"
 NOW = to_micros(datetime(2026, 6, 1, tzinfo=UTC))
@@ -61,8 +61,7 @@ def histories(draw: st.DrawFn) -> list[dict[str, Any]]:
 def run(events: list[dict[str, Any]]) -> set[tuple[str, str, int | None]]:
     """The active reminders after `events`, as (key, orderId, dueAt)."""
     with tempfile.TemporaryDirectory() as folder:
-        conn = connect(Path(folder) / "gateway.db")
-        migrate(conn)
+        conn = migrated_database(Path(folder) / "gateway.db")
         engine = Engine("USD", {})
         settings = LifecycleConfig.model_validate({"historical_after": "36500d", "replenishment": RULES})
         Lifecycle.register(engine, settings)
