@@ -217,11 +217,18 @@ def profiles_after(
 
 
 # An event measure: the occurredAt of the subscriber's count-th newest event of a name, None when there are fewer
-# (`gateway.engine.segment_facts.newest_key`). Segment events are never counted: the term that says so lets the
-# `events_counted` index (`index_counted_events`) answer it from the index alone.
+# (`gateway.engine.segment_facts.newest_key`). Segment events are never counted: the term that says so is the
+# `events_counted` index's condition (`index_counted_events`), which lets the index answer it alone. Every event
+# insert tests that condition: as two comparisons (the names from `segment.` up to `segment/`, the next
+# character, left out) it costs ~700 instructions less a row than `NOT LIKE 'segment.%'`.
+_UNCOUNTED_LEFT_OUT = "({column} < 'segment.' OR {column} >= 'segment/')"
 _NEWEST = (
     "(SELECT e.occurred_at FROM events AS e WHERE e.subscriber_id = s.id AND e.name = ?"
-    " AND e.name NOT LIKE 'segment.%' ORDER BY e.occurred_at DESC LIMIT 1 OFFSET ?)"
+    f" AND {_UNCOUNTED_LEFT_OUT.format(column='e.name')} ORDER BY e.occurred_at DESC LIMIT 1 OFFSET ?)"
+)
+_COUNTED_INDEX = (
+    "CREATE INDEX events_counted ON events(subscriber_id, name, occurred_at)"
+    f" WHERE {_UNCOUNTED_LEFT_OUT.format(column='name')}"
 )
 
 
@@ -235,16 +242,15 @@ def _newest_params(newest: Sequence[tuple[str, int]]) -> list[str | int]:
 
 def index_counted_events(conn: sqlite3.Connection, wanted: bool) -> bool:
     """The index by which event measures are read (subscriber, name, time; segment events left out), kept while
-    some segment counts events and dropped otherwise, so that no other gateway pays for its writes; returns
-    whether it was created now."""
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'events_counted'").fetchone()
-    if wanted and exists is None:
-        conn.execute(
-            "CREATE INDEX events_counted ON events(subscriber_id, name, occurred_at) WHERE name NOT LIKE 'segment.%'"
-        )
-        return True
-    if not wanted and exists is not None:
+    some segment counts events and dropped otherwise, so that no other gateway pays for its writes; one of an
+    earlier definition is made again. Returns whether it was created now."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_counted'").fetchone()
+    if row is not None and (not wanted or row[0] != _COUNTED_INDEX):
         conn.execute("DROP INDEX events_counted")
+        row = None
+    if wanted and row is None:
+        conn.execute(_COUNTED_INDEX)
+        return True
     return False
 
 
