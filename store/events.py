@@ -3,7 +3,8 @@ and segments read this table in id order."""
 
 import sqlite3
 import threading
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
@@ -20,14 +21,14 @@ Observer = Callable[[sqlite3.Connection, int, str, int], None]
 class _Observing(threading.local):
     # Class defaults: a thread that never set one reads None without an error.
     observer: Observer | None = None
-    names: Container[str] | None = None  # the names told to the observer; None: every name
+    names: AbstractSet[str] | None = None  # the names told to the observer; None: every name
 
 
 _observing = _Observing()
 
 
 @contextmanager
-def observed(observer: Observer | None, names: Container[str] | None = None) -> Iterator[None]:
+def observed(observer: Observer | None, names: AbstractSet[str] | None = None) -> Iterator[None]:
     """Events recorded in this thread meanwhile are also told to `observer`: those named in `names`, or every
     one."""
     previous = _observing.observer, _observing.names
@@ -70,7 +71,8 @@ def record(
         return None
     event_id = cursor.lastrowid
     assert event_id is not None  # set by every INSERT that wrote its row
-    _recorded(conn, [(event_id, (subscriber_id, name, properties, occurred_at, dedup_key))])
+    event = (subscriber_id, name, properties, occurred_at, dedup_key)
+    _recorded(conn, [(event_id, event)], (event,))
     return event_id
 
 
@@ -86,7 +88,7 @@ _INSERT_MANY = (
 # than bound to each row (a bound parameter costs ~900 instructions a row, ~6% of the row's insert).
 _INSERT_UNKEYED = "INSERT INTO events (subscriber_id, name, properties, occurred_at, dedup_key) VALUES {rows}"
 _UNKEYED_ROW = f"(?, ?, ?, ?, '{NO_KEY}')"
-_KEY = itemgetter(4)
+_KEY, _NAME = itemgetter(4), itemgetter(1)
 
 
 def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
@@ -113,7 +115,7 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
         return 0
     last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     if stored == len(new):
-        _recorded(conn, enumerate(new, start=last - stored + 1))
+        _recorded(conn, enumerate(new, start=last - stored + 1), new)
         return stored
     # The stored rows are those of `new` that were not repeats, in order: a key stored before or earlier in `new`
     # is not among them, and `NO_KEY` always is.
@@ -124,17 +126,17 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
         if following is not None and following[1] == event[4]:
             matched.append((following[0], event))
             following = kept.fetchone()
-    _recorded(conn, matched)
+    _recorded(conn, matched, new)
     return stored
 
 
-def _recorded(conn: sqlite3.Connection, stored: Iterable[tuple[int, NewEvent]]) -> None:
-    """What follows storing new events (id, event): the outbox (their deliveries commit with them, or neither
-    does), and the observer this thread set (`observed`), for the names it observes. With neither a destination
-    nor an observer, nothing."""
+def _recorded(conn: sqlite3.Connection, stored: Iterable[tuple[int, NewEvent]], among: Sequence[NewEvent]) -> None:
+    """What follows storing new events (id, event; all of them `among`): the outbox (their deliveries commit with
+    them, or neither does), and the observer this thread set (`observed`), for the names it observes. With
+    neither a destination nor an observed name, nothing."""
     offering = outbox.routing(conn).destinations > 0
     observer, names = _observing.observer, _observing.names
-    if not offering and observer is None:
+    if not offering and (observer is None or (names is not None and names.isdisjoint(map(_NAME, among)))):
         return
     for event_id, (subscriber_id, name, properties, at, _) in stored:
         if offering:

@@ -111,7 +111,7 @@ class Moves:
     __slots__ = ("counts", "dues", "entered", "events", "left", "states")
 
     def __init__(self) -> None:
-        self.entered: list[tuple[str, int]] = []
+        self.entered: list[str | int] = []  # (segment, subscriber id) one after the other, as `execute_rows` takes them
         self.left: list[tuple[str, int]] = []
         self.counts: dict[str, int] = {}
         self.states: list[tuple[str | None, int]] = []
@@ -119,7 +119,10 @@ class Moves:
         self.dues: list[tuple[str, int]] = []  # (subscriber id as the timer's key, due at): segment timers to set
 
     def move(self, subscriber_id: int, name: str, member: bool) -> None:
-        (self.entered if member else self.left).append((name, subscriber_id))
+        if member:
+            self.entered += (name, subscriber_id)
+        else:
+            self.left.append((name, subscriber_id))
         self.counts[name] = self.counts.get(name, 0) + (1 if member else -1)
 
     def save(self, subscriber_id: int, changes: Changes) -> None:
@@ -130,16 +133,23 @@ class Moves:
     ) -> None:
         """One subscriber's transitions: `moved` (segment, new membership) from their counts as stored (`text`),
         with their events."""
+        counts = self.counts
         for name, member in moved:
-            (self.entered if member else self.left).append((name, subscriber_id))
-            self.counts[name] = self.counts.get(name, 0) + (1 if member else -1)
+            if member:
+                self.entered += (name, subscriber_id)
+                counts[name] = counts.get(name, 0) + 1
+            else:
+                self.left.append((name, subscriber_id))
+                counts[name] = counts.get(name, 0) - 1
         self.states.append((advanced(text, tuple(moved)), subscriber_id))
         self.events += new
 
     def write(self, conn: sqlite3.Connection) -> None:
         """(Rows go many to a statement of plain VALUES, `db.execute_rows`: three times cheaper than one statement
         over `json_each`.)"""
-        move_many(conn, self.entered, self.left)
+        execute_rows(conn, _ENTER, 2, self.entered)
+        if self.left:
+            conn.executemany(_LEAVE, self.left)
         counts = [(delta, name) for name, delta in self.counts.items() if delta]
         if counts:
             conn.executemany("UPDATE segments SET members = members + ? WHERE name = ?", counts)
@@ -151,10 +161,10 @@ class Moves:
 
 
 def move_many(conn: sqlite3.Connection, entered: Sequence[tuple[str, int]], left: Sequence[tuple[str, int]]) -> None:
-    """Many (segment, subscriber id) in and out at once (`Moves`, a rebuild's); counts are the caller's (`define`)."""
+    """Many (segment, subscriber id) in and out at once (a rebuild's); counts are the caller's (`define`)."""
     execute_rows(conn, _ENTER, 2, [value for row in entered for value in row])
     if left:
-        conn.executemany("DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?", left)
+        conn.executemany(_LEAVE, left)
 
 
 def save_states(conn: sqlite3.Connection, states: Sequence[tuple[str | None, int]]) -> None:
@@ -163,6 +173,7 @@ def save_states(conn: sqlite3.Connection, states: Sequence[tuple[str | None, int
 
 
 _ENTER = "INSERT OR IGNORE INTO segment_members (segment, subscriber_id) VALUES {rows}"
+_LEAVE = "DELETE FROM segment_members WHERE segment = ? AND subscriber_id = ?"
 _SAVE = "UPDATE subscribers SET segment_changes = v.column1 FROM (VALUES {rows}) AS v WHERE subscribers.id = v.column2"
 
 

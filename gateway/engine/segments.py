@@ -138,11 +138,12 @@ class Segments:
     def on_order(self, conn: sqlite3.Connection, applied: "Applied", now: int) -> None:
         """The engine's hook: an order event was applied. Its subscriber is re-evaluated for what the event gave
         and did; the customer the order belonged to before (if another) for their orders alone."""
-        customer = applied.order.customer
+        order = applied.order
+        customer = order.customer
         own = customer.email if customer is not None else None
         if applied.subscriber_id is not None:
             given = customer is not None and bool(customer.externalId or customer.firstName or customer.lastName)
-            event = f"ecommerce.order_{applied.order.status}" if applied.event_id is not None else None
+            event = f"ecommerce.order_{order.status}" if applied.event_id is not None else None
             attributes = customer.attributes if customer is not None else ()
             keys = order_keys(attributes, given, event)
             self.touch(conn, applied.subscriber_id, keys, now, applied.historical)
