@@ -291,9 +291,14 @@ def counted_orders_between(
     return rows
 
 
-@lru_cache(maxsize=64)
-def _facts_sql(newest: int) -> str:
-    return f"SELECT {_COLUMNS}{_newest_columns(newest)} FROM subscribers AS s WHERE s.id = ?"
+FactsRead = tuple[str, tuple[str | int, ...]]  # a profile's statement and its measures' parameters (`facts_read`)
+
+
+def facts_read(newest: Sequence[tuple[str, int]]) -> FactsRead:
+    """What `facts` runs to read a profile with the event measures `newest`: built once per plan, not per read."""
+    return f"SELECT {_COLUMNS}{_newest_columns(len(newest))} FROM subscribers AS s WHERE s.id = ?", tuple(
+        _newest_params(newest)
+    )
 
 
 # A subscriber's counted orders, as rows: cheaper than one JSON array of them in the profile's statement (building
@@ -306,12 +311,11 @@ _ORDERS_SQL = (
 Facts = tuple[Profile, list[tuple[str, int, str | None]], tuple[int | None, ...]]
 
 
-def facts(
-    conn: sqlite3.Connection, subscriber_id: int, orders: bool, items: bool, newest: Sequence[tuple[str, int]]
-) -> Facts | None:
-    """One subscriber's profile with their event measures (`newest`, in order), and their counted orders (when
-    `orders`; items JSON when `items`)."""
-    row = conn.execute(_facts_sql(len(newest)), (*_newest_params(newest), subscriber_id)).fetchone()
+def facts(conn: sqlite3.Connection, read: FactsRead, subscriber_id: int, orders: bool, items: bool) -> Facts | None:
+    """One subscriber's profile with their event measures (as `read`, from `facts_read`, says), and their counted
+    orders (when `orders`; items JSON when `items`)."""
+    sql, params = read
+    row = conn.execute(sql, (*params, subscriber_id)).fetchone()
     if row is None:
         return None
     counted = conn.execute(_ORDERS_SQL[items], (row[1],)).fetchall() if orders else []

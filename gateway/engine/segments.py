@@ -52,6 +52,7 @@ class Plan:
     depth: int  # how many of the newest counted orders its conditions and clocks read (0: none)
     chosen: tuple[bool, ...]  # per configured segment, in dependency order: evaluated (`segment_code.evaluator`)
     slots: tuple[int, ...]  # per event measure of `Symbols.measures`: its index in `newest`, -1 when not read
+    read: store.FactsRead  # the profile's statement with `newest`
 
 
 class Gathered:
@@ -131,6 +132,7 @@ class Segments:
             depth=max((s.depth for s in (*chosen, *timed)), default=0),
             chosen=tuple(s.name in names for s in self.segments.values()),
             slots=tuple(newest.index(m) if m in newest else -1 for m in self.symbols.measures),
+            read=store.facts_read(newest),
         )
 
     # One subscriber, in the caller's transaction.
@@ -217,7 +219,7 @@ class Segments:
         fires: the worker took it) is only ever set earlier here: a timer that fires before the next flip
         re-evaluates, finds nothing changed and is set again, which costs less than a write on every order that
         moves the flip later."""
-        read = store.facts(conn, subscriber_id, plan.orders, plan.items, plan.newest)
+        read = store.facts(conn, plan.read, subscriber_id, plan.orders, plan.items)
         if read is None:
             return
         profile, orders, newest = read

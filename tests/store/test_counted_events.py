@@ -21,7 +21,7 @@ def test_an_index_of_the_earlier_definition_is_made_again(conn: sqlite3.Connecti
     assert store.index_counted_events(conn, True) is True
     assert _definition(conn) not in (None, _EARLIER)
     assert store.index_counted_events(conn, True) is False  # the current one stays
-    read = store.facts(conn, 1, False, False, [("ecommerce.checkout_abandoned", 1)])
+    read = store.facts(conn, store.facts_read([("ecommerce.checkout_abandoned", 1)]), 1, False, False)
     assert read is not None and read[2] == (10,)
     assert store.index_counted_events(conn, False) is False
     assert _definition(conn) is None
@@ -33,8 +33,9 @@ def test_measures_leave_segment_events_out_and_read_the_index_alone(conn: sqlite
     for at, name in enumerate(["segment.entered", "segmentx", "segment/", "segments.entered", "segment.", "rose"]):
         events.record_many(conn, [(1, name, {}, 100 + at, events.NO_KEY)])
     names = ["segment.entered", "segment.", "segmentx", "segment/", "segments.entered", "rose"]
-    read = store.facts(conn, 1, False, False, [(name, 1) for name in names])
+    read = store.facts(conn, store.facts_read([(name, 1) for name in names]), 1, False, False)
     assert read is not None
     assert read[2] == (None, None, 101, 102, 103, 105)
-    plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + store._facts_sql(1), ("rose", 0, 1)))
+    sql, params = store.facts_read([("rose", 1)])
+    plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (*params, 1)))
     assert "COVERING INDEX events_counted" in plan
