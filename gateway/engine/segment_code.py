@@ -137,8 +137,9 @@ def evaluator(
 ) -> Callable[..., tuple[list[tuple[str, bool]], int | None]]:
     """One function evaluating, for one subscriber, the segments a plan chose of `segments` (all of them, in
     dependency order) and, when the plan keeps them, every segment's clocks:
-    `f(plan, profile, T, B, newest, now, changes, revenue)` -> (each chosen segment whose answer differs from the
-    stored membership `changes` (odd is in), with its new answer; the earliest moment of the clocks or None).
+    `f(plan, profile, T, B, newest, now, S, revenue)` -> (each chosen segment whose answer differs from the stored
+    membership `S` (a flag per segment of `segments`), with its new answer; the earliest moment of the clocks or
+    None).
 
     The plan (`segments.Plan`) says which segments (`chosen`, a flag per segment), whether custom attributes and
     the revenue attributes are read (`custom`, `revenue`; `revenue(ordersCount, totalSpentCents)` gives those),
@@ -149,7 +150,7 @@ def evaluator(
     reads = sorted(
         {key.removeprefix("attribute:") for s in segments for key in s.reads if key.startswith("attribute:")}
     )
-    lines = ["def f(plan, profile, T, B, newest, now, changes, revenue):"]
+    lines = ["def f(plan, profile, T, B, newest, now, S, revenue):"]
     lines.append("    cu = loads(profile[5]) if plan.custom and profile[5] else {}")
     lines.append("    rv = revenue(profile[6], profile[7]) if plan.revenue else None")
     for name in reads:
@@ -172,9 +173,9 @@ def evaluator(
     for i, segment in enumerate(segments):
         member, name = symbols.member(segment.name), symbols.constant(segment.name)
         lines += [f"    if chosen[{integer(i)}]:", f"        r = {segment.expression}"]
-        lines += [f"        if r != (changes.get({name}, 0) % 2 == 1):", f"            moved.append(({name}, r))"]
+        lines += [f"        if r != S[{integer(i)}]:", f"            moved.append(({name}, r))"]
         if segment.name in named:
-            lines += [f"        {member} = r", "    else:", f"        {member} = changes.get({name}, 0) % 2 == 1"]
+            lines += [f"        {member} = r", "    else:", f"        {member} = S[{integer(i)}]"]
     clocks = [clock for segment in segments for clock in segment.clocks]
     lines += ["    due = None", *(["    if plan.timers:"] if clocks else [])]
     for clock in clocks:

@@ -118,9 +118,7 @@ def _range(
     for profile, newest in profiles:
         subscriber_id = profile[0]
         stored = profile[8]
-        moved, due = segments.run(
-            plan, profile, orders.get(subscriber_id, ()), newest, now, store.stored_changes(stored)
-        )
+        moved, due = segments.run(plan, profile, orders.get(subscriber_id, ()), newest, now, segments.members(stored))
         if due != profile[9]:
             if due is None:
                 cleared.append(str(subscriber_id))

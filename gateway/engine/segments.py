@@ -83,6 +83,7 @@ class Segments:
         self.segments = compile_segments(definitions)
         self.symbols = next((s.symbols for s in self.segments.values() if s.symbols is not None), Symbols())
         self.revenue = lru_cache(maxsize=4096)(revenue)  # many subscribers share their totals
+        self.members = lru_cache(maxsize=4096)(self._members)  # many subscribers share their stored counts
         self._timers: tuple[Timer, ...] = tuple(t for s in self.segments.values() for t in s.timers)
         self._timer_newest = frozenset().union(*(s.newest for s in self.segments.values() if s.timers))
         self._timer_keys = frozenset(key for key, _ in self._timers)
@@ -223,7 +224,7 @@ class Segments:
         if read is None:
             return
         profile, orders, newest = read
-        moved, wanted = self.run(plan, profile, orders, newest, now, store.stored_changes(profile[8]))
+        moved, wanted = self.run(plan, profile, orders, newest, now, self.members(profile[8]))
         writing = moves if moves is not None else store.Moves()
         if wanted is not None and plan.timers:
             due = profile[9]
@@ -241,6 +242,13 @@ class Segments:
 
     # Shared by one subscriber and by a rebuild of many.
 
+    def _members(self, text: str | None) -> tuple[bool, ...]:
+        """The membership that stored transition counts (`store.stored_changes`) give in each configured segment,
+        in dependency order: what `run` compares its answers with. Remembered per text (`members`): the generated
+        evaluator reads a flag instead of looking up and testing a count per segment."""
+        changes = store.stored_changes(text)
+        return tuple(changes.get(name, 0) % 2 == 1 for name in self.segments)
+
     def run(
         self,
         plan: Plan,
@@ -248,14 +256,15 @@ class Segments:
         orders: Collection[tuple[str, int, str | None]],
         newest: Sequence[int | None],
         now: int,
-        changes: Mapping[str, int],
+        members: Sequence[bool],
     ) -> tuple[list[tuple[str, bool]], int | None]:
         """`plan` for one subscriber, from their profile, counted orders (source, orderedAt µs, items JSON) and
         event measures (`plan.newest`, in order): each segment whose answer differs from the stored membership
-        (`changes`), with that answer, and the next moment time alone moves one (when `plan.timers`)."""
+        (`members`, from `members`), with that answer, and the next moment time alone moves one (when
+        `plan.timers`)."""
         times = sorted([at for _, at, _ in orders], reverse=True) if plan.depth else ()
         bought = [(source, store.items_of(items)) for source, _, items in orders] if plan.items else ()
-        return self._evaluator(plan, profile, times, bought, newest, now, changes, self.revenue)
+        return self._evaluator(plan, profile, times, bought, newest, now, members, self.revenue)
 
 
 def segment_events(
