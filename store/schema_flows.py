@@ -285,8 +285,7 @@ def deliveries_narrowed(db: sqlite_utils.Database) -> None:
     the webhook-id is derived from the row when read (`store.deliveries.WEBHOOK_ID`: its creation time and id)
     instead of stored and indexed, and the statuses are indexed only where a reader looks for them: due rows
     (pending, failed) by destination and due time, leased rows by lease expiry, dead rows by destination. A
-    webhook-id stored before is kept with its row and sent as it was; `legacy_webhook_ids` finds its row. One
-    statement at a time, inside the migration's transaction (`executescript` would commit first)."""
+    webhook-id stored before is kept with its row and sent as it was; `legacy_webhook_ids` finds its row."""
     for statement in (
         """CREATE TABLE deliveries_narrowed (
             id INTEGER PRIMARY KEY,
