@@ -197,12 +197,20 @@ class Segments:
 
     def settle(self, conn: sqlite3.Connection, gathered: "Gathered") -> None:
         """Evaluate each gathered subscriber once: at the latest moment that touched them, marked historical
-        only if every touch was."""
-        moves = store.Moves()
-        for subscriber_id, (keys, now, historical) in gathered.touched.items():
-            plan = self.plan(keys)
+        only if every touch was. Their facts are read many to a statement, per plan (`store.facts_many`)."""
+        touched = [(sid, self.plan(keys), now, historical) for sid, (keys, now, historical) in gathered.touched.items()]
+        by_plan: dict[int, tuple[Plan, list[int]]] = {}
+        for subscriber_id, plan, _, _ in touched:
             if plan.segments or plan.timers:
-                self.evaluate(conn, subscriber_id, plan, now, historical, moves)
+                by_plan.setdefault(id(plan), (plan, []))[1].append(subscriber_id)
+        read: dict[int, store.Facts] = {}
+        for plan, ids in by_plan.values():
+            read.update(store.facts_many(conn, plan.read, ids, plan.orders, plan.items))
+        moves = store.Moves()
+        for subscriber_id, plan, now, historical in touched:
+            facts = read.get(subscriber_id)  # none: nothing to evaluate, or no such subscriber
+            if facts is not None:
+                self.judge(subscriber_id, plan, facts, now, historical, moves)
         moves.write(conn)
         gathered.touched.clear()
 
@@ -213,27 +221,30 @@ class Segments:
         plan: Plan,
         now: int,
         historical: bool = False,
-        moves: store.Moves | None = None,
     ) -> None:
-        """One subscriber against `plan`'s segments; what moved, and their segment timer when it is set, are
-        written with `moves` (the caller's, written with others later), or now. Their segment timer (none while it
-        fires: the worker took it) is only ever set earlier here: a timer that fires before the next flip
-        re-evaluates, finds nothing changed and is set again, which costs less than a write on every order that
-        moves the flip later."""
-        read = store.facts(conn, plan.read, subscriber_id, plan.orders, plan.items)
-        if read is None:
+        """One subscriber against `plan`'s segments, read and judged (`judge`) now, and what moved written."""
+        facts = store.facts(conn, plan.read, subscriber_id, plan.orders, plan.items)
+        if facts is None:
             return
-        profile, orders, newest = read
+        moves = store.Moves()
+        self.judge(subscriber_id, plan, facts, now, historical, moves)
+        moves.write(conn)
+
+    def judge(
+        self, subscriber_id: int, plan: Plan, facts: store.Facts, now: int, historical: bool, moves: store.Moves
+    ) -> None:
+        """One subscriber against `plan`'s segments, from their facts; what moved, and their segment timer when it
+        is set, join `moves`. Their segment timer (none while it fires: the worker took it) is only ever set
+        earlier here: a timer that fires before the next flip re-evaluates, finds nothing changed and is set
+        again, which costs less than a write on every order that moves the flip later."""
+        profile, orders, newest = facts
         moved, wanted = self.run(plan, profile, orders, newest, now, self.members(profile[8]))
-        writing = moves if moves is not None else store.Moves()
         if wanted is not None and plan.timers:
             due = profile[9]
             if due is None or wanted < due:
-                writing.dues.append((str(subscriber_id), wanted))
+                moves.dues.append((str(subscriber_id), wanted))
         if moved:
-            writing.add(subscriber_id, profile[8], moved, segment_events(subscriber_id, moved, now, historical))
-        if moves is None:
-            writing.write(conn)
+            moves.add(subscriber_id, profile[8], moved, segment_events(subscriber_id, moved, now, historical))
 
     def on_timer(self, conn: sqlite3.Connection, key: str, due_at: int, now: int) -> None:
         """A subscriber's window closed (their `segment` timer, taken by the worker in this transaction): their

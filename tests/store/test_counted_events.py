@@ -36,6 +36,6 @@ def test_measures_leave_segment_events_out_and_read_the_index_alone(conn: sqlite
     read = store.facts(conn, store.facts_read([(name, 1) for name in names]), 1, False, False)
     assert read is not None
     assert read[2] == (None, None, 101, 102, 103, 105)
-    sql, params = store.facts_read([("rose", 1)])
+    sql, _many, params = store.facts_read([("rose", 1)])
     plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (*params, 1)))
     assert "COVERING INDEX events_counted" in plan
