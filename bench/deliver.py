@@ -40,7 +40,8 @@ import process  # bench/process.py
 from gateway import runtime
 from gateway.config import Config
 from gateway.engine import Engine, build_engine
-from gateway.outbound.sender import Sender, sync_destinations
+from gateway.outbound.routes import sync_destinations
+from gateway.outbound.sender import Sender
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
 from store import events

@@ -1,37 +1,27 @@
 """The `commerce-gateway` command: serve (default), worker, replay, check-config, try-mapping, backfill, jobs,
-timers, deliveries, destinations."""
+timers, deliveries, destinations. A command imports what it runs, when it runs: building the command line (and
+`--help`, `--version`) loads none of the runtime, and `jobs list` no web server (docs/PERFORMANCE.md)."""
 
 import argparse
-import importlib.metadata
-import logging
 import os
-import secrets
-import signal
-import sqlite3
 import sys
-import threading
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry
+from gateway.commands import arguments
 
-from adapters import Adapter
-from gateway import logs, runtime
-from gateway.commands import backfill, deliveries, init, jobs, segments, timers, try_mapping
-from gateway.config import Config, ConfigError, load_with_adapters
-from gateway.engine import build_engine, merged_totals, segment_rebuild
-from gateway.metrics import JobMetrics, serve_metrics
-from gateway.outbound.sender import Sender, sync_destinations
-from gateway.pipeline.worker import Worker
-from normalizer.timefmt import now_us
-from store import job_reads, queue
-from store.db import connect, transaction
-from store.schema import migrate
+if TYPE_CHECKING:  # imported at run time by the commands that use them
+    import sqlite3
 
-log = logging.getLogger("gateway.cli")
+    from adapters import Adapter
+    from gateway.config import Config
+    from gateway.metrics import JobMetrics
 
 
 def version() -> str:
     """The installed package's version (pyproject.toml's, once installed)."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("commerce-gateway")
     except importlib.metadata.PackageNotFoundError:
@@ -39,45 +29,13 @@ def version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="commerce-gateway", description="Commerce webhook gateway.")
-    parser.add_argument("--config", default="config.yaml", help="path to config.yaml (default: ./config.yaml)")
-    parser.add_argument("--version", action="version", version=f"commerce-gateway {version()}")
-    commands = parser.add_subparsers(dest="command")
-    serve = commands.add_parser("serve", help="HTTP server and worker in one process (the default)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8000, help="1-65535 (default: 8000)")
-    serve.add_argument("--no-worker", action="store_true", help="accept only; leave processing to `worker`")
-    worker = commands.add_parser("worker", help="process queued jobs only")
-    worker.add_argument("--metrics-port", type=int, help="answer Prometheus scrapes at :PORT/metrics (0: any port)")
-    worker.add_argument("--metrics-host", default="127.0.0.1", help="the metrics endpoint's address (127.0.0.1)")
-    replay = commands.add_parser("replay", help="re-queue one job, or every dead job")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("job_id", nargs="?", help="the jobId to re-queue (dead or failed)")
-    which.add_argument("--all-dead", action="store_true", help="re-queue every dead job")
-    commands.add_parser("check-config", help="validate the config file and exit")
-    trial = commands.add_parser("try-mapping", help="print the canonical orders a saved payload becomes")
-    trial.add_argument("source", help="a source name from config.yaml")
-    trial.add_argument("payload", help="a file with the webhook body ('-': standard input)")
-    trial.add_argument("-H", "--header", action="append", default=[], help="a request header, 'Name: value'")
-    backfill.add_command(commands)
-    jobs.add_command(commands)
-    segments.add_command(commands)
-    timers.add_command(commands)
-    deliveries.add_commands(commands)
-    init.add_command(commands)
-    for sub in commands.choices.values():
-        sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
-    return parser
+    return arguments.command_line(version)
 
 
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
-    return int(text)
-
-
-def api_keys(config: Config) -> list[str]:
+def api_keys(config: "Config") -> list[str]:
     """The configured keys; with none, a generated key kept in the data folder and printed the first time."""
+    import secrets
+
     if config.api_keys:
         return list(config.api_keys)
     path = config.database.parent / "api-key"
@@ -100,7 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
     if command == "init":
+        from gateway.commands import init
+
         return init.main(args)
+    from gateway import logs
+    from gateway.config import ConfigError, load_with_adapters
+    from gateway.engine import build_engine
+
     try:
         # try-mapping reads one source: the others' secrets need not be set.
         only = args.source if command == "try-mapping" else None
@@ -117,19 +81,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"segments: {', '.join(sorted(engine.segments.segments))}")
         return 0
     if command == "try-mapping":
+        from gateway.commands import try_mapping
+
         return try_mapping.run(engine, adapters, args.source, args.payload, args.header)
     if command == "backfill":
+        from gateway.commands import backfill
+
         return backfill.main(config, adapters, args)
     if command == "jobs":
+        from gateway.commands import jobs
+
         return jobs.main(config, args)
     if command == "segments":
+        from gateway.commands import segments
+
         return segments.main(config, args)
     if command == "timers":
+        from gateway.commands import timers
+
         return timers.main(config, args)
+    return _with_database(command, args, config, adapters)
+
+
+def _with_database(command: str, args: argparse.Namespace, config: "Config", adapters: Mapping[str, "Adapter"]) -> int:
+    """The commands that need the database created or migrated first: deliveries, destinations, replay, worker
+    and serve."""
+    from gateway import runtime
+    from gateway.outbound.routes import sync_destinations
+
     conn = _open_database(config)
     if conn is None:
         return 1
     if command in ("deliveries", "destinations"):
+        from gateway.commands import deliveries
+
         sync_destinations(conn, config)
         conn.close()
         return deliveries.main(config, args)
@@ -150,9 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
 
-def _open_database(config: Config) -> sqlite3.Connection | None:
+def _open_database(config: "Config") -> "sqlite3.Connection | None":
     """The database, created or brought to the newest schema; None (said in one line on stderr) when it cannot
     be written: a read-only file system, a folder that cannot be created, a file that is not a database."""
+    import sqlite3
+
+    from store.db import connect
+    from store.schema import migrate
+
     try:
         conn = connect(config.database, config.durability, config.busy_timeout_seconds)
         try:
@@ -170,7 +160,11 @@ def _open_database(config: Config) -> sqlite3.Connection | None:
     return conn
 
 
-def _replay(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
+def _replay(conn: "sqlite3.Connection", args: argparse.Namespace) -> int:
+    from normalizer.timefmt import now_us
+    from store import job_reads, queue
+    from store.db import transaction
+
     job_id = None if args.all_dead else args.job_id
     with transaction(conn):
         replayed = queue.replay(conn, job_id, now_us())
@@ -192,17 +186,25 @@ def _replay(conn: sqlite3.Connection, args: argparse.Namespace) -> int:
     return 1
 
 
-def _run_worker(config: Config, adapters: Mapping[str, Adapter], metrics_host: str, metrics_port: int | None) -> int:
+def _run_worker(
+    config: "Config", adapters: Mapping[str, "Adapter"], metrics_host: str, metrics_port: int | None
+) -> int:
+    import logging
+    import signal
+    import threading
+
+    from gateway import runtime
+    from gateway.engine import build_engine, merged_totals, segment_rebuild
+    from gateway.outbound.sender import Sender
+    from gateway.pipeline.worker import Worker
+    from normalizer.timefmt import now_us
+    from store.db import connect
+
+    log = logging.getLogger("gateway.cli")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    job_metrics = None
-    if config.metrics_enabled and metrics_port is not None:
-        registry = CollectorRegistry()
-        job_metrics = JobMetrics(registry)
-        server = serve_metrics(registry, metrics_host, metrics_port, config.metrics_token)
-        # One line on stdout with the bound port (useful with --metrics-port 0); stderr carries the logs.
-        print(f"metrics on http://{metrics_host}:{server.server_address[1]}/metrics", flush=True)
+    job_metrics = _serve_metrics(config, metrics_host, metrics_port)
     engine = build_engine(config)
     conn = connect(config.database, config.durability, config.busy_timeout_seconds)
     merged_totals.settle(conn, engine, now_us())  # before segments: membership reads the totals
@@ -225,9 +227,26 @@ def _run_worker(config: Config, adapters: Mapping[str, Adapter], metrics_host: s
     return 0
 
 
-def _serve(config: Config, adapters: Mapping[str, Adapter], host: str, port: int, run_worker: bool) -> int:
+def _serve_metrics(config: "Config", host: str, port: int | None) -> "JobMetrics | None":
+    """The worker's job series, answering scrapes at host:port/metrics; None when metrics are off or unasked."""
+    if not config.metrics_enabled or port is None:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    from gateway.metrics import JobMetrics, serve_metrics
+
+    registry = CollectorRegistry()
+    job_metrics = JobMetrics(registry)
+    server = serve_metrics(registry, host, port, config.metrics_token)
+    # One line on stdout with the bound port (useful with --metrics-port 0); stderr carries the logs.
+    print(f"metrics on http://{host}:{server.server_address[1]}/metrics", flush=True)
+    return job_metrics
+
+
+def _serve(config: "Config", adapters: Mapping[str, "Adapter"], host: str, port: int, run_worker: bool) -> int:
     import uvicorn
 
+    from gateway import logs, runtime
     from gateway.web.app import create_app
     from gateway.web.connection_limit import LimitedHttp
 

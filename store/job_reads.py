@@ -8,7 +8,6 @@ from typing import Any
 from normalizer.order_event import order_keys
 from store import json_columns
 
-STATUSES = ("queued", "processing", "done", "failed", "dead")
 _COLUMNS = "id, job_id, status, kind, source, topic, attempts, error, warnings, received_at, finished_at, run_at, body"
 
 

@@ -185,13 +185,6 @@ def run(
     return summary
 
 
-def add_command(commands: Any) -> None:
-    parser = commands.add_parser("backfill", help="queue a WooCommerce source's orders modified since a date")
-    parser.add_argument("source", help="the source name in config.yaml (type woocommerce, with an `api` block)")
-    parser.add_argument("--since", required=True, help="a date (YYYY-MM-DD, UTC) or an ISO 8601 timestamp")
-    parser.add_argument("--no-process", action="store_true", help="only queue; leave processing to `serve`")
-
-
 def main(config: Config, adapters: Mapping[str, Adapter], args: argparse.Namespace) -> int:
     # One log line per page request would only interleave with the progress bar; failures are reported below.
     logging.getLogger("httpx").setLevel(logging.WARNING)

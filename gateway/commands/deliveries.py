@@ -14,35 +14,6 @@ from store import deliveries, destinations
 from store.db import connect, transaction
 
 
-def add_commands(commands: Any) -> None:
-    listed = commands.add_parser("deliveries", help="list or replay outbound deliveries")
-    actions = listed.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="deliveries, newest first, as JSON lines")
-    listing.add_argument("--destination")
-    listing.add_argument("--status", choices=["pending", "delivering", "succeeded", "failed", "dead"])
-    listing.add_argument("--limit", type=int, default=100)
-    replay = actions.add_parser("replay", help="send one delivery again, or a destination's since a time")
-    replay.add_argument("delivery_id", nargs="?", help="a deliveryId (msg_…): sent again now")
-    replay.add_argument("--destination", help="with --since: replay this destination's deliveries")
-    replay.add_argument("--since", help="a date (YYYY-MM-DD, UTC) or an ISO 8601 timestamp")
-    replay.add_argument(
-        "--status",
-        choices=["dead", "undelivered"],
-        default="undelivered",
-        help="dead: only dead deliveries; undelivered (default): also events it never got",
-    )
-    kept = commands.add_parser("destinations", help="list, enable, or print a destination's ed25519 public key")
-    which = kept.add_subparsers(dest="action", required=True)
-    which.add_parser("list", help="destinations with their health, as JSON lines")
-    enable = which.add_parser("enable", help="enable a disabled destination")
-    enable.add_argument("name")
-    public = which.add_parser("public-key", help="print the whpk_ key(s) consumers verify v1a signatures with")
-    public.add_argument("name")
-    for group in (actions, which):
-        for sub in group.choices.values():
-            sub.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
-
-
 def main(config: Config, args: argparse.Namespace) -> int:
     if args.command == "destinations" and args.action == "public-key":
         return _public_key(config, args.name)

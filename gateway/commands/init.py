@@ -5,7 +5,7 @@ import argparse
 import sys
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from gateway.config import ConfigError, load
 
@@ -14,11 +14,6 @@ TEMPLATE = "default_config.yaml"
 
 def template() -> str:
     return files("gateway").joinpath(TEMPLATE).read_text()
-
-
-def add_command(commands: Any) -> None:
-    parser = commands.add_parser("init", help="write a commented config.yaml and the data folder into DIR")
-    parser.add_argument("dir", nargs="?", default=".", help="the folder to set up (default: the current one)")
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

@@ -14,18 +14,6 @@ from store.schema import migrate
 _ERROR_WIDTH = 70
 
 
-def add_command(commands: Any) -> None:
-    parser = commands.add_parser("jobs", help="list jobs (newest first)")
-    actions = parser.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="list jobs, newest first")
-    listing.add_argument("--status", choices=job_reads.STATUSES, help="only jobs in this status")
-    listing.add_argument("--source", help="only jobs of this source (`api` for Push Order)")
-    listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
-    listing.add_argument("--json", action="store_true", help="one JSON object per line, as the API answers")
-    # The subcommand's own --config, as every command has (argparse keeps the deepest one given).
-    listing.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
-
-
 def _row(job: dict[str, Any]) -> str:
     error = (job["error"] or "").replace("\n", " ")
     if len(error) > _ERROR_WIDTH:

@@ -3,25 +3,12 @@
 import argparse
 import sys
 import time
-from typing import Any
 
 from gateway.config import Config
 from gateway.engine import build_engine, segment_rebuild
 from normalizer.timefmt import now_us
 from store.db import connect
 from store.schema import migrate
-
-
-def add_command(commands: Any) -> None:
-    parser = commands.add_parser("segments", help="segment membership (rebuild)")
-    actions = parser.add_subparsers(dest="segments_command", required=True)
-    rebuild = actions.add_parser(
-        "rebuild", help="evaluate every segment for every subscriber; drop segments no longer configured"
-    )
-    rebuild.add_argument(
-        "--emit", action="store_true", help="record segment.entered / segment.exited for each change (default: none)"
-    )
-    rebuild.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
 
 
 def main(config: Config, args: argparse.Namespace) -> int:

@@ -13,21 +13,6 @@ from store.db import connect, transaction
 from store.schema import migrate
 
 
-def add_command(commands: Any) -> None:
-    parser = commands.add_parser("timers", help="list or replay dead timers")
-    actions = parser.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="dead timers, the latest to die first")
-    listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    replay = actions.add_parser("replay", help="set dead timers due now, with no attempt counted")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--kind", help="the dead timers of this kind (with --key: one)")
-    which.add_argument("--all-dead", action="store_true", help="every dead timer")
-    replay.add_argument("--key", help="with --kind: the one timer of that kind and key")
-    for action in (listing, replay):  # the subcommand's own --config, as every command has
-        action.add_argument("--config", default=argparse.SUPPRESS, help="path to config.yaml")
-
-
 def main(config: Config, args: argparse.Namespace) -> int:
     if args.action == "replay" and args.key is not None and args.kind is None:
         print("commerce-gateway timers replay: --key needs --kind", file=sys.stderr)

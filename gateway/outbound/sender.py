@@ -20,7 +20,7 @@ from gateway.outbound.attempt import Destination, Revenue, attempt
 from gateway.outbound.outcomes import Decision
 from gateway.pipeline.write_turns import WriteTurns
 from normalizer.timefmt import format_instant_us, now_us
-from store import deliveries, destinations, outbox
+from store import deliveries, destinations
 from store.db import StoreUnavailable, connect, transaction
 from store.deliveries import Attempt, Claimed
 
@@ -39,14 +39,6 @@ _SHARE_WINDOW_SECONDS = 1.0
 class _Worker(Protocol):
     behind: bool
     after_commit: Callable[[], None] | None
-
-
-def sync_destinations(conn: sqlite3.Connection, config: Config) -> None:
-    """Route events as the config says, from now on (every process that records or sends events calls this)."""
-    routes = [
-        (outbox.Route(name, tuple(d.events), d.include_historical), d.url) for name, d in config.destinations.items()
-    ]
-    outbox.sync(conn, routes, now_us())
 
 
 class Sender:

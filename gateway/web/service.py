@@ -12,7 +12,8 @@ from adapters import Adapter
 from gateway.config import Config
 from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.metrics import IngestMetrics, JobMetrics
-from gateway.outbound.sender import Sender, sync_destinations
+from gateway.outbound.routes import sync_destinations
+from gateway.outbound.sender import Sender
 from gateway.pipeline.ingest import Committer
 from gateway.pipeline.worker import Worker
 from gateway.pipeline.write_turns import WriteTurns
