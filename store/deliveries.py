@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from store import json_columns, outbox
+from store.statuses import DELIVERY_STATUSES
 
 
 @dataclass(slots=True)
@@ -143,9 +144,6 @@ _VIEW_KEYS = (
 )
 
 
-STATUSES = ("pending", "delivering", "succeeded", "failed", "dead")
-
-
 # The partial index holding each status but the common one: the few waiting, leased or dead deliveries are read
 # from it and sorted, never found by scanning every delivery past them.
 _HELD_IN = {"pending": "deliveries_due", "failed": "deliveries_due", "delivering": "deliveries_leased"}
@@ -168,7 +166,7 @@ def listing(
         order = "d.id"
     source = _FROM
     if status is not None:
-        if status not in STATUSES:
+        if status not in DELIVERY_STATUSES:
             raise ValueError(f"not a delivery status: {status!r}")
         where.append(f"d.status = '{status}'")
         if status in _HELD_IN:

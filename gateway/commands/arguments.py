@@ -5,7 +5,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from store.job_statuses import STATUSES
+from store.statuses import DELIVERY_STATUSES, JOB_STATUSES
 
 
 def command_line(version: Callable[[], str]) -> argparse.ArgumentParser:
@@ -72,7 +72,7 @@ def deliveries(commands: Any) -> None:
     actions = listed.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="deliveries, newest first, as JSON lines")
     listing.add_argument("--destination")
-    listing.add_argument("--status", choices=["pending", "delivering", "succeeded", "failed", "dead"])
+    listing.add_argument("--status", choices=DELIVERY_STATUSES)
     listing.add_argument("--limit", type=int, default=100)
     replay = actions.add_parser("replay", help="send one delivery again, or a destination's since a time")
     replay.add_argument("delivery_id", nargs="?", help="a deliveryId (msg_…): sent again now")
@@ -105,7 +105,7 @@ def jobs(commands: Any) -> None:
     parser = commands.add_parser("jobs", help="list jobs (newest first)")
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="list jobs, newest first")
-    listing.add_argument("--status", choices=STATUSES, help="only jobs in this status")
+    listing.add_argument("--status", choices=JOB_STATUSES, help="only jobs in this status")
     listing.add_argument("--source", help="only jobs of this source (`api` for Push Order)")
     listing.add_argument("--limit", type=int, default=50, help="how many (default 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line, as the API answers")

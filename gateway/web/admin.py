@@ -24,8 +24,9 @@ from gateway.web.reads import source_summaries, subscriber_view
 from gateway.web.service import Gateway
 from normalizer.emails import stored_form
 from normalizer.timefmt import format_instant_us, now_us
-from store import automations, job_reads, job_statuses, operator_reads, privacy, queue, segments, subscribers
+from store import automations, job_reads, operator_reads, privacy, queue, segments, subscribers
 from store.db import transaction
+from store.statuses import JOB_STATUSES
 
 _HERE = Path(__file__).parent
 _FORM_LIMIT = 16 * 1024
@@ -161,7 +162,7 @@ async def jobs(request: Request, gateway: Gateway, csrf: str) -> Response:
     status = params.get("status") or None
     source = params.get("source") or None
     cursor = params.get("cursor") or ""
-    if status is not None and status not in job_statuses.STATUSES:
+    if status is not None and status not in JOB_STATUSES:
         status = None
     before = int(cursor) if cursor.isdigit() and len(cursor) < 19 else None
     found, next_id = await gateway.reads.run(lambda conn: job_reads.page(conn, status, source, _PAGE, before))
