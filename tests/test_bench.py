@@ -121,3 +121,11 @@ def test_instructions_destination_copy_routes_every_event_of_the_drain(tmp_path:
     conn.close()
     assert copy != str(built) and routes.destinations == 1
     assert routes.match("ecommerce.order_placed", False) == ("crm",)
+
+
+def test_cli_bench_times_each_command_against_a_bare_interpreter(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _load("cli").main(["--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("python -c pass", "the serving runtime imported", "--version", "check-config", "jobs list"):
+        assert f"  {name} " in out
+    assert out.count("x the bare interpreter") == 6
