@@ -8,12 +8,14 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from store import events, timers
 from store import json_columns as json
 from store.db import execute_rows
 
 SEGMENT_TIMER = "segment"
+_T = TypeVar("_T")
 # Of the subscriber's orders, those segments count: neither cancelled nor fully refunded.
 _COUNTED = "NOT o.cancelled AND NOT (o.refunded_cents > 0 AND o.refunded_cents >= o.total_cents)"
 
@@ -124,9 +126,6 @@ class Moves:
         else:
             self.left.append((name, subscriber_id))
         self.counts[name] = self.counts.get(name, 0) + (1 if member else -1)
-
-    def save(self, subscriber_id: int, changes: Changes) -> None:
-        self.states.append((format_changes(changes), subscriber_id))
 
     def add(
         self, subscriber_id: int, text: str | None, moved: list[tuple[str, bool]], new: list[events.NewEvent]
@@ -308,15 +307,16 @@ def facts_read(newest: Sequence[tuple[str, int]]) -> FactsRead:
 
 
 # A subscriber's counted orders, as rows: cheaper than one JSON array of them in the profile's statement (building
-# and parsing the JSON, the items quoted inside it, cost more than the second statement).
-_ORDERS_SQL = (
-    f"SELECT o.source, {_ORDERED_US}, NULL FROM orders AS o WHERE o.email = ? AND {_COUNTED}",
-    f"SELECT o.source, {_ORDERED_US}, o.items FROM orders AS o WHERE o.email = ? AND {_COUNTED}",
-)
-_ORDERS_MANY_SQL = (
-    f"SELECT o.email, o.source, {_ORDERED_US}, NULL FROM orders AS o WHERE o.email IN ({_IDS}) AND {_COUNTED}",
-    f"SELECT o.email, o.source, {_ORDERED_US}, o.items FROM orders AS o WHERE o.email IN ({_IDS}) AND {_COUNTED}",
-)
+# and parsing the JSON, the items quoted inside it, cost more than the second statement). `_orders_sql(many, items)`:
+# one subscriber's by email, or with the email first, those of READ_BATCH emails.
+def _orders_sql(many: bool, items: bool) -> str:
+    email, where = ("o.email, ", f"o.email IN ({_IDS})") if many else ("", "o.email = ?")
+    chosen = "o.items" if items else "NULL"
+    return f"SELECT {email}o.source, {_ORDERED_US}, {chosen} FROM orders AS o WHERE {where} AND {_COUNTED}"
+
+
+_ORDERS_SQL = (_orders_sql(False, False), _orders_sql(False, True))
+_ORDERS_MANY_SQL = (_orders_sql(True, False), _orders_sql(True, True))
 
 Facts = tuple[Profile, list[tuple[str, int, str | None]], tuple[int | None, ...]]
 
@@ -339,17 +339,19 @@ def facts_many(
     _one, sql, params = read
     found: dict[int, Facts] = {}
     for start in range(0, len(subscriber_ids), READ_BATCH):
-        part = list(subscriber_ids[start : start + READ_BATCH])
-        part += [part[-1]] * (READ_BATCH - len(part))
-        rows = conn.execute(sql, (*params, *part)).fetchall()
+        rows = conn.execute(sql, (*params, *_batch(subscriber_ids[start : start + READ_BATCH]))).fetchall()
         if not rows:
             continue
         counted: dict[str, list[tuple[str, int, str | None]]] = {row[1]: [] for row in rows}
         if orders:
-            emails = list(counted)
-            emails += [emails[-1]] * (READ_BATCH - len(emails))
-            for email, source, at, raw in conn.execute(_ORDERS_MANY_SQL[items], emails):
+            for email, source, at, raw in conn.execute(_ORDERS_MANY_SQL[items], _batch(list(counted))):
                 counted[email].append((source, at, raw))
         for row in rows:
             found[row[0]] = (row[:10], counted[row[1]], row[10:])
     return found
+
+
+def _batch(values: Sequence[_T]) -> list[_T]:
+    """`values` (1 to READ_BATCH of them) as a statement of `facts_many` binds them: READ_BATCH long, the last
+    repeated."""
+    return [*values, *[values[-1]] * (READ_BATCH - len(values))]

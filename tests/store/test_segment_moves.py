@@ -25,14 +25,9 @@ def test_many_moves_are_written_whole(conn: sqlite3.Connection) -> None:
         ids = _subscribers(conn)
         moves = store.Moves()
         for subscriber_id in ids:
-            moves.move(subscriber_id, "vip", True)
-            changes = {"vip": 1}
-            if subscriber_id % 3 == 0:
-                moves.move(subscriber_id, "fans", True)
-                changes["fans"] = 1
-            moves.save(subscriber_id, changes)
-            for name in changes:
-                moves.events.append((subscriber_id, "segment.entered", {"segment": name}, 5, events.NO_KEY))
+            moved = [("vip", True), *([("fans", True)] if subscriber_id % 3 == 0 else [])]
+            new = [(subscriber_id, "segment.entered", {"segment": name}, 5, events.NO_KEY) for name, _ in moved]
+            moves.add(subscriber_id, None, moved, new)
         moves.write(conn)
     fans = [n for n in ids if n % 3 == 0]
     assert store.members(conn, "vip", 0, 1000) == [(n, f"s{n}@example.com") for n in ids]
@@ -50,8 +45,7 @@ def test_many_moves_are_written_whole(conn: sqlite3.Connection) -> None:
     with transaction(conn):
         moves = store.Moves()
         for subscriber_id in ids:
-            moves.move(subscriber_id, "vip", False)
-            moves.save(subscriber_id, {"vip": 2, **({"fans": 1} if subscriber_id % 3 == 0 else {})})
+            moves.add(subscriber_id, "vip 1,fans 1" if subscriber_id % 3 == 0 else "vip 1", [("vip", False)], [])
         moves.write(conn)
     assert store.members(conn, "vip", 0, 1000) == []
     assert store.defined(conn)["vip"].members == 0
