@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # imported at run time by the commands that use them
 
     from adapters import Adapter
     from gateway.config import Config
+    from gateway.engine.orders import Engine
     from gateway.metrics import JobMetrics
 
 
@@ -100,12 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.commands import timers
 
         return timers.main(config, args)
-    return _with_database(command, args, config, adapters)
+    return _with_database(command, args, config, adapters, engine)
 
 
-def _with_database(command: str, args: argparse.Namespace, config: "Config", adapters: Mapping[str, "Adapter"]) -> int:
+def _with_database(
+    command: str, args: argparse.Namespace, config: "Config", adapters: Mapping[str, "Adapter"], engine: "Engine"
+) -> int:
     """The commands that need the database created or migrated first: deliveries, destinations, replay, worker
-    and serve."""
+    and serve (`engine`, built from the config as it was checked, is the worker's)."""
     from gateway import runtime
     from gateway.outbound.routes import sync_destinations
 
@@ -125,7 +128,7 @@ def _with_database(command: str, args: argparse.Namespace, config: "Config", ada
     conn.close()
     runtime.prepare(serving=command == "serve")
     if command == "worker":
-        return _run_worker(config, adapters, args.metrics_host, args.metrics_port)
+        return _run_worker(config, adapters, engine, args.metrics_host, args.metrics_port)
     return _serve(
         config,
         adapters,
@@ -187,14 +190,14 @@ def _replay(conn: "sqlite3.Connection", args: argparse.Namespace) -> int:
 
 
 def _run_worker(
-    config: "Config", adapters: Mapping[str, "Adapter"], metrics_host: str, metrics_port: int | None
+    config: "Config", adapters: Mapping[str, "Adapter"], engine: "Engine", metrics_host: str, metrics_port: int | None
 ) -> int:
     import logging
     import signal
     import threading
 
     from gateway import runtime
-    from gateway.engine import build_engine, merged_totals, segment_rebuild
+    from gateway.engine import merged_totals, segment_rebuild
     from gateway.outbound.sender import Sender
     from gateway.pipeline.worker import Worker
     from normalizer.timefmt import now_us
@@ -205,7 +208,6 @@ def _run_worker(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     job_metrics = _serve_metrics(config, metrics_host, metrics_port)
-    engine = build_engine(config)
     conn = connect(config.database, config.durability, config.busy_timeout_seconds)
     merged_totals.settle(conn, engine, now_us())  # before segments: membership reads the totals
     segment_rebuild.sync(engine.segments, conn, now_us())
