@@ -108,7 +108,7 @@ def _with_database(
     command: str, args: argparse.Namespace, config: "Config", adapters: Mapping[str, "Adapter"], engine: "Engine"
 ) -> int:
     """The commands that need the database created or migrated first: deliveries, destinations, replay, worker
-    and serve (`engine`, built from the config as it was checked, is the worker's)."""
+    and serve (`engine`, built from the config as it was checked, is the one they run)."""
     from gateway import runtime
     from gateway.outbound.routes import sync_destinations
 
@@ -135,6 +135,7 @@ def _with_database(
         args.host if command == "serve" else "127.0.0.1",
         args.port if command == "serve" else 8000,
         not getattr(args, "no_worker", False),
+        engine,
     )
 
 
@@ -245,7 +246,9 @@ def _serve_metrics(config: "Config", host: str, port: int | None) -> "JobMetrics
     return job_metrics
 
 
-def _serve(config: "Config", adapters: Mapping[str, "Adapter"], host: str, port: int, run_worker: bool) -> int:
+def _serve(
+    config: "Config", adapters: Mapping[str, "Adapter"], host: str, port: int, run_worker: bool, engine: "Engine"
+) -> int:
     import uvicorn
 
     from gateway import logs, runtime
@@ -253,7 +256,7 @@ def _serve(config: "Config", adapters: Mapping[str, "Adapter"], host: str, port:
     from gateway.web.connection_limit import LimitedHttp
 
     keys = api_keys(config)
-    app = create_app(config, adapters, keys, run_worker=run_worker)
+    app = create_app(config, adapters, keys, run_worker=run_worker, engine=engine)
     runtime.freeze_heap()
     uvicorn.run(
         app,

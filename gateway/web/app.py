@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from adapters import Adapter
 from gateway.config import Config
+from gateway.engine.orders import Engine
 from gateway.web import (
     admin,
     automations,
@@ -98,9 +99,15 @@ class GatewayApp(Starlette):
 
 
 def create_app(
-    config: Config, adapters: Mapping[str, Adapter], api_keys: list[str], run_worker: bool = True
+    config: Config,
+    adapters: Mapping[str, Adapter],
+    api_keys: list[str],
+    run_worker: bool = True,
+    engine: Engine | None = None,
 ) -> Starlette:
-    gateway = Gateway(config, adapters, api_keys, run_worker)
+    """The gateway's ASGI app; `engine` (one built from `config`), when the caller already built it to check the
+    config, else built here."""
+    gateway = Gateway(config, adapters, api_keys, run_worker, engine)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

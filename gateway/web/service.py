@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from adapters import Adapter
 from gateway.config import Config
 from gateway.engine import build_engine, merged_totals, segment_rebuild
+from gateway.engine.orders import Engine
 from gateway.metrics import IngestMetrics, JobMetrics
 from gateway.outbound.routes import sync_destinations
 from gateway.outbound.sender import Sender
@@ -32,11 +33,18 @@ from store.schema import migrate
 class Gateway:
     """Everything one running app holds: config, adapters, engine, the committer and the in-process worker."""
 
-    def __init__(self, config: Config, adapters: Mapping[str, Adapter], api_keys: list[str], run_worker: bool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        adapters: Mapping[str, Adapter],
+        api_keys: list[str],
+        run_worker: bool,
+        engine: Engine | None = None,
+    ) -> None:
         self.config = config
         self.adapters = adapters
         self.keys = ApiKeys(api_keys)
-        self.engine = build_engine(config)
+        self.engine = engine if engine is not None else build_engine(config)
         turns = self.turns = WriteTurns()
         self.registry = CollectorRegistry()
         self.requests: Counter[tuple[str, str, int]] = Counter()  # by route, method, status (CountRequests)

@@ -284,3 +284,30 @@ def test_webhook_of_a_removed_source_goes_dead_and_replays_once_it_is_back(tmp_p
         stderr = (tmp_path / f"{process}.stderr").read_text()
         assert all(json.loads(line) for line in stderr.splitlines())
         assert secret not in stderr and "jane" not in stderr.lower() and "Traceback" not in stderr
+
+
+def test_serve_runs_the_engine_it_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` builds the engine once, when it checks the config (every segment compiled at start, once), and
+    the app it serves runs that engine."""
+    import uvicorn
+
+    from gateway import engine, runtime
+    from gateway.web import service
+
+    built: list[object] = []
+
+    def counted(config: Any) -> Any:
+        built.append(engine_build(config))
+        return built[-1]
+
+    engine_build = engine.build_engine
+    monkeypatch.setattr(engine, "build_engine", counted)
+    monkeypatch.setattr(service, "build_engine", counted)
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **settings: served.append(app))
+    monkeypatch.setattr(runtime, "prepare", lambda serving: None)  # the test process keeps its own settings
+    monkeypatch.setattr(runtime, "freeze_heap", lambda: None)
+    config = write_config(tmp_path, segments={"vip": {"attribute": "totalSpent", "gte": 500}})
+    assert main(["--config", str(config), "serve", "--port", "1"]) == 0
+    assert len(built) == 1
+    assert served[0].state.gateway.engine is built[0]
