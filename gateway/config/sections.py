@@ -87,6 +87,14 @@ class DestinationConfig(_Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:  # out of range, not a number, or 0 (which would silently mean the scheme's default)
+            raise ValueError("the port must be a number from 1 to 65535")
+        if not value.isprintable() or " " in value or not (parts.path + parts.query).isascii():
+            raise ValueError("spaces, control and non-ASCII characters in a URL must be percent-encoded")
         return value
 
     @field_validator("secrets")

@@ -43,6 +43,10 @@ def test_destinations_list_hides_credentials_in_the_url(make_harness: Any) -> No
     ("block", "where"),
     [
         ({"url": "ftp://x.example.com", "secrets": [HMAC_SECRET]}, "destinations.crm.url"),
+        ({"url": "https://x.example.com:99999/hooks", "secrets": [HMAC_SECRET]}, "destinations.crm.url"),
+        ({"url": "https://x.example.com:0/hooks", "secrets": [HMAC_SECRET]}, "destinations.crm.url"),
+        ({"url": "https://x.example.com/my hooks", "secrets": [HMAC_SECRET]}, "destinations.crm.url"),
+        ({"url": "https://x.example.com/h\u00fcks", "secrets": [HMAC_SECRET]}, "destinations.crm.url"),
         ({"url": "https://x.example.com", "secrets": ["whsec_bm90IGEgc2VjcmV0"]}, "destinations.crm.secrets"),
         ({"url": "https://x.example.com", "secrets": []}, "destinations.crm.secrets"),
         ({"url": "https://x.example.com", "secrets": [HMAC_SECRET], "timeout": "soon"}, "destinations.crm.timeout"),
