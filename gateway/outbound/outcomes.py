@@ -25,7 +25,7 @@ def retry_after_seconds(value: str | None, now_seconds: float) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²": a digit to isdigit(), not to float()
         return min(float(text), _MAX_RETRY_AFTER_SECONDS)
     try:
         moment = parsedate_to_datetime(text)

@@ -2,6 +2,8 @@
 followed; 410 disables; 429/503 wait at least Retry-After; timeouts retry; the schedule ends in dead; a
 destination failing for `disable_after` is disabled."""
 
+import time
+from email.utils import formatdate
 from typing import Any
 
 from normalizer.timefmt import now_us
@@ -81,6 +83,28 @@ def test_429_and_503_wait_at_least_retry_after(make_harness: Any) -> None:
         send(harness)
         assert _status(harness)[2] >= before + 7200 * 1_000_000
         receiver.wait_for(2)
+
+
+def test_retry_after_as_an_http_date_and_unreadable(make_harness: Any, caplog: Any) -> None:
+    in_3h = formatdate(time.time() + 3 * 3600, usegmt=True)
+    # "\xb2" is a superscript two in Latin-1, the header's encoding: a digit to str.isdigit, not to float().
+    with receiving([Reply(503, {"Retry-After": in_3h}), Reply(429, {"Retry-After": "\xb2"})]) as receiver:
+        harness = build(make_harness, {"crm": destination(receiver.url)})
+        harness.post_order(order())
+        before = now_us()
+        send(harness)
+        assert _status(harness)[2] >= before + (3 * 3600 - 2) * 1_000_000
+        make_due(harness)
+        before = now_us()
+        send(harness)
+        receiver.wait_for(2)
+    status, _, next_at = _status(harness)
+    assert status == "failed" and before + 5_000_000 <= next_at < before + 3600 * 1_000_000
+    assert rows(harness, "SELECT status_code, error FROM delivery_attempts ORDER BY id") == [
+        (503, "HTTP 503"),
+        (429, "HTTP 429"),
+    ]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 def test_timeouts_retry_then_the_delivery_is_dead(make_harness: Any) -> None:
