@@ -25,6 +25,10 @@ _KINDS: list[tuple[str, Network]] = [
     ("link-local", ip_network("fe80::/10")),
     ("site-local", ip_network("fec0::/10")),
     ("multicast", ip_network("ff00::/8")),
+    # Not global, though this Python's `is_global` may not know it: local-use NAT64 (RFC 8215; the IPv4 address
+    # it carries may sit at any of RFC 6052's offsets) and the rest of ::/8 (IPv4-translated ::ffff:0:a.b.c.d).
+    ("reserved", ip_network("64:ff9b:1::/48")),
+    ("reserved", ip_network("::/8")),
 ]
 _NAT64 = ip_network("64:ff9b::/96")
 _COMPATIBLE = ip_network("::/96")  # deprecated IPv4-compatible form ::a.b.c.d

@@ -40,6 +40,10 @@ REFUSED = [
     ("64:ff9b::a9fe:a9fe", "link-local (IPv4 inside IPv6)"),  # NAT64 of 169.254.169.254
     ("2002:c0a8:0101::1", "private (IPv4 inside IPv6)"),  # 6to4 of 192.168.1.1
     ("2001:db8::1", "reserved"),  # documentation range
+    ("64:ff9b:1::a9fe:a9fe", "reserved"),  # local-use NAT64: its IPv4 address may sit anywhere
+    ("64:ff9b:1:a9fe:a9:fe00::", "reserved"),  # ... such as after a /48 prefix
+    ("::ffff:0:7f00:1", "reserved"),  # IPv4-translated (SIIT) 127.0.0.1
+    ("::1:0:0:0", "reserved"),  # the rest of ::/8 is no public unicast either
 ]
 PUBLIC = ["93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:0808:0808::1"]
 
