@@ -105,6 +105,20 @@ def offer(conn: sqlite3.Connection, event_id: int, name: str, properties: dict[s
     return len(destinations)
 
 
+def forget(conn: sqlite3.Connection, event_ids: Sequence[int]) -> None:
+    """Delete the deliveries (and their attempts) of events about to be deleted. SQLite gives the next event the id
+    of a deleted last one: a delivery left behind would send that event in place of the erased one, or, already
+    sent, keep the new event from getting a delivery of its own."""
+    doomed = (
+        "SELECT d.id FROM deliveries AS d WHERE d.destination IN (SELECT name FROM destinations)"
+        " AND d.event_id IN (SELECT value FROM json_each(?))"
+    )
+    ids = (json_columns.dumps(list(event_ids)),)
+    conn.execute(f"DELETE FROM delivery_attempts WHERE delivery_id IN ({doomed})", ids)
+    conn.execute(f"DELETE FROM legacy_webhook_ids WHERE delivery_id IN ({doomed})", ids)
+    conn.execute(f"DELETE FROM deliveries WHERE id IN ({doomed})", ids)
+
+
 def sync(conn: sqlite3.Connection, routes: Iterable[tuple[Route, str]], now: int) -> None:
     """Make the `destinations` table route as the config says ((route, url) pairs), in a transaction of its own;
     a destination no longer configured keeps its row and history but gets no new events."""

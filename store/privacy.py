@@ -4,12 +4,12 @@ what ties them to a person (email, names, external id, the subscriber's events, 
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from normalizer.emails import normalise_email
-from store import automations, events, ledger, segments
+from store import automations, events, ledger, outbox, segments
 
 # A redacted delivery keeps its row (topic, times, status: the audit trail) but not its body.
 REDACTED_BODY = b'{"redacted": true}'
@@ -47,11 +47,12 @@ def erase_customer(
         )
     ]
     erased = Erased(emails=emails)
-    erased.events = conn.execute(
-        "DELETE FROM events WHERE source = ? AND (order_id IN (SELECT value FROM json_each(?))"
-        " OR subscriber_id IN (SELECT value FROM json_each(?)))",
+    erased.events = _delete_events(
+        conn,
+        "source = ? AND (order_id IN (SELECT value FROM json_each(?)) OR subscriber_id IN (SELECT value FROM"
+        " json_each(?)))",
         (source, json.dumps(sorted(ids)), json.dumps(subscriber_ids)),
-    ).rowcount
+    )
     erased.orders = conn.execute(
         "UPDATE orders SET email = NULL, customer = '{}' WHERE source = ? AND order_id IN"
         " (SELECT value FROM json_each(?))",
@@ -72,7 +73,7 @@ def erase_source(conn: sqlite3.Connection, source: str, keep_topics: Collection[
         )
     }
     erased = Erased(emails=emails)
-    erased.events = conn.execute("DELETE FROM events WHERE source = ?", (source,)).rowcount
+    erased.events = _delete_events(conn, "source = ?", (source,))
     erased.orders = conn.execute("DELETE FROM orders WHERE source = ?", (source,)).rowcount
     erased.deliveries = conn.execute(
         "UPDATE jobs SET body = ?, error = CASE WHEN status = 'done' THEN error ELSE 'erased by a privacy request'"
@@ -99,7 +100,7 @@ def forget_if_unused(conn: sqlite3.Connection, email: str, customer_id: str | No
     ).fetchone()[0]
     if not used:
         automations.forget_subscriber(conn, subscriber_id)
-        conn.execute("DELETE FROM events WHERE subscriber_id = ?", (subscriber_id,))
+        _delete_events(conn, "subscriber_id = ?", (subscriber_id,))
         segments.forget_subscriber(conn, subscriber_id)
         conn.execute("DELETE FROM subscribers WHERE id = ?", (subscriber_id,))
         return True
@@ -108,6 +109,15 @@ def forget_if_unused(conn: sqlite3.Connection, email: str, customer_id: str | No
             "UPDATE subscribers SET external_id = NULL WHERE id = ? AND external_id = ?", (subscriber_id, customer_id)
         )
     return False
+
+
+def _delete_events(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> int:
+    """Delete the events `where` selects, with their outbound deliveries; returns how many events."""
+    ids = [row[0] for row in conn.execute(f"SELECT id FROM events WHERE {where}", params)]
+    if ids:
+        outbox.forget(conn, ids)
+        conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
+    return len(ids)
 
 
 def orders_for_email(conn: sqlite3.Connection, email: str) -> list[dict[str, Any]]:
