@@ -17,8 +17,10 @@ from gateway.metrics import PREFIX
 from gateway.web.delivery_counts import DeliveryCounts
 from normalizer.timefmt import now_us
 from store import automation_counts, job_reads, operator_reads, segments, timers
+from store.automations import BACK_IN_STOCK, CHECKOUT, REPLENISHMENT
 
 UNMATCHED = "unmatched"  # the route label of requests no route matched (bounded: never the raw path)
+FLOWS = (REPLENISHMENT, BACK_IN_STOCK, CHECKOUT)
 
 
 class CountRequests:
@@ -139,8 +141,8 @@ class DatabaseGauges(Collector):
             f"{PREFIX}_database_bytes", "Size of the SQLite database file and its WAL.", self._database_bytes
         )
         active = GaugeMetricFamily(f"{PREFIX}_automations_active", "Active automations by flow.", labels=["flow"])
-        for flow, count in sorted(self._automations.items()):
-            active.add_metric([flow], count)
+        for flow in sorted(FLOWS):  # every flow, 0 when none is active: a gauge that vanishes reads as "no data"
+            active.add_metric([flow], self._automations.get(flow, 0))
         yield active
         sizes = GaugeMetricFamily(f"{PREFIX}_segment_members", "Members of each segment.", labels=["segment"])
         for name, members in sorted(self._segments.items()):

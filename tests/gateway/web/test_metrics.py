@@ -191,3 +191,16 @@ def test_a_worker_process_answers_scrapes_of_its_own_jobs(tmp_path: Path) -> Non
         served = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
         assert value(served, "commerce_gateway_jobs", status="queued") == 0
         assert value(served, "commerce_gateway_jobs_processed_total", kind="order", outcome="done") == 0
+
+
+def test_active_automations_are_a_series_per_flow_even_at_zero(make_harness: Any) -> None:
+    # A gauge that vanishes at 0 reads as "no data": an alert or a graph on a flow would go blank, not to 0.
+    harness: Harness = make_harness(metrics_token=TOKEN, lifecycle={"checkout_abandoned_after": "1h"})
+    checkout = {"checkoutId": "c-1", "customer": {"email": "buyer@example.com"}}
+    assert harness.client.post("/api/v1/checkouts", headers=harness.headers, json=checkout).status_code == 202
+    harness.drain()
+    text = scrape(harness)
+    active = {flow: value(text, "commerce_gateway_automations_active", flow=flow) for flow in ("checkout",)}
+    assert active == {"checkout": 1}
+    flows = {labels for (name, labels) in samples(text) if name == "commerce_gateway_automations_active"}
+    assert flows == {frozenset({("flow", flow)}) for flow in ("replenishment", "back_in_stock", "checkout")}
