@@ -19,7 +19,7 @@ from starlette.routing import Route
 from gateway.outbound.replays import replay_destination
 from gateway.web import errors
 from gateway.web.admin_session import COOKIE, LOGIN_COOKIE, same
-from gateway.web.context import gateway_of
+from gateway.web.context import gateway_of, read_request_body
 from gateway.web.reads import source_summaries, subscriber_view
 from gateway.web.service import Gateway
 from normalizer.emails import stored_form
@@ -73,9 +73,8 @@ def _secure(request: Request) -> bool:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    raw = await request.body()
-    if len(raw) > _FORM_LIMIT:
-        raise errors.PayloadTooLarge()
+    # Under the limits every body is read with (the login form takes a body from anyone): never buffered whole.
+    raw = await read_request_body(request, _FORM_LIMIT)
     return {key: values[-1] for key, values in parse_qs(raw.decode("utf-8", "replace")).items()}
 
 
@@ -127,6 +126,7 @@ async def login(request: Request) -> Response:
 
 @_signed_in
 async def logout(request: Request, gateway: Gateway, csrf: str) -> Response:
+    gateway.admin_sessions.end(request.cookies.get(COOKIE), time.time())
     response = RedirectResponse("/admin/login", status_code=303, headers=_HEADERS)
     response.delete_cookie(COOKIE, path="/admin")
     return response
@@ -164,7 +164,7 @@ async def jobs(request: Request, gateway: Gateway, csrf: str) -> Response:
     cursor = params.get("cursor") or ""
     if status is not None and status not in JOB_STATUSES:
         status = None
-    before = int(cursor) if cursor.isdigit() and len(cursor) < 19 else None
+    before = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 19 else None
     found, next_id = await gateway.reads.run(lambda conn: job_reads.page(conn, status, source, _PAGE, before))
     heading = "Dead jobs" if status == "dead" else f"{status.capitalize()} jobs" if status else "Jobs"
     return _render(

@@ -13,6 +13,7 @@ LIFETIME_SECONDS = 8 * 3600
 class AdminSessions:
     def __init__(self) -> None:
         self._key = secrets.token_bytes(32)
+        self._ended: dict[str, int] = {}  # nonce -> expiry of the sessions logged out before they expired
 
     def _sign(self, value: str) -> str:
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
@@ -26,11 +27,18 @@ class AdminSessions:
         """The session's nonce when `cookie` is one this process issued and it has not expired, else None."""
         expiry, _, rest = (cookie or "").partition(".")
         nonce, _, signature = rest.partition(".")
-        if not expiry.isdigit() or not nonce or int(expiry) < now:
+        if not (expiry.isascii() and expiry.isdigit()) or not nonce or int(expiry) < now:
             return None
         if not hmac.compare_digest(signature, self._sign(f"{expiry}.{nonce}")):
             return None
-        return nonce
+        return None if nonce in self._ended else nonce
+
+    def end(self, cookie: str | None, now: float) -> None:
+        """Log the session out: its cookie is refused from now on, even replayed from a copy."""
+        nonce = self.nonce(cookie, now)
+        if nonce is not None:
+            self._ended = {n: expiry for n, expiry in self._ended.items() if expiry >= now}
+            self._ended[nonce] = int((cookie or "").partition(".")[0])
 
     def csrf(self, nonce: str) -> str:
         """The CSRF token of the session with this nonce: every form POST must carry it."""

@@ -101,7 +101,7 @@ class Automations(Answer):
     automations: list[AutomationView]
 
 
-_QUEUED = (400, 401, 413, 422)
+_QUEUED = (400, 401, 408, 413, 422)
 ROUTES = [
     api_route(
         "/api/v1/back-in-stock",

@@ -73,7 +73,7 @@ ROUTES = [
             "Upsert 1-100 products",
             "lifecycle",
             {200: Upserted},
-            (400, 401, 413, 422),
+            (400, 401, 408, 413, 422),
             body=ProductBatch,
             description="A field left out keeps its stored value; an explicit null clears it (docs/lifecycle.md).",
         ),

@@ -1,12 +1,11 @@
 """The deliveries and destinations API: list and read deliveries with their attempts, replay one or a
 destination's since a time, list destinations with their health, enable a disabled one."""
 
-import json
 import sqlite3
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -14,7 +13,8 @@ from starlette.responses import JSONResponse, Response
 from gateway.outbound.replays import ReplayScope, replay_destination, replay_one
 from gateway.outbound.views import delivery_view, destination_view
 from gateway.web import errors
-from gateway.web.context import authorize, gateway_of
+from gateway.web.bodies import parse
+from gateway.web.context import authorize, gateway_of, read_request_body
 from gateway.web.contract import Contract, Model, api_route, parse_query
 from gateway.web.service import Gateway
 from normalizer.timefmt import now_us, to_micros
@@ -149,16 +149,10 @@ async def replay_destination_route(request: Request) -> Response:
     gateway = gateway_of(request)
     authorize(gateway, request)
     name = request.path_params["name"]
-    try:
-        data = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise errors.InvalidJson("The request body is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise errors.InvalidJson()
-    try:
-        body = ReplayRequest.model_validate(data)
-    except ValidationError as exc:
-        raise errors.ValidationFailed("The replay request is not valid.", errors.validation_details(exc)) from None
+    # Read under the body limits of every route (size, deadline, budget) and parsed like every other body: the
+    # parser's depth limit makes a deeply nested body a 400, not a RecursionError.
+    raw = await read_request_body(request, gateway.config.max_body_bytes)
+    body = parse(ReplayRequest, raw or b"{}", "The replay request")
     if await gateway.reads.run(lambda conn: destinations.get(conn, name)) is None:
         raise errors.NotFound("No destination with this name is configured.")
     since = to_micros(body.since)
@@ -252,7 +246,7 @@ ROUTES = [
             "Replay a destination's deliveries since a time",
             "deliveries",
             {200: DestinationReplayed},
-            (400, 401, 404, 422),
+            (400, 401, 404, 408, 413, 422),
             body=ReplayRequest,
             path_params=_NAME,
         ),

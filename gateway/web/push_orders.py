@@ -150,7 +150,7 @@ ROUTES = [
             "Push an order",
             "orders",
             {202: Accepted},
-            (400, 401, 413, 422),
+            (400, 401, 408, 413, 422),
             body=PushOrder,
             description="Answered 202 once the job is committed; the order is processed by the worker"
             " (docs/api.md, Push Order).",

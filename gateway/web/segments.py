@@ -32,13 +32,13 @@ def _page(request: Request) -> tuple[int, int]:
     limit, after = _DEFAULT_LIMIT, 0
     raw = request.query_params.get("limit")
     if raw is not None:
-        if raw.isdigit() and 1 <= int(raw) <= _MAX_LIMIT:
+        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= _MAX_LIMIT:
             limit = int(raw)
         else:
             problems.append({"field": "limit", "message": f"must be an integer from 1 to {_MAX_LIMIT}"})
     cursor = request.query_params.get("cursor")
     if cursor:
-        if cursor.isdigit() and len(cursor) < 19:
+        if cursor.isascii() and cursor.isdigit() and len(cursor) < 19:
             after = int(cursor)
         else:
             problems.append({"field": "cursor", "message": "not a cursor this API returned"})

@@ -3,13 +3,18 @@ cookie is HttpOnly and SameSite=Strict, every form POST needs the session's CSRF
 queue, the sources, a job's trace and a subscriber (the browser walk is in test_admin_browser.py)."""
 
 import re
+import socket
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from adapters import REGISTRY
-from tests.conftest import API_KEY, Harness, order
+from gateway.web.admin_session import AdminSessions
+from tests.conftest import API_KEY, Harness, order, write_config
 from tests.gateway._fake_platform import SECRET, FakePlatform, canonical, deliver
+from tests.gateway._server import HOST, STARTUP_LIMIT_SECONDS, Server
 
 
 @pytest.fixture
@@ -95,3 +100,57 @@ def test_the_pages_show_queue_sources_trace_and_subscriber(shop: Harness) -> Non
     assert "order-7" in person and "ecommerce.order_placed" in person and "totalSpent" in person
     assert "No subscriber" in shop.client.get("/admin/subscribers", params={"email": "nobody@example.com"}).text
     assert shop.client.get("/admin/static/admin.css").headers["content-type"].startswith("text/css")
+
+
+def test_logging_out_ends_the_session_for_every_copy_of_its_cookie(shop: Harness) -> None:
+    log_in(shop)
+    copied = shop.client.cookies["cg_admin"]  # what a shared machine's browser or a proxy log kept
+    token = csrf_of(shop.client.get("/admin").text)
+    assert shop.client.post("/admin/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
+    shop.client.cookies.set("cg_admin", copied, path="/admin")
+    replayed = shop.client.get("/admin", follow_redirects=False)
+    assert (replayed.status_code, replayed.headers["location"]) == (303, "/admin/login")
+    # A new login is a new session.
+    assert log_in(shop).status_code == 303
+    assert shop.client.get("/admin", follow_redirects=False).status_code == 200
+
+
+@pytest.mark.parametrize("cursor", ["\u00b2", "\u0661\u0662", "-1", "9" * 40])
+def test_a_hostile_jobs_cursor_shows_the_first_page(shop: Harness, cursor: str) -> None:
+    # `str.isdigit` holds for superscripts and other scripts' digits, which `int` refuses or reads as digits.
+    shop.post_order(order("order-1"))
+    shop.drain()
+    log_in(shop)
+    page = shop.client.get("/admin/jobs", params={"cursor": cursor})
+    assert page.status_code == 200 and "order" in page.text
+
+
+def test_a_forged_session_cookie_is_the_login_page_not_an_error(shop: Harness) -> None:
+    for forged in ("99999999999.nonce.signature", "..", "x"):
+        response = shop.client.get("/admin", headers={"Cookie": f"cg_admin={forged}"}, follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, "/admin/login"), forged
+    # A Cookie header is Latin-1: byte 0xB2 arrives as "²", a digit to `str.isdigit` that `int` refuses.
+    assert AdminSessions().nonce("\u00b2.nonce.signature", time.time()) is None
+
+
+def _answer(sock: socket.socket) -> bytes:
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def test_the_login_form_reads_its_body_under_the_limits_of_every_route(tmp_path: Path) -> None:
+    # /admin/login takes a body from anyone: one too large is refused from its Content-Length, before a byte of it
+    # is buffered, and one that stops arriving is cut at `body_read_timeout`, as on the API.
+    with Server(write_config(tmp_path, body_read_timeout="1s")) as server:
+        head = f"POST /admin/login HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        with socket.create_connection((HOST, server.port), timeout=STARTUP_LIMIT_SECONDS) as sock:
+            sock.sendall(f"{head}Content-Length: {1 << 30}\r\n\r\n".encode())
+            assert _answer(sock).startswith(b"HTTP/1.1 413 ")
+        with socket.create_connection((HOST, server.port), timeout=STARTUP_LIMIT_SECONDS) as sock:
+            sock.sendall(f"{head}Content-Length: 100\r\n\r\ncsrf=x&key=".encode())
+            assert _answer(sock).startswith(b"HTTP/1.1 408 ")

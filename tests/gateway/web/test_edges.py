@@ -169,3 +169,36 @@ def test_a_signed_webhook_nested_past_the_depth_is_400_and_stores_nothing(make_h
     assert shopify.deliver(harness, "orders/create", text).json()["queued"] is True
     with harness.db() as conn:
         assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"cursor": "\u00b2"}, "cursor"),  # a digit to `str.isdigit`, not to `int`
+        ({"cursor": "\u0661\u0662"}, "cursor"),  # Arabic-Indic digits: not a cursor this API returns
+        ({"limit": "\u00b2"}, "limit"),
+        ({"limit": "\u0661"}, "limit"),
+    ],
+)
+def test_segment_members_refuse_digits_of_other_scripts_422(
+    make_harness: Any, query: dict[str, str], field: str
+) -> None:
+    harness: Harness = make_harness(segments={"buyers": {"orders": {"atLeast": 1}}})
+    harness.post_order(order())
+    harness.drain()
+    response = harness.get("/api/v1/segments/buyers/members", **query)
+    assert response.status_code == 422, response.text
+    assert [detail["field"] for detail in response.json()["error"]["details"]] == [field]
+
+
+def test_a_destination_replay_body_is_read_like_every_other(make_harness: Any) -> None:
+    # Nested past the parser's depth: a 400 saying so, not a RecursionError's 500; over max_body_bytes: 413.
+    harness: Harness = make_harness(max_body_bytes=8192)
+    path = "/api/v1/destinations/crm/replay"
+    deep = harness.client.post(path, headers=harness.headers, content=b"[" * 4000 + b"]" * 4000)
+    assert deep.status_code == 400, deep.text
+    assert deep.json()["error"]["code"] == "invalid_json"
+    large = json.dumps({"status": "dead", "since": "2026-01-01T00:00:00Z", "x": "y" * 8192})
+    too_large = harness.client.post(path, headers=harness.headers, content=large)
+    assert too_large.status_code == 413, too_large.text
+    assert too_large.json()["error"]["code"] == "payload_too_large"

@@ -99,3 +99,11 @@ def _fuzz(operation: Any, base_url: str) -> int:
 
     fuzz()
     return sent
+
+
+def test_every_route_with_a_body_documents_its_body_limits() -> None:
+    # Every body is read under `max_body_bytes` (413) and `body_read_timeout` (408).
+    for path, methods in document(ROUTES)["paths"].items():
+        for method, operation in methods.items():
+            if "requestBody" in operation:
+                assert {"400", "408", "413"} <= set(operation["responses"]), (method, path)
