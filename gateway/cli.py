@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # imported at run time by the commands that use them
     from adapters import Adapter
     from gateway.config import Config
     from gateway.engine.orders import Engine
-    from gateway.metrics import JobMetrics
+    from gateway.metrics import DeliveryMetrics, JobMetrics
 
 
 def version() -> str:
@@ -208,13 +208,13 @@ def _run_worker(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    job_metrics = _serve_metrics(config, metrics_host, metrics_port)
+    job_metrics, delivery_metrics = _serve_metrics(config, metrics_host, metrics_port)
     conn = connect(config.database, config.durability, config.busy_timeout_seconds)
     merged_totals.settle(conn, engine, now_us())  # before segments: membership reads the totals
     segment_rebuild.sync(engine.segments, conn, now_us())
     conn.close()
     worker = Worker(config, adapters, engine, metrics=job_metrics)
-    sender = Sender(config, engine.revenue_attributes) if config.destinations else None
+    sender = Sender(config, engine.revenue_attributes, metrics=delivery_metrics) if config.destinations else None
     if sender is not None:
         sender.yield_to(worker)
     runtime.freeze_heap()
@@ -230,20 +230,24 @@ def _run_worker(
     return 0
 
 
-def _serve_metrics(config: "Config", host: str, port: int | None) -> "JobMetrics | None":
-    """The worker's job series, answering scrapes at host:port/metrics; None when metrics are off or unasked."""
+def _serve_metrics(
+    config: "Config", host: str, port: int | None
+) -> "tuple[JobMetrics, DeliveryMetrics] | tuple[None, None]":
+    """The worker's job and delivery series, answering scrapes at host:port/metrics; None when metrics are off or
+    unasked."""
     if not config.metrics_enabled or port is None:
-        return None
+        return None, None
     from prometheus_client import CollectorRegistry
 
-    from gateway.metrics import JobMetrics, serve_metrics
+    from gateway.metrics import DeliveryMetrics, JobMetrics, serve_metrics
 
     registry = CollectorRegistry()
     job_metrics = JobMetrics(registry)
+    delivery_metrics = DeliveryMetrics(registry)
     server = serve_metrics(registry, host, port, config.metrics_token)
     # One line on stdout with the bound port (useful with --metrics-port 0); stderr carries the logs.
     print(f"metrics on http://{host}:{server.server_address[1]}/metrics", flush=True)
-    return job_metrics
+    return job_metrics, delivery_metrics
 
 
 def _serve(

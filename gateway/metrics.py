@@ -10,7 +10,7 @@ import ipaddress
 import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -138,6 +138,30 @@ class JobMetrics(Collector):
             for kind, histogram in sorted(histograms.items()):
                 family.add_metric([kind], histogram.buckets(), histogram.sum)
             yield family
+
+
+class DeliveryMetrics(Collector):
+    """Delivery attempts made by this process's sender, by destination and outcome, counted once the transaction
+    that recorded them has committed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts: dict[tuple[str, str], int] = {}
+        registry.register(self)
+
+    def recorded(self, outcomes: Iterable[tuple[str, str]]) -> None:
+        """(destination, the delivery's status after the attempt: succeeded, failed or dead) per attempt."""
+        for key in outcomes:
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        attempts = CounterMetricFamily(
+            f"{PREFIX}_delivery_attempts",
+            "Delivery attempts by destination and outcome (succeeded; failed: will retry; dead: the last one).",
+            labels=["destination", "outcome"],
+        )
+        for (destination, outcome), count in sorted(self.attempts.items()):
+            attempts.add_metric([destination, outcome], count)
+        yield attempts
 
 
 def scrape_allowed(token: str | None, authorization: str | None, client_host: str | None) -> bool:

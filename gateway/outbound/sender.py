@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from typing import Protocol
 
 from gateway.config import Config
+from gateway.metrics import DeliveryMetrics
 from gateway.outbound.attempt import Destination, Revenue, attempt
 from gateway.outbound.outcomes import Decision
 from gateway.pipeline.write_turns import WriteTurns
@@ -42,10 +43,13 @@ class _Worker(Protocol):
 
 
 class Sender:
-    def __init__(self, config: Config, revenue: Revenue, turns: WriteTurns | None = None) -> None:
+    def __init__(
+        self, config: Config, revenue: Revenue, turns: WriteTurns | None = None, metrics: DeliveryMetrics | None = None
+    ) -> None:
         self.config = config
         self.revenue = revenue
         self.turns = turns
+        self.metrics = metrics
         self.owner = f"sender-{secrets.token_hex(4)}"
         self.destinations = {
             name: Destination.build(name, options, config.delivery) for name, options in config.destinations.items()
@@ -200,6 +204,8 @@ class Sender:
         except BaseException:
             self._done = done + self._done
             raise
+        if done and self.metrics is not None:
+            self.metrics.recorded((name, made.status) for name, made, _ in done)
         for one in claimed:
             self._spawn(one)
 

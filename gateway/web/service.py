@@ -12,7 +12,7 @@ from adapters import Adapter
 from gateway.config import Config
 from gateway.engine import build_engine, merged_totals, segment_rebuild
 from gateway.engine.orders import Engine
-from gateway.metrics import IngestMetrics, JobMetrics
+from gateway.metrics import DeliveryMetrics, IngestMetrics, JobMetrics
 from gateway.outbound.routes import sync_destinations
 from gateway.outbound.sender import Sender
 from gateway.pipeline.ingest import Committer
@@ -52,16 +52,20 @@ class Gateway:
         self.admin_sessions = AdminSessions()
         self.scrape: DatabaseGauges | None = None
         self.job_metrics: JobMetrics | None = None
+        self.delivery_metrics: DeliveryMetrics | None = None
         ingest_metrics: IngestMetrics | None = None
         if config.metrics_enabled:
             self.scrape = DatabaseGauges(config.database, self.deliveries, self.requests)
             self.registry.register(self.scrape)
             self.job_metrics = JobMetrics(self.registry)
+            self.delivery_metrics = DeliveryMetrics(self.registry)
             ingest_metrics = IngestMetrics(self.registry)
         self.worker = Worker(config, adapters, self.engine, turns, self.job_metrics) if run_worker else None
         # Deliveries go out from the process that records the events: the worker's.
         self.sender = (
-            Sender(config, self.engine.revenue_attributes, turns) if run_worker and config.destinations else None
+            Sender(config, self.engine.revenue_attributes, turns, self.delivery_metrics)
+            if run_worker and config.destinations
+            else None
         )
         if self.worker is not None and self.sender is not None:
             self.sender.yield_to(self.worker)

@@ -4,12 +4,18 @@ destination failing for `disable_after` is disabled."""
 
 import time
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
+from starlette.testclient import TestClient
+
+from gateway.config import build_adapters, load
+from gateway.web.app import create_app
 from normalizer.timefmt import now_us
-from tests.conftest import order
+from tests.conftest import API_KEY, order, write_config
 from tests.gateway.outbound._receiver import Reply, receiving
-from tests.gateway.outbound._support import build, destination, make_due, rows, send
+from tests.gateway.outbound._support import LOOPBACK, build, destination, make_due, rows, send
+from tests.gateway.web.test_metrics import TOKEN, value
 
 
 def _status(harness: Any) -> tuple[str, int, int | None]:
@@ -188,3 +194,38 @@ def test_the_operator_page_replays_a_destinations_dead_deliveries(make_harness: 
     assert {row[0] for row in rows(harness, "SELECT status FROM deliveries")} == {"succeeded"}
     again = harness.client.get("/admin")
     assert 'action="/admin/destinations/crm/replay"' not in again.text
+
+
+def test_attempts_are_counted_by_destination_and_outcome(tmp_path: Path) -> None:
+    """`serve` with its worker and sender: every attempt is counted once its outcome is recorded."""
+    replies = [Reply(500), Reply(500)]
+    with receiving(replies) as crm, receiving(default=Reply(410)) as gone:
+        destinations = {"crm": destination(crm.url), "gone": destination(gone.url)}
+        delivery = {"allow_private_networks": LOOPBACK, "retry_schedule": ["1ms", "1ms"]}
+        config = load(write_config(tmp_path, destinations=destinations, delivery=delivery, metrics_token=TOKEN))
+        app = create_app(config, build_adapters(config), list(config.api_keys), run_worker=True)
+        with TestClient(app) as http:
+            answer = http.post("/api/v1/orders", json=order(), headers={"Authorization": f"Bearer {API_KEY}"})
+            assert answer.status_code == 202
+            crm.wait_for(3)
+            gone.wait_for(1)
+            expected = {
+                ("crm", "failed"): 2,
+                ("crm", "succeeded"): 1,
+                ("gone", "failed"): 1,
+                ("crm", "dead"): 0,
+                ("gone", "succeeded"): 0,
+            }
+            deadline = time.monotonic() + 30  # the outcomes are recorded in the sender's next turn
+            while True:
+                text = http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+                counted = {
+                    (name, outcome): value(
+                        text, "commerce_gateway_delivery_attempts_total", destination=name, outcome=outcome
+                    )
+                    for name, outcome in expected
+                }
+                if counted == expected or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+    assert counted == expected
