@@ -15,7 +15,7 @@ from gateway.outbound.views import delivery_view, destination_view
 from gateway.web import errors
 from gateway.web.bodies import parse
 from gateway.web.context import authorize, gateway_of, read_request_body
-from gateway.web.contract import Contract, Model, api_route, parse_query
+from gateway.web.contract import Answer, Contract, Model, api_route, parse_query
 from gateway.web.service import Gateway
 from normalizer.timefmt import now_us, to_micros
 from store import deliveries, destinations
@@ -25,7 +25,7 @@ _MAX_LIMIT = 1000
 DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed", "dead"]
 
 
-class AttemptView(Model):
+class AttemptView(Answer):
     at: str = Field(description="When the attempt started.")
     statusCode: int | None = Field(description="The receiver's status; null when there was no answer.")
     durationMs: int
@@ -33,7 +33,7 @@ class AttemptView(Model):
     responseBody: str | None = Field(description="The first 1 KiB of the receiver's answer.")
 
 
-class Delivery(Model):
+class Delivery(Answer):
     deliveryId: str = Field(description="The `webhook-id` every attempt of this delivery carries.")
     destination: str
     eventId: int | None
@@ -48,7 +48,7 @@ class DeliveryDetail(Delivery):
     attempts: list[AttemptView] = Field(description="Every attempt, oldest first.")
 
 
-class DeliveryPage(Model):
+class DeliveryPage(Answer):
     deliveries: list[Delivery]
     nextCursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
@@ -60,7 +60,7 @@ class DeliveriesQuery(Model):
     cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,18}$", description="`nextCursor` of the last page.")
 
 
-class DeliveryReplayed(Model):
+class DeliveryReplayed(Answer):
     success: Literal[True]
     deliveryId: str
     status: Literal["pending"]
@@ -74,12 +74,12 @@ class ReplayRequest(Model):
     since: datetime = Field(description="Events recorded since this instant (ISO 8601; without offset: UTC).")
 
 
-class DestinationReplayed(Model):
+class DestinationReplayed(Answer):
     success: Literal[True]
     replayed: int = Field(description="Deliveries now due.")
 
 
-class Destination(Model):
+class Destination(Answer):
     name: str
     url: str = Field(description="Without credentials or query string.")
     enabled: bool
@@ -92,7 +92,7 @@ class Destination(Model):
     lastFailureAt: str | None
 
 
-class Destinations(Model):
+class Destinations(Answer):
     destinations: list[Destination]
 
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.web.context import authorize, gateway_of, iso
-from gateway.web.contract import Contract, Model, api_route, parse_query
+from gateway.web.contract import Answer, Contract, Model, api_route, parse_query
 from store import events
 
 _MAX_LIMIT = 1000
@@ -20,7 +20,7 @@ class FeedQuery(Model):
     limit: int = Field(default=100, ge=1, description="At most this many (above 1000: 1000).")
 
 
-class FeedEvent(Model):
+class FeedEvent(Answer):
     eventId: int = Field(description="Increasing in recording order; the `data.eventId` of deliveries.")
     email: str
     name: str
@@ -28,7 +28,7 @@ class FeedEvent(Model):
     occurredAt: str
 
 
-class Feed(Model):
+class Feed(Answer):
     events: list[FeedEvent]
     nextAfter: int = Field(description="Pass as `after` next time: the last eventId here, or `after` if none.")
 

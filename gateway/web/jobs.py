@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.web import errors
 from gateway.web.context import authorize, gateway_of, iso
-from gateway.web.contract import Contract, Model, api_route, parse_query
+from gateway.web.contract import Answer, Contract, Model, api_route, parse_query
 from gateway.web.service import Gateway
 from normalizer.timefmt import now_us
 from store import job_reads, queue
@@ -20,17 +20,17 @@ _MAX_LIMIT = 1000
 JobStatus = Literal["queued", "processing", "done", "failed", "dead"]
 
 
-class OrderKey(Model):
+class OrderKey(Answer):
     source: str
     orderId: str
 
 
-class Produced(Model):
+class Produced(Answer):
     orders: list[OrderKey] = Field(description="The ledger orders the job touched.")
     events: list[str] = Field(description="The names of the events it recorded, in recording order.")
 
 
-class Job(Model):
+class Job(Answer):
     jobId: str
     status: JobStatus
     kind: str = Field(description="`order` (Push Order), `webhook` (a platform delivery) or another job kind.")
@@ -45,7 +45,7 @@ class Job(Model):
     produced: Produced
 
 
-class JobAttempt(Model):
+class JobAttempt(Answer):
     attempt: int = Field(description="Which attempt of the job failed (a replay numbers them from 1 again).")
     at: str = Field(description="When it failed.")
     error: str = Field(description="What went wrong, named by its kind (never a payload value).")
@@ -61,14 +61,14 @@ class JobTrace(Job):
     )
 
 
-class JobCounts(Model):
+class JobCounts(Answer):
     queued: int
     processing: int
     failed: int
     dead: int
 
 
-class JobPage(Model):
+class JobPage(Answer):
     jobs: list[Job]
     nextCursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     counts: JobCounts
@@ -81,7 +81,7 @@ class JobsQuery(Model):
     cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,18}$", description="`nextCursor` of the last page.")
 
 
-class Replayed(Model):
+class Replayed(Answer):
     success: Literal[True]
     queued: Literal[True]
     jobId: str

@@ -57,6 +57,7 @@ class Subscriber(Answer):
     firstName: str | None
     lastName: str | None
     attributes: dict[str, Any] = Field(description="Custom attributes and the revenue ones: ltv, totalSpent, …")
+    segments: list[str] = Field(description="The configured segments the subscriber is in, by name.")
     createdAt: str
     updatedAt: str
 

@@ -107,3 +107,31 @@ def test_every_route_with_a_body_documents_its_body_limits() -> None:
         for method, operation in methods.items():
             if "requestBody" in operation:
                 assert {"400", "408", "413"} <= set(operation["responses"]), (method, path)
+
+
+def test_answer_schemas_allow_fields_a_later_version_adds() -> None:
+    # docs/api.md: "Answer schemas list every field and allow others". A schema closed with
+    # `additionalProperties: false` makes a client generated from it refuse the next release's answers.
+    spec = document(ROUTES)
+    schemas = spec["components"]["schemas"]
+    seen: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.rsplit("/", 1)[-1] not in seen:
+                seen.add(ref.rsplit("/", 1)[-1])
+                walk(schemas[ref.rsplit("/", 1)[-1]])
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    for methods in spec["paths"].values():
+        for operation in methods.values():
+            walk(operation["responses"])
+    closed = sorted(name for name in seen if schemas[name].get("additionalProperties") is False)
+    assert closed == []
+    subscriber = schemas["Subscriber"]
+    assert "segments" in subscriber["properties"] and "segments" in subscriber["required"]
