@@ -1,5 +1,7 @@
 """The segments read API: each configured segment with its member count, and a segment's members by page."""
 
+import re
+
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -10,6 +12,7 @@ from gateway.web.contract import Answer, Contract, Model, api_route
 from store import segments as store
 
 _DEFAULT_LIMIT, _MAX_LIMIT = 100, 1000
+_DIGITS = re.compile(r"[0-9]{1,18}")  # int() refuses "²", and more than 4,300 digits
 
 
 async def list_segments(request: Request) -> Response:
@@ -32,13 +35,13 @@ def _page(request: Request) -> tuple[int, int]:
     limit, after = _DEFAULT_LIMIT, 0
     raw = request.query_params.get("limit")
     if raw is not None:
-        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= _MAX_LIMIT:
+        if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= _MAX_LIMIT:
             limit = int(raw)
         else:
             problems.append({"field": "limit", "message": f"must be an integer from 1 to {_MAX_LIMIT}"})
     cursor = request.query_params.get("cursor")
     if cursor:
-        if cursor.isascii() and cursor.isdigit() and len(cursor) < 19:
+        if _DIGITS.fullmatch(cursor):
             after = int(cursor)
         else:
             problems.append({"field": "cursor", "message": "not a cursor this API returned"})

@@ -121,6 +121,21 @@ def test_members_are_listed_by_page(harness: Harness) -> None:
     assert harness.client.get("/api/v1/segments").status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": "1" * 5000}, "limit"),  # more digits than int() converts
+        ({"cursor": "1" * 5000}, "cursor"),
+        ({"cursor": "1" * 19}, "cursor"),
+    ],
+)
+def test_a_page_query_no_cursor_or_limit_could_be_is_422(harness: Harness, query: dict[str, str], field: str) -> None:
+    response = harness.get("/api/v1/segments/tiktok/members", **query)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"
+    assert [detail["field"] for detail in response.json()["error"]["details"]] == [field]
+
+
 def test_a_replayed_job_records_no_transition_twice(harness: Harness) -> None:
     response = harness.post_order(order("o-1"))
     harness.drain()
