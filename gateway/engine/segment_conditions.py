@@ -14,6 +14,7 @@ from gateway.engine.segment_facts import DAY_US, ORDERS, Segment, attribute_key,
 from gateway.engine.segment_operators import OPERATORS, fail, value_expr
 
 KINDS = ("attribute", "purchased", "orders", "event", "segment", "all", "any", "not")
+_MAX_DAYS = 100_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -67,8 +68,8 @@ def _window(path: str, options: Mapping[str, Any]) -> int | None:
     days = options.get("withinDays")
     if days is None:
         return None
-    if not days > 0:
-        raise fail(f"{path}.withinDays", "must be a number of days greater than 0")
+    if not 0 < days <= _MAX_DAYS:  # a longer window's due times would not fit SQLite's integers (nor would .inf)
+        raise fail(f"{path}.withinDays", f"must be a number of days greater than 0 and at most {_MAX_DAYS:,}")
     return int(days * DAY_US)
 
 

@@ -162,6 +162,10 @@ def test_a_segment_reads_what_its_conditions_and_named_segments_read() -> None:
         ({"vip": {"purchased": {"atLeast": 2}}}, "segments.vip.purchased: needs a productId or a variantId"),
         ({"vip": {"purchased": {"productId": "p", "atLeast": 0}}}, "segments.vip.purchased.atLeast: must be"),
         ({"vip": {"orders": {"withinDays": 0}}}, "segments.vip.orders.withinDays: must be a number of days"),
+        # YAML's .inf, and windows whose due times would not fit SQLite's integers (every order job failed)
+        ({"vip": {"orders": {"withinDays": float("inf")}}}, "segments.vip.orders.withinDays: must be a number"),
+        ({"vip": {"orders": {"withinDays": 1e9}}}, "segments.vip.orders.withinDays: must be a number of days"),
+        ({"vip": {"event": {"name": "x", "withinDays": float("nan")}}}, "segments.vip.event.withinDays: must be"),
         ({"vip": {"orders": {"within": 3}}}, "segments.vip.orders.within: unknown key"),
         ({"vip": {"event": {"withinDays": 3}}}, "segments.vip.event.name: is required"),
         ({"vip": {"event": {"name": "segment.entered"}}}, "segments.vip.event.name: segment events cannot"),
