@@ -40,6 +40,7 @@ class Applied:
     warnings: list[str] = field(default_factory=list)
     historical: bool = False  # imported history: starts and stops no automation
     open_waits: int | None = None  # the subscriber's active back-in-stock waits and checkouts; None: not read
+    created: bool = False  # the subscriber was new: no segment has judged them yet
 
     @property
     def order(self) -> PushOrder:
@@ -95,6 +96,7 @@ class Engine:
                 " kept in the ledger, left out of revenue totals"
             )
         subscriber_id = open_waits = None
+        created = False
         totalled = None  # the email whose totals the subscriber write already included
         customer: Customer | None = order.customer  # None only from adapters (CanonicalOrder)
         if customer is not None:
@@ -105,7 +107,7 @@ class Engine:
             current = customer.email == after.email
             totals = self.totals(stored, order if current else None, warnings, stored.baseline)
             subscriber_id = subscribers.save(conn, stored, customer, attributes, totals, now)
-            totalled, open_waits = customer.email, stored.open_waits
+            totalled, open_waits, created = customer.email, stored.open_waits, stored.id is None
         elif after.email:
             subscriber_id = subscribers.find_id(conn, after.email)
         event_id = None
@@ -134,7 +136,9 @@ class Engine:
         for hook, wants in self.hooks:
             if wants is None or wants(conn, event, subscriber_id, historical, open_waits):
                 if applied is None:
-                    applied = Applied(event, before, after, subscriber_id, event_id, warnings, historical, open_waits)
+                    applied = Applied(
+                        event, before, after, subscriber_id, event_id, warnings, historical, open_waits, created
+                    )
                 hook(conn, applied, now)
         return warnings
 
@@ -150,7 +154,10 @@ class Engine:
         attributes = self._custom_attributes(customer, warnings)
         stored = subscribers.load(conn, customer.email, self.currency)
         totals = self.totals(stored, None, warnings, stored.baseline)
-        return subscribers.save(conn, stored, customer, attributes, totals, now)
+        subscriber_id = subscribers.save(conn, stored, customer, attributes, totals, now)
+        if self.segments:
+            self.segments.on_customer(conn, subscriber_id, customer, stored.id is None, now)
+        return subscriber_id
 
     def _custom_attributes(self, customer: Customer, warnings: list[str]) -> dict[str, Any]:
         reserved = RESERVED_ATTRIBUTES.intersection(customer.attributes)

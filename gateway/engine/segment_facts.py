@@ -55,6 +55,15 @@ def _order_keys(attributes: Iterable[str], names_given: bool, event: str | None)
     return frozenset(keys)
 
 
+def customer_keys(attributes: Iterable[str], names_given: bool) -> frozenset[str]:
+    """What upserting a customer outside an order (a checkout, a back-in-stock request) can change of its
+    subscriber: the attributes and names it gives."""
+    keys = {attribute_key(name) for name in attributes}
+    if names_given:
+        keys.update(attribute_key(name) for name in PROFILE_ATTRIBUTES)
+    return frozenset(keys)
+
+
 class OrderFact(NamedTuple):
     """One counted order (neither cancelled nor fully refunded) of a subscriber, as conditions read it. (A named
     tuple: built for every order at every evaluation, three times cheaper than a frozen dataclass.)"""

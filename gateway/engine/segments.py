@@ -21,9 +21,11 @@ from gateway.engine.segment_facts import (
     REVENUE_ATTRIBUTES,
     Segment,
     Timer,
+    customer_keys,
     event_key,
     order_keys,
 )
+from normalizer import Customer
 from store import segments as store
 from store import subscribers
 from store.events import NO_KEY, NewEvent
@@ -87,6 +89,8 @@ class Segments:
         self._timers: tuple[Timer, ...] = tuple(t for s in self.segments.values() for t in s.timers)
         self._timer_newest = frozenset().union(*(s.newest for s in self.segments.values() if s.timers))
         self._timer_keys = frozenset(key for key, _ in self._timers)
+        # What a new subscriber re-evaluates: every segment (`exists: false`, `ne`, `not` hold for who has nothing).
+        self.all_keys = frozenset().union(*(s.depends for s in self.segments.values()))
         self._plans: dict[frozenset[str], Plan] = {}
         # The event names `on_event` acts on: those some segment counts, but for the ones it leaves alone.
         self.observed = frozenset(
@@ -148,7 +152,7 @@ class Segments:
             given = customer is not None and bool(customer.externalId or customer.firstName or customer.lastName)
             event = f"ecommerce.order_{order.status}" if applied.event_id is not None else None
             attributes = customer.attributes if customer is not None else ()
-            keys = order_keys(attributes, given, event)
+            keys = self.all_keys if applied.created else order_keys(attributes, given, event)
             self.touch(conn, applied.subscriber_id, keys, now, applied.historical)
         before = applied.before.email if applied.before is not None else None
         if applied.after.email == own and (before is None or before == own):
@@ -157,6 +161,14 @@ class Segments:
             subscriber_id = subscribers.find_id(conn, email)
             if subscriber_id is not None:
                 self.touch(conn, subscriber_id, ORDERS_ONLY, now, applied.historical)
+
+    def on_customer(
+        self, conn: sqlite3.Connection, subscriber_id: int, customer: Customer, created: bool, now: int
+    ) -> None:
+        """A customer was upserted outside an order (a checkout, a back-in-stock request): the segments reading the
+        attributes and names it gave, or every segment for a subscriber it created."""
+        given = bool(customer.externalId or customer.firstName or customer.lastName)
+        self.touch(conn, subscriber_id, self.all_keys if created else customer_keys(customer.attributes, given), now)
 
     def on_event(self, conn: sqlite3.Connection, subscriber_id: int, name: str, occurred_at: int) -> None:
         """Any event recorded (`store.events.observed`, of the names in `observed`): the segments counting that

@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from gateway.engine import build_engine, segment_rebuild
 from gateway.engine.segment_facts import DAY_US
 from normalizer.timefmt import format_instant_us, now_us
 from store import timers
+from store.db import connect
 from tests.conftest import Harness, order
 
 SEGMENTS: dict[str, Any] = {
@@ -256,3 +258,47 @@ def test_a_segment_timer_that_died_is_set_anew_by_the_next_change(harness: Harne
     harness.drain()
     due = segment_due(harness)
     assert due is not None and abs(due - (now_us() + 25 * DAY_US)) < 60_000_000
+
+
+def rebuild_changes(harness: Harness) -> tuple[int, int]:
+    """(entered, left) by a rebuild of every segment now: what live evaluation got wrong."""
+    conn = connect(harness.config.database, harness.config.durability)
+    try:
+        result = segment_rebuild.rebuild_all(build_engine(harness.config).segments, conn, False, now_us())
+    finally:
+        conn.close()
+    return result.entered, result.exited
+
+
+def test_a_new_subscriber_enters_what_holds_for_them_and_a_checkout_moves_them(make_harness: Any) -> None:
+    harness = make_harness(
+        segments={
+            "no-tier": {"attribute": "tier", "exists": False},
+            "not-gold": {"attribute": "tier", "ne": "gold"},
+            "gold": {"attribute": "tier", "eq": "gold"},
+            "never-ordered": {"not": {"orders": {}}},
+        }
+    )
+    # A first order that gives no tier: the segments holding for a subscriber without one.
+    harness.post_order(order("o-1", customer={"email": EMAIL}))
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["no-tier", "not-gold"]
+    # A checkout creates its subscriber; a later one gives a tier.
+    checkout = {"checkoutId": "chk-1", "totalCents": 100, "currency": "USD", "customer": {"email": "c@example.com"}}
+    assert harness.client.post("/api/v1/checkouts", json=checkout, headers=harness.headers).status_code == 202
+    harness.drain()
+    assert harness.subscriber("c@example.com")["segments"] == ["never-ordered", "no-tier", "not-gold"]
+    checkout["customer"] = {"email": EMAIL, "attributes": {"tier": "gold"}}
+    assert harness.client.post("/api/v1/checkouts", json=checkout, headers=harness.headers).status_code == 202
+    # A back-in-stock request does the same.
+    wait = {"productId": "SKU-1", "customer": {"email": "w@example.com", "attributes": {"tier": "gold"}}}
+    assert harness.client.post("/api/v1/back-in-stock", json=wait, headers=harness.headers).status_code == 202
+    harness.drain()
+    assert harness.subscriber(EMAIL)["segments"] == ["gold"]
+    assert sorted(segment_events(harness)[2:]) == [
+        ("segment.entered", "gold"),
+        ("segment.exited", "no-tier"),
+        ("segment.exited", "not-gold"),
+    ]
+    assert harness.subscriber("w@example.com")["segments"] == ["gold", "never-ordered"]
+    assert rebuild_changes(harness) == (0, 0)  # live membership is what a rebuild finds
