@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from gateway.outbound.replays import replay_destination
+from gateway.outbound.views import public_url
 from gateway.web import errors
 from gateway.web.admin_session import COOKIE, LOGIN_COOKIE, same
 from gateway.web.context import gateway_of, read_request_body
@@ -136,11 +137,13 @@ async def logout(request: Request, gateway: Gateway, csrf: str) -> Response:
 async def overview(request: Request, gateway: Gateway, csrf: str) -> Response:
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
         sizes = segments.defined(conn)
+        destinations = operator_reads.destinations(conn)
         return {
             "counts": job_reads.counts(conn),
             "oldest": job_reads.oldest(conn),
             "latest_done": job_reads.latest_done(conn),
-            "destinations": operator_reads.destinations(conn),
+            # The URL as the API shows it: its credentials and query string may carry the receiver's token.
+            "destinations": destinations and [{**d, "url": public_url(d["url"])} for d in destinations],
             "segments": [(name, sizes[name].members if name in sizes else 0) for name in sorted(sizes)],
         }
 

@@ -39,6 +39,17 @@ def test_destinations_list_hides_credentials_in_the_url(make_harness: Any) -> No
     assert missing.status_code == 404
 
 
+def test_the_operator_page_hides_credentials_in_the_url(make_harness: Any) -> None:
+    from tests.gateway.web.test_admin import log_in
+
+    url = "https://user:pa55word@crm.example.com/hooks?token=receivers-token"
+    harness = build(make_harness, {"crm": destination(url)})
+    assert log_in(harness).status_code == 303
+    page = harness.client.get("/admin").text
+    assert "https://crm.example.com/hooks" in page
+    assert "pa55word" not in page and "receivers-token" not in page
+
+
 @pytest.mark.parametrize(
     ("block", "where"),
     [
