@@ -119,7 +119,9 @@ def _range(
         subscriber_id = profile[0]
         stored = profile[8]
         moved, due = segments.run(plan, profile, orders.get(subscriber_id, ()), newest, now, segments.members(stored))
-        if due != profile[9]:
+        # A due time that passed (while the gateway was down) is left to the worker: it applies the segments this
+        # rebuild does not, with their events, and sets the next due time.
+        if due != profile[9] and (profile[9] is None or profile[9] > now):
             if due is None:
                 cleared.append(str(subscriber_id))
             else:

@@ -302,3 +302,23 @@ def test_a_new_subscriber_enters_what_holds_for_them_and_a_checkout_moves_them(m
     ]
     assert harness.subscriber("w@example.com")["segments"] == ["gold", "never-ordered"]
     assert rebuild_changes(harness) == (0, 0)  # live membership is what a rebuild finds
+
+
+def test_a_window_that_closed_while_down_is_applied_after_a_start_that_rebuilds_another_segment(
+    make_harness: Any,
+) -> None:
+    first = make_harness(segments=SEGMENTS)
+    first.post_order(order("o-1", orderedAt=days_ago(29)))
+    first.drain()
+    assert first.subscriber(EMAIL)["segments"] == ["recent", "tiktok"]
+    # Two days pass while the gateway is down: the order is now 31 days old, its window closed a day ago.
+    moved = now_us() - 31 * DAY_US
+    with first.db() as conn:
+        conn.execute("UPDATE orders SET ordered_at = ?", (format_instant_us(moved),))
+        conn.execute("UPDATE timers SET due_at = ? WHERE kind = 'segment'", (moved + 30 * DAY_US + 1,))
+    # It starts again with a segment added: that one is built; the due time that passed is still applied.
+    second = make_harness(segments={**SEGMENTS, "big": {"attribute": "totalSpent", "gt": 1}})
+    assert second.subscriber(EMAIL)["segments"] == ["big", "recent", "tiktok"]
+    second.drain()
+    assert second.subscriber(EMAIL)["segments"] == ["big", "lapsed", "tiktok"]
+    assert segment_events(second)[-2:] == [("segment.exited", "recent"), ("segment.entered", "lapsed")]
