@@ -27,8 +27,18 @@ def _is_number(value: Any) -> bool:
     return type(value) is int or type(value) is float
 
 
+def _is_json(value: Any) -> bool:
+    if value is None or isinstance(value, str | int | float):
+        return True
+    if isinstance(value, list):
+        return all(_is_json(element) for element in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+
+
 def value_test(path: str, op: str, wanted: Any) -> Callable[[Any], bool]:
     """The test one operator applies to an attribute's value (`MISSING` when the subscriber has none)."""
+    if not _is_json(wanted):  # YAML reads an unquoted 2026-01-01 as a date, which equals no attribute's text
+        raise fail(path, "needs a JSON value: quote a date or time ('2026-01-01') to compare it as text")
     if op in ("eq", "ne"):
         if wanted is None:
             raise fail(path, "needs a value (test a missing attribute with exists: false)")

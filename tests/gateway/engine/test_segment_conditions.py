@@ -1,6 +1,7 @@
 """The segment condition language: each operator and condition as documented in docs/segments.md, what a
 segment reads (so only what changed is re-evaluated), and bad definitions named by segment and key."""
 
+import datetime
 from typing import Any
 
 import pytest
@@ -153,6 +154,10 @@ def test_a_segment_reads_what_its_conditions_and_named_segments_read() -> None:
         ({"vip": {"all": [{"attribute": "x"}]}}, "segments.vip.all[0]: attribute 'x' needs an operator"),
         ({"vip": {"attribute": "x", "in": "gold"}}, "segments.vip.in: needs a non-empty list"),
         ({"vip": {"attribute": "x", "gt": [1]}}, "segments.vip.gt: needs a number or a string"),
+        # YAML reads an unquoted 2026-01-01 as a date: `eq` never held, `gte` named no way out
+        ({"vip": {"attribute": "x", "eq": datetime.date(2026, 1, 1)}}, "segments.vip.eq: needs a JSON value: quote"),
+        ({"vip": {"attribute": "x", "in": ["a", datetime.date(2026, 1, 1)]}}, "segments.vip.in: needs a JSON value"),
+        ({"vip": {"attribute": "x", "gte": datetime.date(2026, 1, 1)}}, "segments.vip.gte: needs a JSON value"),
         ({"vip": {"any": [{"segment": "whales"}]}}, "segments.vip.any[0].segment: unknown segment 'whales'"),
         (
             {"a": {"segment": "b"}, "b": {"all": [{"attribute": "x", "exists": True}, {"segment": "a"}]}},
