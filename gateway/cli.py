@@ -56,6 +56,18 @@ def api_keys(config: "Config") -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # here, not at the interpreter's exit, where a closed pipe is an uncaught error
+        return code
+    except BrokenPipeError:
+        # The reader went away (`jobs list | head`): the rest of the output has nowhere to go, and the exit at
+        # the end must not try to flush it again into the closed pipe. No traceback: nothing went wrong here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "serve"
     if command == "init":

@@ -4,6 +4,9 @@ by status and source; ignored and rejected deliveries counted per reason and log
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -168,3 +171,24 @@ def test_cli_lists_dead_jobs_and_prints_its_version(shop: Harness, capsys: pytes
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"commerce-gateway {version()}" != "commerce-gateway unknown"
+
+
+def test_cli_output_into_a_reader_that_went_away_is_no_traceback(harness: Harness) -> None:
+    # `commerce-gateway jobs list | head -1`: the reader closes the pipe after the first line.
+    harness.post_order(order())
+    config = str(harness.config.database.parent.parent / "config.yaml")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        listed = subprocess.run(
+            [sys.executable, "-m", "gateway", "jobs", "list", "--config", config],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert listed.returncode == 1
+    assert "Traceback" not in listed.stderr and "BrokenPipeError" not in listed.stderr, listed.stderr
