@@ -190,6 +190,7 @@ class Sender:
         now = now_us()
         if not done and now < self._release_at and not (claim and self._due(now)):
             return  # nothing to write: the write lock stays free for ingest and the worker
+        claimed: list[Claimed] = []
         try:
             with self._write_turn(), transaction(self.conn) as conn:
                 if done:
@@ -198,10 +199,13 @@ class Sender:
                     deliveries.release_expired(conn, self.owner, now)
                     self._release_at = now + _RELEASE_EVERY_US
                 enabled = {n for n, on in destinations.enabled(conn).items() if on and n in self.destinations}
-                claimed = self._claim(conn, enabled, now) if claim else []
+                if claim:
+                    self._claim(conn, enabled, now, claimed)
                 # A full destination is woken by its own answers, not by its due time.
                 self._next_due = deliveries.next_due(conn, [n for n in enabled if self._has_room(n)])
         except BaseException:
+            for one in claimed:  # the leases rolled back: their places in flight are free again
+                self.destinations[one.destination].in_flight -= 1
             self._done = done + self._done
             raise
         if done and self.metrics is not None:
@@ -209,8 +213,8 @@ class Sender:
         for one in claimed:
             self._spawn(one)
 
-    def _claim(self, conn: sqlite3.Connection, enabled: set[str], now: int) -> list[Claimed]:
-        claimed: list[Claimed] = []
+    def _claim(self, conn: sqlite3.Connection, enabled: set[str], now: int, claimed: list[Claimed]) -> None:
+        """Lease what is due up to each destination's free places, into `claimed`."""
         for name in enabled:
             destination = self.destinations[name]
             free = destination.config.max_in_flight - destination.in_flight
@@ -219,7 +223,6 @@ class Sender:
                 found = deliveries.claim(conn, name, self.owner, now, lease, free)
                 destination.in_flight += len(found)
                 claimed += found
-        return claimed
 
     def _due(self, now: int) -> bool:
         """Whether a destination with room has a delivery due (a read, without the write lock)."""
