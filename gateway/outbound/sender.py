@@ -107,17 +107,17 @@ class Sender:
         try:
             while True:
                 hold = self._hold_seconds()
-                self._turn_safely(claim=not self._stopping and hold == 0.0)
+                turned = self._turn_safely(claim=not self._stopping and hold == 0.0)
                 if self._stopping:
                     loop_time = asyncio.get_running_loop().time()
                     stop_at = stop_at or loop_time + _STOP_GRACE_SECONDS
-                    if not self._tasks and not self._done:
-                        break
+                    if not self._tasks and (not self._done or (not turned and loop_time >= stop_at)):
+                        break  # outcomes the database would not take are left to their leases: sent again
                     if loop_time >= stop_at:
                         await self._abandon()
                         continue
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._wait_seconds(hold))
+                with suppress(TimeoutError):  # after a failed turn, the next one a poll later, not at once
+                    await asyncio.wait_for(self._wakeup.wait(), self._wait_seconds(hold) if turned else _POLL_SECONDS)
                 self._wakeup.clear()
                 await self._coalesce()
         finally:
@@ -174,7 +174,8 @@ class Sender:
             self._conn = connect(self.config.database, "normal", self.config.busy_timeout_seconds, autocheckpoint=False)
         return self._conn
 
-    def _turn_safely(self, claim: bool) -> None:
+    def _turn_safely(self, claim: bool) -> bool:
+        """False when the turn failed."""
         try:
             self._turn(claim)
         except (StoreUnavailable, sqlite3.Error) as exc:
@@ -182,6 +183,9 @@ class Sender:
             log.warning("sender cannot reach the database", extra={"error": str(exc)})
         except Exception:
             log.exception("sender turn failed")
+        else:
+            return True
+        return False
 
     def _turn(self, claim: bool) -> None:
         """One transaction: write the outcomes that arrived, then lease what is due up to each destination's free

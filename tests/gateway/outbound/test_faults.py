@@ -2,6 +2,7 @@
 in that turn is leased no more, and the destination keeps its room for requests in flight."""
 
 import sqlite3
+import threading
 from typing import Any
 
 import pytest
@@ -39,3 +40,30 @@ def test_a_turn_failing_after_its_claims_leaves_the_destination_its_room(
             sender.stop()
     assert failed == ["database or disk is full"]
     assert rows(harness, "SELECT status FROM deliveries") == [("succeeded",)]
+
+
+def test_with_the_database_unwritable_the_sender_neither_spins_nor_hangs_on_stop(
+    make_harness: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The attempt's outcome cannot be written (a full disk, for as long as the test runs): the sender retries
+    now and then, not in a loop that floods the log, and `stop` returns, leaving the lease to expire (the
+    delivery then goes out again, with the same webhook-id)."""
+    with receiving() as receiver:
+        harness = build(make_harness, {"crm": destination(receiver.url)})
+        harness.post_order(order())
+        harness.drain()
+
+        def full(conn: sqlite3.Connection, attempts: Any, owner: str) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(deliveries, "finish", full)
+        sender = Sender(harness.config, harness.client.app.state.gateway.engine.revenue_attributes)
+        sender.start()
+        receiver.wait_for(1)
+        stopping = threading.Thread(target=sender.stop, daemon=True)
+        stopping.start()
+        stopping.join(timeout=30)
+        assert not stopping.is_alive()
+    warnings = [r for r in caplog.records if r.getMessage() == "sender cannot reach the database"]
+    assert 1 <= len(warnings) <= 10  # about one a second over the stop's few seconds of grace
+    assert rows(harness, "SELECT status FROM deliveries") == [("delivering",)]
