@@ -62,6 +62,7 @@ class Sender:
         self._stopping = False
         self._release_at = 0
         self._next_due: int | None = None
+        self._enabled = set(self.destinations)  # as the last turn read them (a turn reads them at least every second)
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._worker_behind: Callable[[], bool] | None = None
@@ -88,6 +89,12 @@ class Sender:
         self._wake_pending = True
         with suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._woken)
+
+    def reread(self) -> None:
+        """Thread-safe: a destination was enabled; read which are, and send what is due, now (the sender reads
+        them by itself at least every second)."""
+        self._release_at = 0
+        self.wake()
 
     def _woken(self) -> None:
         self._wake_pending = False  # before the event is set: a later commit's wake-up is never lost
@@ -202,7 +209,9 @@ class Sender:
                 if now >= self._release_at:
                     deliveries.release_expired(conn, self.owner, now)
                     self._release_at = now + _RELEASE_EVERY_US
-                enabled = {n for n, on in destinations.enabled(conn).items() if on and n in self.destinations}
+                enabled = self._enabled = {
+                    n for n, on in destinations.enabled(conn).items() if on and n in self.destinations
+                }
                 if claim:
                     self._claim(conn, enabled, now, claimed)
                 # A full destination is woken by its own answers, not by its due time.
@@ -229,8 +238,9 @@ class Sender:
                 claimed += found
 
     def _due(self, now: int) -> bool:
-        """Whether a destination with room has a delivery due (a read, without the write lock)."""
-        self._next_due = deliveries.next_due(self.conn, [n for n in self.destinations if self._has_room(n)])
+        """Whether an enabled destination with room has a delivery due (a read, without the write lock). A disabled
+        one's deliveries are held, due: they would take the write lock at every wake-up for nothing."""
+        self._next_due = deliveries.next_due(self.conn, [n for n in self._enabled if self._has_room(n)])
         return self._next_due is not None and self._next_due <= now
 
     def _has_room(self, name: str) -> bool:

@@ -174,7 +174,8 @@ async def enable_destination(request: Request) -> Response:
 
     if not await run_in_threadpool(_write, gateway, enable):
         raise errors.NotFound("No destination with this name is configured.")
-    _wake(request)
+    if gateway.sender is not None:
+        gateway.sender.reread()
     row = await gateway.reads.run(lambda conn: destinations.get(conn, name))
     assert row is not None
     return JSONResponse(Destination.model_validate(destination_view(row)).model_dump())

@@ -9,9 +9,9 @@ import pytest
 
 from gateway.outbound.sender import Sender
 from store import deliveries
-from tests.conftest import order
-from tests.gateway.outbound._receiver import receiving
-from tests.gateway.outbound._support import build, destination, rows
+from tests.conftest import Harness, order
+from tests.gateway.outbound._receiver import Reply, receiving
+from tests.gateway.outbound._support import LOOPBACK, build, destination, rows, send
 
 
 def test_a_turn_failing_after_its_claims_leaves_the_destination_its_room(
@@ -67,3 +67,29 @@ def test_with_the_database_unwritable_the_sender_neither_spins_nor_hangs_on_stop
     warnings = [r for r in caplog.records if r.getMessage() == "sender cannot reach the database"]
     assert 1 <= len(warnings) <= 10  # about one a second over the stop's few seconds of grace
     assert rows(harness, "SELECT status FROM deliveries") == [("delivering",)]
+
+
+def test_a_disabled_destinations_held_deliveries_do_not_queue_the_sender_for_the_write_lock(
+    make_harness: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every commit of the worker wakes the sender. A disabled destination's deliveries wait, due, until it is
+    enabled again: they must not make the sender take the write lock at every wake-up, in turn with ingest and
+    the worker, for nothing to send. Here another writer holds the lock: the sender does not wait for it."""
+    with receiving(default=Reply(410)) as receiver:
+        harness: Harness = make_harness(
+            destinations={"crm": destination(receiver.url)},
+            delivery={"allow_private_networks": LOOPBACK},
+            busy_timeout_seconds=0.2,
+        )
+        harness.post_order(order("a"))
+        send(harness)  # 410 Gone: disabled
+        harness.post_order(order("b"))
+        harness.drain()  # b's delivery is due, held while the destination is disabled
+    sender = Sender(harness.config, harness.client.app.state.gateway.engine.revenue_attributes)
+    assert sender._turn_safely(claim=True)  # the first turn reads what is enabled
+    with harness.db() as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        woken = sender._turn_safely(claim=True)
+        writer.execute("ROLLBACK")
+    assert woken and not [r for r in caplog.records if r.getMessage() == "sender cannot reach the database"]
+    assert rows(harness, "SELECT status FROM deliveries ORDER BY id") == [("failed",), ("pending",)]
