@@ -94,9 +94,9 @@ _KEY, _NAME = itemgetter(4), itemgetter(1)
 def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
     """`record` of several events in one statement (a segment evaluation's): each stored unless its dedup key is,
     in order, with its deliveries; returns how many were stored. The statement runs in the caller's write
-    transaction, so the rows it adds take the ids after the largest before them, one by one: the stored events
-    are the last `rowcount` ids (matched by dedup key when some were repeats). Events sharing one properties
-    object (a segment's) have it encoded once."""
+    transaction, so the rows it adds take ids after the largest before them, one by one: with no repeat the
+    stored events are the last `rowcount` ids, else those after the largest before, matched by dedup key. Events
+    sharing one properties object (a segment's) have it encoded once."""
     if not new:
         return 0
     encoded: dict[int, str] = {}
@@ -107,7 +107,9 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
         if text is None:
             text = encoded[id(properties)] = json_columns.dumps(properties)
         values += (subscriber_id, name, text, at, key) if keyed else (subscriber_id, name, text, at)
+    floor = 0  # the largest id before: a repeat may use up an id without a row (AUTOINCREMENT), others follow it
     if keyed:
+        floor = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
         stored = execute_rows(conn, _INSERT_MANY, 5, values)
     else:
         stored = execute_rows(conn, _INSERT_UNKEYED, 4, values, _UNKEYED_ROW)
@@ -118,8 +120,8 @@ def record_many(conn: sqlite3.Connection, new: Sequence[NewEvent]) -> int:
         _recorded(conn, enumerate(new, start=last - stored + 1), new)
         return stored
     # The stored rows are those of `new` that were not repeats, in order: a key stored before or earlier in `new`
-    # is not among them, and `NO_KEY` always is.
-    kept = conn.execute("SELECT id, dedup_key FROM events WHERE id > ? AND id <= ? ORDER BY id", (last - stored, last))
+    # is not among them, and `NO_KEY` always is. (Only keyed events can repeat.)
+    kept = conn.execute("SELECT id, dedup_key FROM events WHERE id > ? ORDER BY id", (floor,))
     following = kept.fetchone()
     matched = []
     for event in new:

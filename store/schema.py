@@ -32,6 +32,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     schema_flows.deliveries_narrowed,
     schema_flows.deliveries_by_destination,
     schema_orders.events_dedup_of_keyed_events,
+    schema_orders.events_ids_never_reused,
 ]
 
 

@@ -177,3 +177,27 @@ def events_dedup_of_keyed_events(db: sqlite_utils.Database) -> None:
     transition's number in the subscriber's row records it once, and it writes no index entry."""
     db.execute("DROP INDEX events_dedup")
     db.execute("CREATE UNIQUE INDEX events_dedup ON events(dedup_key) WHERE dedup_key != ''")
+
+
+def events_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """An event id is never given twice (AUTOINCREMENT): an erasure that deleted the newest events let the next
+    event take an erased one's id, and a consumer of the feed, polling `after=` its last id, skipped it. The table
+    is copied once, with its indexes as they were."""
+    conn = db.conn
+    indexes = [
+        sql
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND type = 'index' AND sql IS NOT NULL"
+        )
+    ]
+    columns = "id, subscriber_id, name, properties, occurred_at, source, order_id, dedup_key, job_id"
+    for statement in (
+        "CREATE TABLE events_numbered (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " subscriber_id INTEGER NOT NULL REFERENCES subscribers(id), name TEXT NOT NULL, properties TEXT NOT NULL,"
+        " occurred_at INTEGER NOT NULL, source TEXT, order_id TEXT, dedup_key TEXT NOT NULL, job_id TEXT)",
+        f"INSERT INTO events_numbered ({columns}) SELECT {columns} FROM events ORDER BY id",
+        "DROP TABLE events",
+        "ALTER TABLE events_numbered RENAME TO events",
+        *indexes,
+    ):
+        conn.execute(statement)

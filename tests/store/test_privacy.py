@@ -130,3 +130,20 @@ def test_erase_source_removes_what_the_source_brought_and_keeps_the_requests(con
         "commerce-webhook-2",
         "commerce-webhook-3",
     }
+
+
+def test_an_erased_event_id_is_never_given_again(conn: sqlite3.Connection) -> None:
+    """A consumer of the event feed polls `after=` the last id it read: after an erasure deleted the newest
+    events, the next event still takes an id past every id the feed ever showed, so it is not skipped."""
+    _state(conn)
+    seen = events.feed(conn, 0, 100)
+    last_seen = seen[-1][0]
+    with transaction(conn):
+        privacy.erase_source(conn, SOURCE, KEEP)  # Sam's event, the newest, goes with the rest of the source
+    assert [row[0] for row in events.feed(conn, 0, 100)] == [seen[1][0]]  # only Jane's Push Order event stays
+    with transaction(conn):
+        sam = _subscriber(conn, "sam-again@example.com")
+        new = events.record(conn, sam, "ecommerce.order_placed", {}, NOW, "e-later", "api", "api-2")
+        events.record_many(conn, [(sam, "segment.entered", {"segment": "vip"}, NOW, events.NO_KEY)])
+    assert new is not None and new > last_seen
+    assert [row[3] for row in events.feed(conn, last_seen, 100)] == ["{}", '{"segment":"vip"}']

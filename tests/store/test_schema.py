@@ -4,8 +4,9 @@ from pathlib import Path
 
 import sqlite_utils
 
-from store import events, job_reads, ledger, schema, schema_orders
+from store import events, job_reads, ledger, schema, schema_orders, segments
 from store.db import connect
+from tests._schema import database_before
 
 
 def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
@@ -54,4 +55,25 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert conn.execute("SELECT dedup_key FROM events ORDER BY id").fetchall() == [("k",), ("",), ("",)]
     assert conn.execute("SELECT count(*) FROM events INDEXED BY events_dedup WHERE dedup_key != ''").fetchone() == (1,)
     assert schema.migrate(conn) == newest  # a second start changes nothing
+    conn.close()
+
+
+def test_events_are_renumbered_never_with_their_rows_and_indexes_kept(tmp_path: Path) -> None:
+    """The step that makes event ids never reused copies the table: every row keeps its id and columns, every
+    index (the segments' `events_counted` too) is there again, and an id deleted after it is not given again."""
+    conn = database_before(tmp_path / "old.db", schema_orders.events_ids_never_reused)
+    conn.execute("INSERT INTO subscribers (id, email, created_at, updated_at) VALUES (1, 'old@example.com', 1, 1)")
+    for number in range(1, 4):
+        events.record(conn, 1, "custom", {"n": number}, number, f"k{number}", "my-shop", f"o{number}", f"j{number}")
+    segments.index_counted_events(conn, True)
+    before = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
+    indexes = set(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"))
+    schema.migrate(conn)
+    assert conn.execute("SELECT * FROM events ORDER BY id").fetchall() == before
+    assert set(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")) == (
+        indexes
+    )
+    assert {name for name, _ in indexes} == {"events_subscriber", "events_job", "events_dedup", "events_counted"}
+    conn.execute("DELETE FROM events WHERE id = 3")
+    assert events.record(conn, 1, "custom", {}, 4, "k4") == 4
     conn.close()
