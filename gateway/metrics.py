@@ -26,6 +26,7 @@ log = logging.getLogger("gateway.metrics")
 PREFIX = "commerce_gateway"
 _DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _SYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+CLIENT_TIMEOUT_SECONDS = 10.0  # a scraper that stalls mid-request is dropped: its thread and socket are freed
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
 
 
@@ -180,6 +181,8 @@ def serve_metrics(registry: CollectorRegistry, host: str, port: int, token: str 
     """Answer `GET /metrics` from `registry` on host:port in a daemon thread (a standalone worker's endpoint)."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = CLIENT_TIMEOUT_SECONDS  # each connection's socket: a stalled client no longer holds it for good
+
         def do_GET(self) -> None:
             if self.path.split("?")[0] != "/metrics":
                 self._answer(404, b"not found\n", "text/plain")

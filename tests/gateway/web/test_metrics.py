@@ -2,16 +2,19 @@
 the same job series from a standalone `worker` process at its own `--metrics-port`."""
 
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from adapters import REGISTRY
+from gateway import metrics
 from gateway.config import build_adapters, load
 from gateway.metrics import scrape_allowed
 from gateway.web.app import create_app
@@ -204,3 +207,19 @@ def test_active_automations_are_a_series_per_flow_even_at_zero(make_harness: Any
     assert active == {"checkout": 1}
     flows = {labels for (name, labels) in samples(text) if name == "commerce_gateway_automations_active"}
     assert flows == {frozenset({("flow", flow)}) for flow in ("replenishment", "back_in_stock", "checkout")}
+
+
+def test_a_stalled_scraper_is_dropped_by_the_worker_metrics_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A standalone worker's metrics endpoint gives each connection a thread: one that sends half a request and
+    stalls is closed after the client timeout, instead of holding its thread and socket for good."""
+    monkeypatch.setattr(metrics, "CLIENT_TIMEOUT_SECONDS", 0.2)
+    server = metrics.serve_metrics(CollectorRegistry(), "127.0.0.1", 0, None)
+    try:
+        with socket.create_connection(server.server_address[:2], timeout=STARTUP_LIMIT_SECONDS) as stalled:
+            stalled.sendall(b"GET /metrics HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n")  # the headers never end
+            assert stalled.recv(1024) == b""  # closed by the server, well before this socket's own timeout
+        answer = httpx.get(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=STARTUP_LIMIT_SECONDS)
+        assert answer.status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
