@@ -40,6 +40,7 @@ class Attempt:
     response_body: str | None
     status: str  # the delivery's status after it: succeeded | failed | dead
     next_attempt_at: int | None
+    webhook_id: str  # the attempted delivery's: its row, not another given its id after an erasure (`finish`)
 
 
 # A delivery's webhook-id, from its row `d`: `msg_`, the creation time (µs, 14 hex digits) and the id (10 hex
@@ -58,7 +59,7 @@ _CLAIM = (
 _LEASE = "UPDATE deliveries SET status = 'delivering', lease_owner = ?, lease_expires = ?, updated_at = ? WHERE id = ?"
 _ATTEMPT = (
     "INSERT INTO delivery_attempts (delivery_id, at, status_code, duration_ms, error, response_body)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    f" SELECT d.id, ?, ?, ?, ?, ? FROM deliveries AS d WHERE d.id = ? AND {WEBHOOK_ID} = ?"
 )
 _OUTCOME = (
     "UPDATE deliveries SET status = ?, attempts = attempts + 1, tries = tries + 1, next_attempt_at = ?,"
@@ -93,10 +94,11 @@ def claim(
 
 def finish(conn: sqlite3.Connection, attempts: Sequence[Attempt], owner: str) -> None:
     """Record attempts and their deliveries' outcomes (a delivery replayed or taken over meanwhile keeps its new
-    state; its attempt is recorded all the same). Call in a transaction."""
+    state; its attempt is recorded all the same). The attempt of a delivery erased meanwhile is not: a new delivery
+    may have its id by then (its webhook-id tells them apart). Call in a transaction."""
     conn.executemany(
         _ATTEMPT,
-        [(a.delivery_id, a.at, a.status_code, a.duration_ms, a.error, a.response_body) for a in attempts],
+        [(a.at, a.status_code, a.duration_ms, a.error, a.response_body, a.delivery_id, a.webhook_id) for a in attempts],
     )
     conn.executemany(_OUTCOME, [(a.status, a.next_attempt_at, a.at, a.delivery_id, owner) for a in attempts])
 

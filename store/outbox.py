@@ -106,9 +106,8 @@ def offer(conn: sqlite3.Connection, event_id: int, name: str, properties: dict[s
 
 
 def forget(conn: sqlite3.Connection, event_ids: Sequence[int]) -> None:
-    """Delete the deliveries (and their attempts) of events about to be deleted. SQLite gives the next event the id
-    of a deleted last one: a delivery left behind would send that event in place of the erased one, or, already
-    sent, keep the new event from getting a delivery of its own."""
+    """Delete the deliveries (and their attempts) of events about to be deleted: nothing is left to send, and their
+    history goes with the customer's events. (An attempt in flight meanwhile is not recorded: `deliveries.finish`.)"""
     doomed = (
         "SELECT d.id FROM deliveries AS d WHERE d.destination IN (SELECT name FROM destinations)"
         " AND d.event_id IN (SELECT value FROM json_each(?))"

@@ -72,7 +72,8 @@ async def attempt(
     if claimed.event_id is None or claimed.subscriber is None:
         decision = Decision("dead", None)
         error = "the event no longer exists (erased)"
-        return Attempt(claimed.delivery_id, started_at, None, 0, error, None, "dead", None), decision
+        attempted = Attempt(claimed.delivery_id, started_at, None, 0, error, None, "dead", None, claimed.webhook_id)
+        return attempted, decision
     try:
         content = body(claimed, revenue)
         headers = destination.signer.headers(claimed.webhook_id, int(time.time()), content)
@@ -103,6 +104,7 @@ async def attempt(
             kept,
             decision.status,
             decision.next_attempt_at,
+            claimed.webhook_id,
         ),
         decision,
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from normalizer.timefmt import now_us
 from store import deliveries, events, outbox
 from store.db import connect, transaction
 from store.schema import migrate
@@ -150,3 +151,23 @@ def test_a_destinations_deliveries_page_newest_first_by_cursor(conn: sqlite3.Con
     assert len(everyone) == 9 and [row["id"] for row in everyone] == sorted(
         (row["id"] for row in everyone), reverse=True
     )
+
+
+def test_an_attempt_in_flight_when_its_delivery_is_erased_is_recorded_nowhere(conn: sqlite3.Connection) -> None:
+    """An erasure deletes the deliveries of the customer's events, maybe while one is being attempted, and the
+    next delivery written may take the erased one's id: the attempt, when it ends, is not put on that one."""
+    with transaction(conn):
+        erased = _record(conn, "ecommerce.order_refunded", "1")
+    with transaction(conn):
+        (claimed,) = deliveries.claim(conn, "refunds", "sender-1", now_us(), now_us() + 10**7, 10)
+    with transaction(conn):
+        outbox.forget(conn, [erased or 0])
+        conn.execute("DELETE FROM events WHERE id = ?", (erased,))
+        later = _record(conn, "ecommerce.order_refunded", "2")
+    (reused,) = conn.execute("SELECT id FROM deliveries WHERE destination = 'refunds' AND event_id = ?", (later,))
+    assert reused[0] == claimed.delivery_id  # SQLite gave the new delivery the erased one's id
+    done = deliveries.Attempt(claimed.delivery_id, now_us(), 200, 5, None, "ok", "succeeded", None, claimed.webhook_id)
+    with transaction(conn):
+        deliveries.finish(conn, [done], "sender-1")
+    assert conn.execute("SELECT count(*) FROM delivery_attempts").fetchone() == (0,)
+    assert conn.execute("SELECT status, attempts FROM deliveries WHERE id = ?", reused).fetchone() == ("pending", 0)

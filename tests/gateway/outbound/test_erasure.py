@@ -1,6 +1,6 @@
 """Deliveries of erased events: a customer erased by a privacy request takes the deliveries of their events along,
-so that the next event recorded (which SQLite may give the id of an erased one) gets a delivery of its own and
-nobody else's event goes out in place of an erased one."""
+so that the next event recorded gets a delivery of its own and nobody else's event goes out in place of an erased
+one."""
 
 import json
 from typing import Any
