@@ -10,7 +10,7 @@ import ipaddress
 import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -119,14 +119,12 @@ class JobMetrics(Collector):
         self._pending.clear()
 
     def collect(self) -> Iterator[Metric]:
-        processed = CounterMetricFamily(
-            f"{PREFIX}_jobs_processed",
+        yield counted(
+            "jobs_processed",
             "Jobs ended by the worker, by kind (order, webhook, …) and outcome (done; failed: will retry; dead).",
-            labels=["kind", "outcome"],
+            ["kind", "outcome"],
+            self.processed,
         )
-        for (kind, outcome), count in sorted(self.processed.items()):
-            processed.add_metric([kind, outcome], count)
-        yield processed
         for name, doc, histograms in (
             ("job_duration_seconds", "Time the worker spent applying one job, by kind.", self.duration),
             (
@@ -155,14 +153,20 @@ class DeliveryMetrics(Collector):
             self.attempts[key] = self.attempts.get(key, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
-        attempts = CounterMetricFamily(
-            f"{PREFIX}_delivery_attempts",
+        yield counted(
+            "delivery_attempts",
             "Delivery attempts by destination and outcome (succeeded; failed: will retry; dead: the last one).",
-            labels=["destination", "outcome"],
+            ["destination", "outcome"],
+            self.attempts,
         )
-        for (destination, outcome), count in sorted(self.attempts.items()):
-            attempts.add_metric([destination, outcome], count)
-        yield attempts
+
+
+def counted(name: str, documentation: str, labels: list[str], counts: Mapping[tuple[Any, ...], int]) -> Metric:
+    """A counter family of `counts` (label values, in `labels`' order -> count), in label order."""
+    family = CounterMetricFamily(f"{PREFIX}_{name}", documentation, labels=labels)
+    for values, count in sorted(counts.items()):
+        family.add_metric([str(value) for value in values], count)
+    return family
 
 
 def scrape_allowed(token: str | None, authorization: str | None, client_host: str | None) -> bool:

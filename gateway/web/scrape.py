@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.metrics import PREFIX
+from gateway.metrics import PREFIX, counted
 from gateway.web.delivery_counts import DeliveryCounts
 from normalizer.timefmt import now_us
 from store import automation_counts, job_reads, operator_reads, segments, timers
@@ -93,23 +93,19 @@ class DatabaseGauges(Collector):
         self._destinations = operator_reads.destinations(conn) or []
 
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            f"{PREFIX}_http_requests",
+        yield counted(
+            "http_requests",
             "HTTP requests answered, by route template, method and status code.",
-            labels=["route", "method", "status"],
+            ["route", "method", "status"],
+            self.requests,
         )
-        for (route, method, status), count in sorted(self.requests.items()):
-            requests.add_metric([route, method, str(status)], count)
-        yield requests
-        intake = CounterMetricFamily(
-            f"{PREFIX}_ingested_deliveries",
+        yield counted(
+            "ingested_deliveries",
             "Deliveries and Push Order requests by source and outcome (queued, duplicate, recorded, ignored,"
             " rejected).",
-            labels=["source", "outcome"],
+            ["source", "outcome"],
+            self.deliveries.by_outcome,
         )
-        for (source, outcome), count in sorted(self.deliveries.by_outcome.items()):
-            intake.add_metric([source, outcome], count)
-        yield intake
         yield from self._gauges()
 
     def _gauges(self) -> Iterator[Metric]:
