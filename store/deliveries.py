@@ -215,13 +215,24 @@ def get(conn: sqlite3.Connection, webhook_id: str) -> dict[str, Any] | None:
     return found
 
 
+# What `replay` answers for a delivery whose destination is no longer configured: nothing would ever send it.
+UNCONFIGURED = "unconfigured"
+
+
 def replay(conn: sqlite3.Connection, webhook_id: str, now: int) -> str | None:
     """Make one delivery due now, its retry schedule started over (same webhook-id). Returns its status before,
-    None when there is no such delivery; a delivery in flight is left as it is."""
+    None when there is no such delivery; a delivery in flight is left as it is, and one of a destination no
+    longer configured too (`UNCONFIGURED`)."""
     found = _find(conn, webhook_id)
     if found is None:
         return None
     delivery_id, status = found
+    configured = conn.execute(
+        "SELECT t.configured FROM deliveries AS d JOIN destinations AS t ON t.name = d.destination WHERE d.id = ?",
+        (delivery_id,),
+    ).fetchone()
+    if not (configured and configured[0]):
+        return UNCONFIGURED
     if status != "delivering":
         conn.execute(
             "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, updated_at = ? WHERE id = ?",

@@ -59,6 +59,8 @@ def _replay(conn: Any, args: argparse.Namespace) -> int:
             return _fail(f"no delivery {args.delivery_id}")
         if before == "delivering":
             return _fail(f"{args.delivery_id} is being sent right now")
+        if before == deliveries.UNCONFIGURED:
+            return _fail(f"{args.delivery_id}: its destination is no longer configured, nothing would send it")
         print(f"{args.delivery_id}: due now (was {before})")
         return 0
     if not args.destination or not args.since:

@@ -24,6 +24,7 @@ def replay_destination(conn: sqlite3.Connection, name: str, scope: ReplayScope, 
 
 
 def replay_one(conn: sqlite3.Connection, delivery_id: str, now: int) -> str | None:
-    """The delivery's status before (it is now due, unless it was in flight); None when there is none."""
+    """The delivery's status before (it is now due, unless it was in flight or its destination is no longer
+    configured: `deliveries.UNCONFIGURED`); None when there is none."""
     with transaction(conn):
         return deliveries.replay(conn, delivery_id, now)

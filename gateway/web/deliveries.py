@@ -134,6 +134,8 @@ async def replay_delivery(request: Request) -> Response:
         raise errors.NotFound("No delivery with this id.")
     if before == "delivering":
         raise errors.Conflict("The delivery is being sent right now.")
+    if before == deliveries.UNCONFIGURED:
+        raise errors.Conflict("The delivery's destination is no longer configured: nothing would send it.")
     _wake(request)
     return JSONResponse({"success": True, "deliveryId": delivery_id, "status": "pending"}, status_code=202)
 

@@ -13,6 +13,7 @@ from gateway.config import build_adapters, load
 from gateway.web.app import create_app
 from normalizer.timefmt import now_us
 from tests.conftest import API_KEY, order, write_config
+from tests.gateway._server import cli
 from tests.gateway.outbound._receiver import Reply, receiving
 from tests.gateway.outbound._support import LOOPBACK, build, destination, make_due, rows, send
 from tests.gateway.web.test_metrics import TOKEN, value
@@ -229,3 +230,23 @@ def test_attempts_are_counted_by_destination_and_outcome(tmp_path: Path) -> None
                     break
                 time.sleep(0.01)
     assert counted == expected
+
+
+def test_a_delivery_of_a_removed_destination_is_not_replayed(make_harness: Any, tmp_path: Path) -> None:
+    """Replaying a delivery whose destination was taken out of the config would leave it waiting for a sender that
+    never comes: the API answers 409, the CLI says why, and the delivery stays as it was."""
+    with receiving(default=Reply(500)) as receiver:
+        before = build(make_harness, {"crm": destination(receiver.url)}, retry_schedule=[])
+        before.post_order(order("a"))
+        send(before)
+        [dead] = before.get("/api/v1/deliveries", status="dead").json()["deliveries"]
+    harness = make_harness()  # the same database, crm no longer configured
+    answer = harness.client.post(f"/api/v1/deliveries/{dead['deliveryId']}/replay", headers=harness.headers)
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "conflict"
+    assert "no longer configured" in answer.json()["error"]["message"]
+    replayed = cli("deliveries", "replay", dead["deliveryId"], "--config", str(tmp_path / "config.yaml"))
+    assert (replayed.returncode, replayed.stdout) == (1, "")
+    assert replayed.stderr == (
+        f"commerce-gateway: {dead['deliveryId']}: its destination is no longer configured, nothing would send it\n"
+    )
+    assert rows(harness, "SELECT status, tries FROM deliveries") == [("dead", 1)]
