@@ -29,6 +29,8 @@ _KINDS: list[tuple[str, Network]] = [
     # it carries may sit at any of RFC 6052's offsets) and the rest of ::/8 (IPv4-translated ::ffff:0:a.b.c.d).
     ("reserved", ip_network("64:ff9b:1::/48")),
     ("reserved", ip_network("::/8")),
+    # IETF protocol assignments (RFC 6890): this Python takes only 192.0.0.0/29 of them as not global.
+    ("reserved", ip_network("192.0.0.0/24")),
 ]
 _NAT64 = ip_network("64:ff9b::/96")
 _COMPATIBLE = ip_network("::/96")  # deprecated IPv4-compatible form ::a.b.c.d

@@ -44,6 +44,8 @@ REFUSED = [
     ("64:ff9b:1:a9fe:a9:fe00::", "reserved"),  # ... such as after a /48 prefix
     ("::ffff:0:7f00:1", "reserved"),  # IPv4-translated (SIIT) 127.0.0.1
     ("::1:0:0:0", "reserved"),  # the rest of ::/8 is no public unicast either
+    ("192.0.0.8", "reserved"),  # IETF protocol assignments, past the /29 that Python 3.11 knows
+    ("::ffff:192.0.0.8", "reserved (IPv4 inside IPv6)"),
 ]
 PUBLIC = ["93.184.215.14", "8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:0808:0808::1"]
 
