@@ -21,6 +21,7 @@ from gateway.outbound.views import public_url
 from gateway.web import errors
 from gateway.web.admin_session import COOKIE, LOGIN_COOKIE, same
 from gateway.web.context import gateway_of, read_request_body
+from gateway.web.digits import small_number
 from gateway.web.reads import source_summaries, subscriber_view
 from gateway.web.service import Gateway
 from normalizer.emails import stored_form
@@ -167,7 +168,7 @@ async def jobs(request: Request, gateway: Gateway, csrf: str) -> Response:
     cursor = params.get("cursor") or ""
     if status is not None and status not in JOB_STATUSES:
         status = None
-    before = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 19 else None
+    before = small_number(cursor)
     found, next_id = await gateway.reads.run(lambda conn: job_reads.page(conn, status, source, _PAGE, before))
     heading = "Dead jobs" if status == "dead" else f"{status.capitalize()} jobs" if status else "Jobs"
     return _render(

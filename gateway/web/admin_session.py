@@ -5,6 +5,8 @@ import hashlib
 import hmac
 import secrets
 
+from gateway.web.digits import small_number
+
 COOKIE = "cg_admin"
 LOGIN_COOKIE = "cg_login"  # the login form's own CSRF token (double submit), before any session exists
 LIFETIME_SECONDS = 8 * 3600
@@ -27,7 +29,8 @@ class AdminSessions:
         """The session's nonce when `cookie` is one this process issued and it has not expired, else None."""
         expiry, _, rest = (cookie or "").partition(".")
         nonce, _, signature = rest.partition(".")
-        if not (expiry.isascii() and expiry.isdigit()) or not nonce or int(expiry) < now:
+        expires = small_number(expiry)
+        if expires is None or not nonce or expires < now:
             return None
         if not hmac.compare_digest(signature, self._sign(f"{expiry}.{nonce}")):
             return None

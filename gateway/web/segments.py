@@ -1,7 +1,5 @@
 """The segments read API: each configured segment with its member count, and a segment's members by page."""
 
-import re
-
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -9,10 +7,10 @@ from starlette.responses import JSONResponse, Response
 from gateway.web import errors
 from gateway.web.context import authorize, gateway_of
 from gateway.web.contract import Answer, Contract, Model, api_route
+from gateway.web.digits import small_number
 from store import segments as store
 
 _DEFAULT_LIMIT, _MAX_LIMIT = 100, 1000
-_DIGITS = re.compile(r"[0-9]{1,18}")  # int() refuses "²", and more than 4,300 digits
 
 
 async def list_segments(request: Request) -> Response:
@@ -35,14 +33,16 @@ def _page(request: Request) -> tuple[int, int]:
     limit, after = _DEFAULT_LIMIT, 0
     raw = request.query_params.get("limit")
     if raw is not None:
-        if _DIGITS.fullmatch(raw) and 1 <= int(raw) <= _MAX_LIMIT:
-            limit = int(raw)
+        wanted = small_number(raw)
+        if wanted is not None and 1 <= wanted <= _MAX_LIMIT:
+            limit = wanted
         else:
             problems.append({"field": "limit", "message": f"must be an integer from 1 to {_MAX_LIMIT}"})
     cursor = request.query_params.get("cursor")
     if cursor:
-        if _DIGITS.fullmatch(cursor):
-            after = int(cursor)
+        given = small_number(cursor)
+        if given is not None:
+            after = given
         else:
             problems.append({"field": "cursor", "message": "not a cursor this API returned"})
     if problems:

@@ -131,6 +131,8 @@ def test_a_forged_session_cookie_is_the_login_page_not_an_error(shop: Harness) -
         assert (response.status_code, response.headers["location"]) == (303, "/admin/login"), forged
     # A Cookie header is Latin-1: byte 0xB2 arrives as "²", a digit to `str.isdigit` that `int` refuses.
     assert AdminSessions().nonce("\u00b2.nonce.signature", time.time()) is None
+    # Nor more digits than `int` converts (4,300): a hand-made Cookie header can carry them.
+    assert AdminSessions().nonce("1" * 5000 + ".nonce.signature", time.time()) is None
 
 
 def _answer(sock: socket.socket) -> bytes:
