@@ -46,10 +46,7 @@ _ORDER_KEYS: dict[tuple[tuple[str, ...], bool, str | None], frozenset[str]] = {}
 
 
 def _order_keys(attributes: Iterable[str], names_given: bool, event: str | None) -> frozenset[str]:
-    keys = {ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES)}
-    keys.update(attribute_key(name) for name in attributes)
-    if names_given:
-        keys.update(attribute_key(name) for name in PROFILE_ATTRIBUTES)
+    keys = {ORDERS, *(attribute_key(name) for name in REVENUE_ATTRIBUTES), *customer_keys(attributes, names_given)}
     if event is not None:
         keys.add(event_key(event))
     return frozenset(keys)

@@ -149,7 +149,7 @@ class Segments:
         customer = order.customer
         own = customer.email if customer is not None else None
         if applied.subscriber_id is not None:
-            given = customer is not None and bool(customer.externalId or customer.firstName or customer.lastName)
+            given = customer is not None and _names_given(customer)
             event = f"ecommerce.order_{order.status}" if applied.event_id is not None else None
             attributes = customer.attributes if customer is not None else ()
             keys = self.all_keys if applied.created else order_keys(attributes, given, event)
@@ -167,8 +167,8 @@ class Segments:
     ) -> None:
         """A customer was upserted outside an order (a checkout, a back-in-stock request): the segments reading the
         attributes and names it gave, or every segment for a subscriber it created."""
-        given = bool(customer.externalId or customer.firstName or customer.lastName)
-        self.touch(conn, subscriber_id, self.all_keys if created else customer_keys(customer.attributes, given), now)
+        keys = self.all_keys if created else customer_keys(customer.attributes, _names_given(customer))
+        self.touch(conn, subscriber_id, keys, now)
 
     def on_event(self, conn: sqlite3.Connection, subscriber_id: int, name: str, occurred_at: int) -> None:
         """Any event recorded (`store.events.observed`, of the names in `observed`): the segments counting that
@@ -288,6 +288,11 @@ class Segments:
         times = sorted([at for _, at, _ in orders], reverse=True) if plan.depth else ()
         bought = [(source, store.items_of(items)) for source, _, items in orders] if plan.items else ()
         return self._evaluator(plan, profile, times, bought, newest, now, members, self.revenue)
+
+
+def _names_given(customer: Customer) -> bool:
+    """Whether the customer gives any of the profile's names (the conditions on them then read them again)."""
+    return bool(customer.externalId or customer.firstName or customer.lastName)
 
 
 def segment_events(
